@@ -1,0 +1,134 @@
+//! # pjp-core
+//!
+//! The core of **prover-job-processor**: the three traits a component author
+//! implements — [`JobPicker`], [`Executor`] (or [`AsyncExecutor`]) and
+//! [`JobSaver`] — and the [`JobRunner`] that runs them as a pipeline: picking,
+//! executing and saving at once, so that database round trips hide behind
+//! execution.
+//!
+//! The runner is generic over a [`Runtime`] (spawn, blocking work, sleep, clock,
+//! random numbers): `pjp-runtime-tokio` runs components in production,
+//! `pjp-runtime-sim` runs the same code under deterministic simulation. This
+//! crate calls no `tokio::spawn` and no `tokio::time`.
+//!
+//! ## A component in full
+//!
+//! ```
+//! use std::collections::VecDeque;
+//! use std::sync::Mutex;
+//! use pjp_core::{Executor, Job, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked, Shutdown};
+//!
+//! // Where jobs come from.
+//! struct Queue(Mutex<VecDeque<u64>>);
+//!
+//! impl JobPicker for Queue {
+//!     type Input = u64;
+//!     type Metadata = JobId;
+//!     type Error = std::io::Error;
+//!
+//!     async fn pick(&self) -> Result<Picked<Job<u64, JobId>>, Self::Error> {
+//!         Ok(match self.0.lock().unwrap().pop_front() {
+//!             Some(n) => Picked::Some(Job::new(n, JobId::new(n))),
+//!             None => Picked::Exhausted,
+//!         })
+//!     }
+//!
+//!     async fn release(&self, meta: JobId) -> Result<(), Self::Error> {
+//!         self.0.lock().unwrap().push_back(meta.get());
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // The heavy payload: runs on blocking workers.
+//! struct Square;
+//!
+//! impl Executor for Square {
+//!     type Input = u64;
+//!     type Output = u64;
+//!     type Metadata = JobId;
+//!     type Error = String;
+//!
+//!     fn execute(&self, n: u64, _meta: &JobId) -> Result<u64, String> {
+//!         n.checked_mul(n).ok_or_else(|| format!("{n} squared overflows"))
+//!     }
+//! }
+//!
+//! // Where results go.
+//! #[derive(Default)]
+//! struct Results(Mutex<Vec<(JobId, Option<u64>)>>);
+//!
+//! impl JobSaver for Results {
+//!     type Output = u64;
+//!     type Failure = String;
+//!     type Metadata = JobId;
+//!     type Error = std::io::Error;
+//!
+//!     async fn save(&self, result: &JobResult<u64, String>, meta: &JobId) -> Result<(), Self::Error> {
+//!         self.0.lock().unwrap().push((*meta, result.as_ref().ok().copied()));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! let runner = JobRunner::builder(Queue(Mutex::new((1..=100).collect())), Square, Results::default())
+//!     .stage("square")
+//!     .workers(2)
+//!     .prefetch(4)
+//!     .build()?;
+//! let runtime = pjp_runtime_tokio::TokioRuntime::current();
+//! let report = runner.run(&runtime, Shutdown::new()).await?;
+//! assert_eq!(report.succeeded, 100);
+//! assert_eq!(runner.saver().0.lock().unwrap().len(), 100);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## The contract
+//!
+//! * **Nothing is lost.** Every picked job ends saved (with its output or its
+//!   failure) or released back to the picker; a [`RunReport`] accounts for each.
+//! * **Executor errors and panics are results**, saved as [`ExecError`]s; the
+//!   runner keeps running.
+//! * **Transient I/O errors are retried** with capped, jittered exponential
+//!   [`Backoff`]. A save gives up only after its [`RetryPolicy`]; the runner then
+//!   releases the job, abandons, and returns a [`RunError`] naming it.
+//! * **Cancellation drains** ([`Shutdown`]): picking stops at once, picked jobs
+//!   are executed and saved. A second signal or the grace period abandons:
+//!   unstarted jobs are released and listed in the report.
+//! * **Bounded work in flight**: see [`RunnerConfig`] for the exact bound.
+//! * **Latency hiding**: several picks (or batched picks) and several saves run
+//!   at once.
+//! * **Observability**: a tracing span per job (`job_id`, `stage`, `attempt`) and
+//!   `pjp_*` metrics through the `metrics` facade.
+//!
+//! Multi-stage components chain runners through a [`stage`] channel.
+
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod backoff;
+mod execution;
+mod executor;
+mod job;
+mod outcome;
+mod picker;
+pub mod runner;
+mod runtime;
+mod saver;
+mod shutdown;
+pub mod stage;
+
+pub use backoff::{Backoff, BackoffPolicy, RetryPolicy};
+pub use execution::{Async, Blocking, Execution};
+pub use executor::{AsyncExecutor, Executor};
+pub use job::{Job, JobId, JobMeta};
+pub use outcome::{ExecError, JobResult};
+pub use picker::{JobPicker, PickManyResult, PickResult, Picked};
+pub use runner::{
+    ConfigError, JobRunner, LatencySummary, Progress, ProgressSnapshot, RunError, RunErrorKind,
+    RunReport, RunnerBuilder, RunnerConfig, Step, StopReason,
+};
+pub use runtime::{Runtime, TaskHandle, TaskPanicked};
+pub use saver::JobSaver;
+pub use shutdown::Shutdown;

@@ -1,0 +1,73 @@
+//! The result of executing one job: [`ExecError`] and [`JobResult`].
+
+use std::fmt;
+use std::time::Duration;
+
+/// What a saver receives for one job: the executor's output, or why there is none.
+pub type JobResult<O, F> = Result<O, ExecError<F>>;
+
+/// Why a job produced no output.
+///
+/// Executor errors, panics and timeouts are all *results*: the runner hands them to
+/// the saver like any output, so that a failing job is recorded rather than lost,
+/// and the runner keeps running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExecError<F> {
+    /// The executor returned an error.
+    Failed(F),
+    /// The executor panicked; the panic was caught and its message kept.
+    Panicked {
+        /// The panic payload, if it was a string.
+        message: String,
+    },
+    /// The job ran past the runner's per-job timeout.
+    TimedOut {
+        /// The timeout that was exceeded.
+        after: Duration,
+    },
+}
+
+impl<F> ExecError<F> {
+    /// Whether the executor panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Self::Panicked { .. })
+    }
+
+    /// Whether the job timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::TimedOut { .. })
+    }
+
+    /// Maps the executor's error type.
+    pub fn map<G>(self, f: impl FnOnce(F) -> G) -> ExecError<G> {
+        match self {
+            Self::Failed(e) => ExecError::Failed(f(e)),
+            Self::Panicked { message } => ExecError::Panicked { message },
+            Self::TimedOut { after } => ExecError::TimedOut { after },
+        }
+    }
+}
+
+impl<F: fmt::Display> fmt::Display for ExecError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(e) => write!(f, "executor failed: {e}"),
+            Self::Panicked { message } => write!(f, "executor panicked: {message}"),
+            Self::TimedOut { after } => write!(f, "job timed out after {after:?}"),
+        }
+    }
+}
+
+impl<F: fmt::Display + fmt::Debug> std::error::Error for ExecError<F> {}
+
+/// Turns a caught panic payload into a message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

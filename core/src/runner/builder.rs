@@ -1,0 +1,125 @@
+//! [`RunnerBuilder`]: configures a [`JobRunner`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ConfigError, JobRunner, RunnerConfig};
+use crate::{BackoffPolicy, RetryPolicy};
+
+/// Builds a [`JobRunner`]. Start from [`JobRunner::builder`] or
+/// [`JobRunner::builder_async`].
+///
+/// Every setting has a default (see each method); [`build`](Self::build) checks
+/// that they fit together.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RunnerBuilder<P, X, S> {
+    picker: P,
+    execution: X,
+    saver: S,
+    config: RunnerConfig,
+}
+
+impl<P, X, S> RunnerBuilder<P, X, S> {
+    pub(crate) fn new(picker: P, execution: X, saver: S) -> Self {
+        Self {
+            picker,
+            execution,
+            saver,
+            config: RunnerConfig::default(),
+        }
+    }
+
+    /// Names the stage (spans, metric labels, reports). Default `"main"`.
+    pub fn stage(mut self, name: impl Into<String>) -> Self {
+        self.config.stage = Arc::from(name.into());
+        self
+    }
+
+    /// Executor workers: jobs executed at once. Default 1.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.config.workers = workers;
+        self
+    }
+
+    /// Jobs picked ahead of the workers, so a worker that finishes finds its next
+    /// job waiting. Default 2.
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.config.prefetch = prefetch;
+        self
+    }
+
+    /// Picks in flight at once, to hide the picker's round trip. Default 1.
+    pub fn pickers(mut self, pickers: usize) -> Self {
+        self.config.pickers = pickers;
+        self
+    }
+
+    /// Jobs asked for per pick ([`JobPicker::pick_many`](crate::JobPicker::pick_many)
+    /// when above 1). Must not exceed `prefetch`. Default 1.
+    pub fn pick_batch(mut self, batch: usize) -> Self {
+        self.config.pick_batch = batch;
+        self
+    }
+
+    /// Capacity of the queue from workers to savers. Default 2.
+    pub fn save_queue(mut self, capacity: usize) -> Self {
+        self.config.save_queue = capacity;
+        self
+    }
+
+    /// Saves in flight at once, to hide the saver's round trip. Default 2.
+    pub fn savers(mut self, savers: usize) -> Self {
+        self.config.savers = savers;
+        self
+    }
+
+    /// Back-off while the picker finds nothing. Default 10 ms doubling to 1 s.
+    pub fn empty_backoff(mut self, policy: BackoffPolicy) -> Self {
+        self.config.empty_backoff = policy;
+        self
+    }
+
+    /// Back-off after a retryable picker error. Default 100 ms doubling to 10 s.
+    pub fn pick_error_backoff(mut self, policy: BackoffPolicy) -> Self {
+        self.config.pick_error_backoff = policy;
+        self
+    }
+
+    /// Retries of failed saves. Default 5 tries, 100 ms doubling to 5 s.
+    pub fn save_retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.save_retry = policy;
+        self
+    }
+
+    /// Saves a job as [`ExecError::TimedOut`](crate::ExecError::TimedOut) once it
+    /// has run this long. Default: none.
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.config.job_timeout = Some(timeout);
+        self
+    }
+
+    /// Turns a drain into abandon after this long. Default: a drain waits for
+    /// every picked job.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.config.grace_period = Some(grace);
+        self
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: RunnerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Checks the configuration and builds the runner.
+    pub fn build(self) -> Result<JobRunner<P, X, S>, ConfigError> {
+        self.config.validate()?;
+        Ok(JobRunner::from_parts(
+            self.picker,
+            self.execution,
+            self.saver,
+            self.config,
+        ))
+    }
+}

@@ -1,0 +1,363 @@
+//! [`JobRunner`]: picks, executes and saves jobs as a pipeline.
+//!
+//! ```text
+//!  picker tasks ──(prefetch queue)──▶ executor workers ──(save queue)──▶ saver tasks
+//!   pick / pick_many                    execute(input, meta)             save(result, meta)
+//!   back-off when empty                 panics caught, timeout           retries with back-off
+//! ```
+
+mod builder;
+mod config;
+mod context;
+mod error;
+mod meters;
+mod pick;
+mod report;
+mod save;
+mod stats;
+mod work;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use tokio::sync::Semaphore;
+
+pub use builder::RunnerBuilder;
+pub use config::{ConfigError, RunnerConfig};
+pub use error::{RunError, RunErrorKind};
+pub use report::{LatencySummary, RunReport, StopReason};
+pub use stats::{Progress, ProgressSnapshot};
+
+pub(crate) use context::lock as lock_unpoisoned;
+use context::{Context, latency_histogram, lock};
+use stats::Stats;
+
+use crate::{
+    Async, AsyncExecutor, Blocking, Execution, Executor, Job, JobId, JobMeta, JobPicker, JobSaver,
+    Picked, Runtime, Shutdown,
+};
+
+/// Runs a component: picks jobs, executes them on workers and saves the results,
+/// all at once, with back-off, retries, drain and abandon.
+///
+/// See the [crate docs](crate) for a complete example and the semantics.
+#[derive(Debug)]
+pub struct JobRunner<P, X, S> {
+    picker: Arc<P>,
+    execution: Arc<X>,
+    saver: Arc<S>,
+    config: RunnerConfig,
+    stats: Arc<Stats>,
+}
+
+impl<P, E, S> JobRunner<P, Blocking<E>, S>
+where
+    E: Executor,
+{
+    /// Starts building a runner for a synchronous (CPU/GPU-bound) executor.
+    pub fn builder(picker: P, executor: E, saver: S) -> RunnerBuilder<P, Blocking<E>, S> {
+        RunnerBuilder::new(picker, Blocking::new(executor), saver)
+    }
+}
+
+impl<P, E, S> JobRunner<P, Async<E>, S>
+where
+    E: AsyncExecutor,
+{
+    /// Starts building a runner for an executor that awaits.
+    pub fn builder_async(picker: P, executor: E, saver: S) -> RunnerBuilder<P, Async<E>, S> {
+        RunnerBuilder::new(picker, Async::new(executor), saver)
+    }
+}
+
+/// What one [`JobRunner::step`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// A job was picked, executed and saved.
+    Saved {
+        /// The job.
+        job: JobId,
+        /// Whether it was saved with an output.
+        succeeded: bool,
+    },
+    /// The picker had nothing.
+    Empty,
+    /// The picker's source is exhausted.
+    Exhausted,
+}
+
+impl<P, X, S> JobRunner<P, X, S> {
+    pub(crate) fn from_parts(picker: P, execution: X, saver: S, config: RunnerConfig) -> Self {
+        Self {
+            picker: Arc::new(picker),
+            execution: Arc::new(execution),
+            saver: Arc::new(saver),
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RunnerConfig {
+        &self.config
+    }
+
+    /// A live view of the counters, for progress bars.
+    pub fn progress(&self) -> Progress {
+        Progress(Arc::clone(&self.stats))
+    }
+
+    /// The picker.
+    pub fn picker(&self) -> &P {
+        &self.picker
+    }
+
+    /// The saver.
+    pub fn saver(&self) -> &S {
+        &self.saver
+    }
+}
+
+impl<P, X, S> JobRunner<P, X, S>
+where
+    X: Execution,
+    P: JobPicker<Input = X::Input, Metadata = X::Metadata>,
+    S: JobSaver<Output = X::Output, Failure = X::Failure, Metadata = X::Metadata>,
+{
+    /// Runs until the picker is exhausted or `shutdown` drains or abandons the run,
+    /// and every picked job is saved or released.
+    ///
+    /// Resolves to the [`RunReport`], or to a [`RunError`] (which carries the
+    /// report too) if a save gave up, the picker failed fatally or a task died.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Dropping the future detaches the runner's tasks rather than stopping
+    /// them; use `shutdown` to stop.
+    pub async fn run<R: Runtime>(
+        &self,
+        runtime: &R,
+        shutdown: Shutdown,
+    ) -> Result<RunReport, RunError> {
+        let started = runtime.now();
+        let config = &self.config;
+        let ctx = Arc::new(Context::new(
+            Arc::clone(&self.picker),
+            Arc::clone(&self.execution),
+            Arc::clone(&self.saver),
+            runtime.clone(),
+            config.clone(),
+            Arc::clone(&self.stats),
+        ));
+        let before = self.stats_baseline();
+        let (queue_tx, queue_rx) = async_channel::unbounded();
+        let (results_tx, results_rx) = async_channel::bounded(config.save_queue);
+        let room = Arc::new(Semaphore::new(config.prefetch));
+
+        let mut tasks = Vec::with_capacity(config.pickers + config.workers + config.savers);
+        for _ in 0..config.pickers {
+            let handle = runtime.spawn(pick::pick_loop(
+                Arc::clone(&ctx),
+                queue_tx.clone(),
+                Arc::clone(&room),
+            ));
+            tasks.push(("picker", handle));
+        }
+        drop(queue_tx);
+        let dedicated = self.execution.needs_dedicated_workers();
+        for n in 0..config.workers {
+            let work = work::work_loop(Arc::clone(&ctx), queue_rx.clone(), results_tx.clone());
+            let handle = if dedicated {
+                runtime.spawn_worker(&format!("pjp-{}-{n}", config.stage), work)
+            } else {
+                runtime.spawn(work)
+            };
+            tasks.push(("worker", handle));
+        }
+        drop((queue_rx, results_tx));
+        for _ in 0..config.savers {
+            let handle = runtime.spawn(save::save_loop(Arc::clone(&ctx), results_rx.clone()));
+            tasks.push(("saver", handle));
+        }
+        drop(results_rx);
+
+        // The tasks end in order: pickers stop, workers empty the queue, savers
+        // empty theirs. Meanwhile follow the shutdown handle.
+        let finish = async {
+            for (task, handle) in tasks {
+                if let Err(panicked) = handle.await {
+                    ctx.fail(RunErrorKind::TaskDied {
+                        task,
+                        message: panicked.message,
+                    });
+                    ctx.abandon_now();
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            () = finish => {}
+            () = follow_shutdown(&ctx, &shutdown) => {}
+        }
+
+        let report = self.report(&ctx, &before, started, &shutdown);
+        match ctx.take_fatal() {
+            None => Ok(report),
+            Some(kind) => Err(RunError::new(kind, report)),
+        }
+    }
+
+    /// Picks one job, executes it inline and saves it (with retries): a
+    /// deterministic single step for tests. A synchronous executor runs on the
+    /// calling task.
+    pub async fn step<R: Runtime>(&self, runtime: &R) -> Result<Step, RunError> {
+        let ctx = Context::new(
+            Arc::clone(&self.picker),
+            Arc::clone(&self.execution),
+            Arc::clone(&self.saver),
+            runtime.clone(),
+            self.config.clone(),
+            Arc::clone(&self.stats),
+        );
+        let before = self.stats_baseline();
+        let started = runtime.now();
+        let picked = match self.picker.pick().await {
+            Ok(picked) => picked,
+            Err(error) => {
+                self.stats.pick_errors.fetch_add(1, Relaxed);
+                let report = self.report(&ctx, &before, started, &Shutdown::new());
+                return Err(RunError::new(
+                    RunErrorKind::PickFailed {
+                        source: Box::new(error),
+                    },
+                    report,
+                ));
+            }
+        };
+        let Job { input, meta } = match picked {
+            Picked::Some(job) => job,
+            Picked::Empty => return Ok(Step::Empty),
+            Picked::Exhausted => return Ok(Step::Exhausted),
+        };
+        self.stats.claim();
+        let job = meta.job_id();
+        let picked_at = runtime.now();
+        let result = self
+            .execution
+            .execute_job(runtime, input, &meta, self.config.job_timeout)
+            .await;
+        let succeeded = result.is_ok();
+        let done = work::Done {
+            meta,
+            result,
+            picked_at,
+            span: tracing::Span::none(),
+        };
+        save::save_one(&ctx, done, &mut latency_histogram()).await;
+        match ctx.take_fatal() {
+            None => Ok(Step::Saved { job, succeeded }),
+            Some(kind) => {
+                let report = self.report(&ctx, &before, started, &Shutdown::new());
+                Err(RunError::new(kind, report))
+            }
+        }
+    }
+}
+
+/// Counter values at the start of a run, so a report counts only its own run.
+struct Baseline {
+    picked: u64,
+    succeeded: u64,
+    failed: u64,
+    panicked: u64,
+    timed_out: u64,
+    save_retries: u64,
+    pick_errors: u64,
+    busy_nanos: u64,
+}
+
+impl<P, X, S> JobRunner<P, X, S> {
+    fn stats_baseline(&self) -> Baseline {
+        let s = &self.stats;
+        s.peak_claimed.store(s.claimed.load(Relaxed), Relaxed);
+        Baseline {
+            picked: s.picked.load(Relaxed),
+            succeeded: s.succeeded.load(Relaxed),
+            failed: s.failed.load(Relaxed),
+            panicked: s.panicked.load(Relaxed),
+            timed_out: s.timed_out.load(Relaxed),
+            save_retries: s.save_retries.load(Relaxed),
+            pick_errors: s.pick_errors.load(Relaxed),
+            busy_nanos: s.busy_nanos.load(Relaxed),
+        }
+    }
+
+    fn report<R: Runtime>(
+        &self,
+        ctx: &Context<P, X, S, R>,
+        before: &Baseline,
+        started: std::time::Instant,
+        shutdown: &Shutdown,
+    ) -> RunReport {
+        let s = &self.stats;
+        let since = |now: u64, then: u64| now.saturating_sub(then);
+        let stop = if ctx.abandon.is_cancelled() {
+            StopReason::Abandoned
+        } else if ctx.exhausted.load(Relaxed) && !shutdown.is_draining() {
+            StopReason::Exhausted
+        } else {
+            StopReason::Drained
+        };
+        RunReport {
+            stage: self.config.stage.to_string(),
+            stop,
+            picked: since(s.picked.load(Relaxed), before.picked),
+            succeeded: since(s.succeeded.load(Relaxed), before.succeeded),
+            failed: since(s.failed.load(Relaxed), before.failed),
+            panicked: since(s.panicked.load(Relaxed), before.panicked),
+            timed_out: since(s.timed_out.load(Relaxed), before.timed_out),
+            released: std::mem::take(&mut *lock(&ctx.released)),
+            release_failed: std::mem::take(&mut *lock(&ctx.release_failed)),
+            save_retries: since(s.save_retries.load(Relaxed), before.save_retries),
+            pick_errors: since(s.pick_errors.load(Relaxed), before.pick_errors),
+            peak_claimed: s.peak_claimed.load(Relaxed),
+            max_claimed: self.config.max_claimed() as u64,
+            workers: self.config.workers,
+            elapsed: ctx.runtime.now().saturating_duration_since(started),
+            busy: std::time::Duration::from_nanos(since(
+                s.busy_nanos.load(Relaxed),
+                before.busy_nanos,
+            )),
+            job_latency: LatencySummary::from_histogram(&lock(&ctx.job_latency)),
+            exec_time: LatencySummary::from_histogram(&lock(&ctx.exec_time)),
+        }
+    }
+}
+
+/// Turns the user's shutdown into the run's own tokens: drain stops picking;
+/// abandon, or the grace period after a drain, releases unstarted jobs.
+/// Never resolves; the run's `select!` drops it when the tasks are done.
+async fn follow_shutdown<P, X, S, R>(ctx: &Context<P, X, S, R>, shutdown: &Shutdown)
+where
+    P: JobPicker,
+    R: Runtime,
+{
+    shutdown.draining().await;
+    tracing::info!(stage = %ctx.config.stage, "shutdown: draining");
+    ctx.stop_picking.cancel();
+    let grace = async {
+        match ctx.config.grace_period {
+            Some(grace) => ctx.runtime.sleep(grace).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = shutdown.abandoned() => {}
+        () = grace => tracing::warn!(stage = %ctx.config.stage, "grace period over"),
+    }
+    tracing::info!(stage = %ctx.config.stage, "shutdown: abandoning unstarted jobs");
+    ctx.abandon_now();
+    std::future::pending::<()>().await;
+}

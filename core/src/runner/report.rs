@@ -1,0 +1,130 @@
+//! [`RunReport`]: what a run did.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::JobId;
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The picker reported its source exhausted and every job was saved.
+    #[default]
+    Exhausted,
+    /// Shutdown asked for a drain and every picked job was saved.
+    Drained,
+    /// Shutdown (or the grace period, or a fatal error) abandoned the run:
+    /// unstarted jobs were released.
+    Abandoned,
+}
+
+/// Percentiles of a latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LatencySummary {
+    /// Samples recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest sample.
+    pub max: Duration,
+}
+
+impl LatencySummary {
+    pub(crate) fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            p50: Duration::from_micros(h.value_at_quantile(0.5)),
+            p99: Duration::from_micros(h.value_at_quantile(0.99)),
+            max: Duration::from_micros(h.max()),
+        }
+    }
+}
+
+/// What a run did: counts, released jobs, latencies.
+///
+/// When a run ends, every picked job is accounted for:
+/// `picked == saved() + released.len() + release_failed.len()`
+/// ([`unaccounted`](Self::unaccounted) is zero).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// The stage name.
+    pub stage: String,
+    /// Why the run ended.
+    pub stop: StopReason,
+    /// Jobs picked.
+    pub picked: u64,
+    /// Jobs saved with an output.
+    pub succeeded: u64,
+    /// Jobs saved with a failure (executor error, panic or timeout).
+    pub failed: u64,
+    /// Of `failed`: executor panics.
+    pub panicked: u64,
+    /// Of `failed`: per-job timeouts.
+    pub timed_out: u64,
+    /// Jobs handed back to the picker, in release order.
+    pub released: Vec<JobId>,
+    /// Jobs whose release failed too (neither saved nor released).
+    pub release_failed: Vec<JobId>,
+    /// Save attempts that failed and were retried.
+    pub save_retries: u64,
+    /// Picker errors (each followed by a back-off).
+    pub pick_errors: u64,
+    /// The most jobs held claimed at once.
+    pub peak_claimed: u64,
+    /// The configured bound on jobs held claimed.
+    pub max_claimed: u64,
+    /// Executor workers.
+    pub workers: usize,
+    /// Wall time of the run (virtual under simulation).
+    pub elapsed: Duration,
+    /// Time workers spent executing, summed over workers.
+    pub busy: Duration,
+    /// From pick to saved, per saved job.
+    pub job_latency: LatencySummary,
+    /// Execution time, per executed job.
+    pub exec_time: LatencySummary,
+}
+
+impl RunReport {
+    /// Jobs saved, successful or not.
+    pub fn saved(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+
+    /// Picked jobs neither saved nor released nor reported as failing to release.
+    /// Zero unless a task died.
+    pub fn unaccounted(&self) -> u64 {
+        self.picked
+            .saturating_sub(self.saved())
+            .saturating_sub(self.released.len() as u64)
+            .saturating_sub(self.release_failed.len() as u64)
+    }
+
+    /// Saved jobs per second of wall time.
+    pub fn throughput(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.saved() as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Fraction of worker time spent executing, in `0..=1`.
+    pub fn utilisation(&self) -> f64 {
+        let capacity = self.elapsed.as_secs_f64() * self.workers as f64;
+        if capacity > 0.0 {
+            (self.busy.as_secs_f64() / capacity).min(1.0)
+        } else {
+            0.0
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! GPU executor (filled by a later issue).

@@ -1,0 +1,2 @@
+//! Durable job queue on PostgreSQL (filled by a later issue).
+#![forbid(unsafe_code)]

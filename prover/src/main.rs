@@ -1,0 +1,3 @@
+//! The reference prover (filled by a later issue).
+#![forbid(unsafe_code)]
+fn main() {}

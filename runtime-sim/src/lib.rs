@@ -1,0 +1,2 @@
+//! Deterministic simulation runtime (filled by a later issue).
+#![forbid(unsafe_code)]
