@@ -116,12 +116,13 @@ impl<E: Executor> Execution for Blocking<E> {
         let cost = self.0.cost_hint(&input);
         let Some(limit) = timeout else {
             let exec = &*self.0;
-            let caught = runtime
+            // Flatten inside the closure so that no `Box<dyn Any>` crosses an
+            // await point (that trips rustc's higher-ranked `Send` inference).
+            return runtime
                 .run_blocking(cost, move || {
-                    catch_unwind(AssertUnwindSafe(|| exec.execute(input, meta)))
+                    flatten(catch_unwind(AssertUnwindSafe(|| exec.execute(input, meta))))
                 })
                 .await;
-            return flatten(caught);
         };
         let exec = Arc::clone(&self.0);
         let owned_meta = meta.clone();

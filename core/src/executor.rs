@@ -99,3 +99,37 @@ pub trait AsyncExecutor: Send + Sync + 'static {
         meta: &Self::Metadata,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
 }
+
+impl<E: Executor + ?Sized> Executor for std::sync::Arc<E> {
+    type Input = E::Input;
+    type Output = E::Output;
+    type Metadata = E::Metadata;
+    type Error = E::Error;
+
+    fn execute(
+        &self,
+        input: Self::Input,
+        meta: &Self::Metadata,
+    ) -> Result<Self::Output, Self::Error> {
+        (**self).execute(input, meta)
+    }
+
+    fn cost_hint(&self, input: &Self::Input) -> Duration {
+        (**self).cost_hint(input)
+    }
+}
+
+impl<E: AsyncExecutor + ?Sized> AsyncExecutor for std::sync::Arc<E> {
+    type Input = E::Input;
+    type Output = E::Output;
+    type Metadata = E::Metadata;
+    type Error = E::Error;
+
+    fn execute(
+        &self,
+        input: Self::Input,
+        meta: &Self::Metadata,
+    ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send {
+        (**self).execute(input, meta)
+    }
+}

@@ -105,7 +105,7 @@
 //! Multi-stage components chain runners through a [`stage`] channel.
 
 #![forbid(unsafe_code)]
-#![doc(test(attr(deny(warnings))))]
+#![doc(test(attr(deny(warnings), allow(dead_code))))]
 
 mod backoff;
 mod execution;

@@ -108,6 +108,14 @@ pub trait JobPicker: Send + Sync + 'static {
     fn release(&self, meta: Self::Metadata)
     -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Called once when a run abandons, after picking has stopped: release any
+    /// jobs the picker buffered on its own side (a stage channel's queue), so
+    /// that they are not stranded. Defaults to nothing, which is right for
+    /// pickers that hold no jobs between picks.
+    fn on_abandon(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Whether a pick error is transient (the runner backs off and retries) or
     /// fatal (the runner stops picking, drains, and reports it). Defaults to
     /// transient.
@@ -140,6 +148,10 @@ impl<P: JobPicker + ?Sized> JobPicker for std::sync::Arc<P> {
         meta: Self::Metadata,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         (**self).release(meta)
+    }
+
+    fn on_abandon(&self) -> impl Future<Output = ()> + Send {
+        (**self).on_abandon()
     }
 
     fn is_retryable(&self, error: &Self::Error) -> bool {

@@ -12,7 +12,7 @@ use crate::{JobMeta, JobResult};
 ///
 /// ```
 /// use std::sync::Mutex;
-/// use pjp_core::{ExecError, JobId, JobResult, JobSaver};
+/// use pjp_core::{JobId, JobResult, JobSaver};
 ///
 /// #[derive(Default)]
 /// struct Collect(Mutex<Vec<(JobId, Result<u64, String>)>>);

@@ -17,16 +17,46 @@
 //!   and then sees [`Picked::Exhausted`]: B drains and finishes. Give B a
 //!   [`Shutdown::downstream`](crate::Shutdown::downstream) so that a drain
 //!   signal stops A's picking but lets B finish A's jobs.
-//! * A job B releases (abandon) goes back to the picker given to
-//!   [`StagePicker::release_to`], usually A's own picker, since the stage
-//!   channel holds no copy of released inputs.
+//! * A job B releases (abandon) goes back to the *upstream* picker given to
+//!   [`channel`], usually A's own picker shared through an `Arc`: the stage
+//!   channel keeps no copy of released inputs. On abandon, jobs still in the
+//!   channel and jobs A sends afterwards go back there too.
 //!
 //! ```
-//! use pjp_core::stage;
-//! use pjp_core::JobId;
+//! use std::sync::Arc;
+//! use pjp_core::{stage, JobRunner, Shutdown};
+//! use pjp_testkit::MemoryQueue;
+//! # struct Witness; struct Prove;
+//! # impl pjp_core::Executor for Witness { type Input = u64; type Output = Vec<u64>; type Metadata = pjp_testkit::QueueMeta; type Error = String;
+//! #   fn execute(&self, seed: u64, _: &Self::Metadata) -> Result<Vec<u64>, String> { Ok(vec![seed; 4]) } }
+//! # impl pjp_core::Executor for Prove { type Input = Vec<u64>; type Output = Vec<u64>; type Metadata = pjp_testkit::QueueMeta; type Error = String;
+//! #   fn execute(&self, w: Vec<u64>, _: &Self::Metadata) -> Result<Vec<u64>, String> { Ok(w) } }
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! let jobs: MemoryQueue<u64, Vec<u64>, String> = MemoryQueue::closed_with(0..100);
+//! let results = jobs.clone();
+//! let origin = Arc::new(jobs.picker());
 //!
-//! let (tx, rx) = stage::channel::<Vec<u64>, JobId>(4);
-//! # let _ = (tx, rx);
+//! let (tx, rx) = stage::channel::<Vec<u64>, _, _>(4, Arc::clone(&origin));
+//! // A: seeds → witness vectors; failures go straight to the results.
+//! let a = JobRunner::builder(origin, Witness, tx.on_failure(results.saver()))
+//!     .stage("witness")
+//!     .build()?;
+//! // B: witness vectors → proofs.
+//! let b = JobRunner::builder(rx, Prove, results.saver()).stage("prove").build()?;
+//!
+//! let runtime = pjp_runtime_tokio::TokioRuntime::current();
+//! let shutdown = Shutdown::new();
+//! let upstream = async {
+//!     let report = a.run(&runtime, shutdown.clone()).await;
+//!     drop(a); // closes the channel: B finishes once it is empty
+//!     report
+//! };
+//! let (a_report, b_report) = tokio::join!(upstream, b.run(&runtime, shutdown.downstream()));
+//! assert_eq!(a_report?.succeeded, 100);
+//! assert_eq!(b_report?.succeeded, 100);
+//! # Ok(())
+//! # }
 //! ```
 
 use std::collections::VecDeque;
@@ -40,6 +70,11 @@ use crate::{Job, JobMeta, JobPicker, JobResult, JobSaver, Picked};
 
 struct Shared<T, M> {
     queue: Mutex<VecDeque<Job<T, M>>>,
+    /// Where jobs go when the downstream stage cannot take them.
+    upstream: Arc<dyn Release<M>>,
+    /// Set when the downstream stage abandons or goes away: sends hand their
+    /// job back upstream instead of queueing it.
+    abandoned: AtomicBool,
     /// Free slots: a sender takes one per job, the picker gives it back.
     slots: Semaphore,
     items: Notify,
@@ -52,12 +87,30 @@ impl<T, M> Shared<T, M> {
         self.closed.store(true, Ordering::Release);
         self.items.notify_waiters();
     }
+
+    /// Gives a job the downstream stage will never run back to the upstream picker.
+    async fn hand_back(&self, meta: M) -> Result<(), StageError>
+    where
+        M: 'static,
+    {
+        self.upstream.release(meta).await
+    }
 }
 
 /// Creates a stage channel holding at most `capacity` jobs (at least 1).
-pub fn channel<T, M>(capacity: usize) -> (StageSender<T, M>, StagePicker<T, M>) {
+///
+/// `upstream` takes back jobs the downstream stage releases or abandons: the
+/// first stage's picker, shared through an `Arc`. The channel keeps no copy of
+/// a released input, so the job goes back to where it came from.
+pub fn channel<T, M, U>(capacity: usize, upstream: U) -> (StageSender<T, M>, StagePicker<T, M>)
+where
+    M: JobMeta,
+    U: JobPicker<Metadata = M>,
+{
     let shared = Arc::new(Shared {
         queue: Mutex::new(VecDeque::with_capacity(capacity.max(1))),
+        upstream: Arc::new(upstream),
+        abandoned: AtomicBool::new(false),
         slots: Semaphore::new(capacity.max(1)),
         items: Notify::new(),
         senders: AtomicUsize::new(1),
@@ -67,10 +120,7 @@ pub fn channel<T, M>(capacity: usize) -> (StageSender<T, M>, StagePicker<T, M>) 
         StageSender {
             shared: Arc::clone(&shared),
         },
-        StagePicker {
-            shared,
-            upstream: None,
-        },
+        StagePicker { shared },
     )
 }
 
@@ -86,16 +136,20 @@ impl<T, M> StageSender<T, M> {
     /// # Cancellation safety
     ///
     /// Cancel safe: a dropped send has sent nothing.
-    pub async fn send(&self, job: Job<T, M>) -> Result<(), StageError> {
+    pub async fn send(&self, job: Job<T, M>) -> Result<(), StageError>
+    where
+        M: 'static,
+    {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(StageError::Closed);
         }
-        let permit = self
-            .shared
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| StageError::ReceiverGone)?;
+        let Ok(permit) = self.shared.slots.acquire().await else {
+            // The downstream stage abandoned or went away while we waited.
+            return self.shared.hand_back(job.meta).await;
+        };
+        if self.shared.abandoned.load(Ordering::Acquire) {
+            return self.shared.hand_back(job.meta).await;
+        }
         // The slot is returned by the picker when it takes the job.
         permit.forget();
         lock(&self.shared.queue).push_back(job);
@@ -155,14 +209,6 @@ pub enum StageError {
     /// The channel was closed.
     #[error("the stage channel is closed")]
     Closed,
-    /// The downstream picker was dropped: nothing would ever take the job.
-    #[error("the downstream stage is gone")]
-    ReceiverGone,
-    /// A released job has nowhere to go: no upstream picker was given.
-    #[error(
-        "the stage channel cannot release job {0}: no upstream picker (see `StagePicker::release_to`)"
-    )]
-    NoUpstream(crate::JobId),
     /// The upstream picker failed to take a released job back.
     #[error("the upstream picker failed to release the job: {0}")]
     Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -214,23 +260,15 @@ where
 }
 
 /// The receiving half of a stage channel: runner B's picker.
+///
+/// When runner B abandons, the picker hands every job still in the channel, and
+/// every job runner A sends afterwards, back to the upstream picker given to
+/// [`channel`].
 pub struct StagePicker<T, M> {
     shared: Arc<Shared<T, M>>,
-    upstream: Option<Arc<dyn Release<M>>>,
 }
 
 impl<T, M> StagePicker<T, M> {
-    /// Sends released jobs back to `upstream` (usually runner A's picker, shared
-    /// through an `Arc`).
-    pub fn release_to<U>(mut self, upstream: U) -> Self
-    where
-        U: JobPicker<Metadata = M>,
-        M: JobMeta,
-    {
-        self.upstream = Some(Arc::new(upstream));
-        self
-    }
-
     /// Jobs waiting in the channel.
     pub fn len(&self) -> usize {
         lock(&self.shared.queue).len()
@@ -244,7 +282,8 @@ impl<T, M> StagePicker<T, M> {
 
 impl<T, M> Drop for StagePicker<T, M> {
     fn drop(&mut self) {
-        // Wake blocked senders with an error rather than leave them waiting.
+        // Nothing will take jobs any more: senders hand them back upstream.
+        self.shared.abandoned.store(true, Ordering::Release);
         self.shared.slots.close();
     }
 }
@@ -281,9 +320,22 @@ where
     }
 
     async fn release(&self, meta: M) -> Result<(), StageError> {
-        match &self.upstream {
-            Some(upstream) => upstream.release(meta).await,
-            None => Err(StageError::NoUpstream(meta.job_id())),
+        self.shared.hand_back(meta).await
+    }
+
+    /// Stops taking jobs: wakes blocked senders, which hand their jobs back
+    /// upstream, and hands back every job still queued.
+    async fn on_abandon(&self) {
+        self.shared.abandoned.store(true, Ordering::Release);
+        self.shared.slots.close();
+        loop {
+            let Some(job) = lock(&self.shared.queue).pop_front() else {
+                break;
+            };
+            let id = job.meta.job_id();
+            if let Err(error) = self.shared.hand_back(job.meta).await {
+                tracing::error!(job = %id, %error, "stage channel: could not hand a queued job back upstream");
+            }
         }
     }
 
@@ -295,7 +347,7 @@ where
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Object-safe view of an upstream picker's `release`.
-trait Release<M>: Send + Sync {
+trait Release<M>: Send + Sync + 'static {
     fn release(&self, meta: M) -> BoxFuture<'_, Result<(), StageError>>;
 }
 

@@ -175,7 +175,7 @@ where
             };
             tasks.push(("worker", handle));
         }
-        drop((queue_rx, results_tx));
+        drop(results_tx);
         for _ in 0..config.savers {
             let handle = runtime.spawn(save::save_loop(Arc::clone(&ctx), results_rx.clone()));
             tasks.push(("saver", handle));
@@ -195,10 +195,16 @@ where
                 }
             }
         };
+        let watch = async {
+            tokio::join!(
+                follow_shutdown(&ctx, &shutdown),
+                release_on_abandon(&ctx, queue_rx)
+            )
+        };
         tokio::select! {
             biased;
             () = finish => {}
-            () = follow_shutdown(&ctx, &shutdown) => {}
+            _ = watch => {}
         }
 
         let report = self.report(&ctx, &before, started, &shutdown);
@@ -333,6 +339,25 @@ impl<P, X, S> JobRunner<P, X, S> {
             exec_time: LatencySummary::from_histogram(&lock(&ctx.exec_time)),
         }
     }
+}
+
+/// On abandon, takes unstarted jobs off the queue and releases them at once,
+/// rather than waiting for busy workers to get to them (the workers release the
+/// ones they take, too). Never resolves.
+async fn release_on_abandon<P, X, S, R>(
+    ctx: &Context<P, X, S, R>,
+    queue: async_channel::Receiver<pick::Queued<P::Input, P::Metadata>>,
+) where
+    P: JobPicker,
+    R: Runtime,
+{
+    ctx.abandon.cancelled().await;
+    ctx.picker.on_abandon().await;
+    while let Ok(queued) = queue.recv().await {
+        drop(queued.permit);
+        ctx.release(queued.job.meta).await;
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Turns the user's shutdown into the run's own tokens: drain stops picking;

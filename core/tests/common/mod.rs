@@ -1,0 +1,205 @@
+//! Small components for the runner's tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pjp_core::{Executor, Job, JobPicker, JobResult, JobSaver, Picked};
+use pjp_testkit::{MemoryQueue, QueueMeta, QueuePicker, QueueSaver};
+
+pub type Queue = MemoryQueue<u64, u64, String>;
+
+/// `input * 2`; fails on multiples of `fail_every`, panics on multiples of `panic_every`,
+/// sleeps `sleep` per job.
+#[derive(Default, Clone)]
+pub struct Doubler {
+    pub fail_every: Option<u64>,
+    pub panic_every: Option<u64>,
+    pub sleep: Duration,
+}
+
+impl Executor for Doubler {
+    type Input = u64;
+    type Output = u64;
+    type Metadata = QueueMeta;
+    type Error = String;
+
+    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+        if !self.sleep.is_zero() {
+            std::thread::sleep(self.sleep);
+        }
+        if self.panic_every.is_some_and(|n| input % n == 0) {
+            panic!("executor panicked on {input}");
+        }
+        if self.fail_every.is_some_and(|n| input % n == 0) {
+            return Err(format!("cannot double {input}"));
+        }
+        Ok(input * 2)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("injected I/O error")]
+pub struct Injected;
+
+/// A picker that fails its first `errors` picks, then delegates.
+pub struct FlakyPicker {
+    pub inner: QueuePicker<u64, u64, String>,
+    pub errors: AtomicU32,
+    pub fatal: bool,
+}
+
+impl JobPicker for FlakyPicker {
+    type Input = u64;
+    type Metadata = QueueMeta;
+    type Error = Wrapped;
+
+    async fn pick(&self) -> Result<Picked<Job<u64, QueueMeta>>, Wrapped> {
+        if self
+            .errors
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Wrapped::Injected(Injected));
+        }
+        self.inner.pick().await.map_err(Wrapped::Queue)
+    }
+
+    async fn release(&self, meta: QueueMeta) -> Result<(), Wrapped> {
+        self.inner.release(meta).await.map_err(Wrapped::Queue)
+    }
+
+    fn is_retryable(&self, _error: &Wrapped) -> bool {
+        !self.fatal
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Wrapped {
+    #[error(transparent)]
+    Injected(Injected),
+    #[error(transparent)]
+    Queue(pjp_testkit::QueueError),
+}
+
+/// A saver that fails `fail_first` saves of every job id in `ids` (or of every job if
+/// `ids` is empty) before delegating; counts attempts.
+pub struct FlakySaver {
+    pub inner: QueueSaver<u64, u64, String>,
+    pub fail_first: u32,
+    pub ids: Vec<u64>,
+    pub attempts: Mutex<std::collections::HashMap<u64, u32>>,
+    pub calls: AtomicUsize,
+}
+
+impl FlakySaver {
+    pub fn new(queue: &Queue, fail_first: u32, ids: Vec<u64>) -> Self {
+        Self {
+            inner: queue.saver(),
+            fail_first,
+            ids,
+            attempts: Mutex::default(),
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl JobSaver for FlakySaver {
+    type Output = u64;
+    type Failure = String;
+    type Metadata = QueueMeta;
+    type Error = Wrapped;
+
+    async fn save(&self, result: &JobResult<u64, String>, meta: &QueueMeta) -> Result<(), Wrapped> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let id = meta.id.get();
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(id).or_default();
+            *n += 1;
+            *n
+        };
+        if (self.ids.is_empty() || self.ids.contains(&id)) && attempt <= self.fail_first {
+            return Err(Wrapped::Injected(Injected));
+        }
+        self.inner.save(result, meta).await.map_err(Wrapped::Queue)
+    }
+}
+
+/// Checks that every job of `queue` was saved exactly once, with the expected result.
+pub fn assert_all_saved_once(queue: &Queue, expect: impl Fn(u64) -> Result<u64, ()>) {
+    let saved = queue.saved();
+    let mut seen = vec![0u32; queue.len()];
+    for s in &saved {
+        let id = s.meta.id.get();
+        seen[id as usize] += 1;
+        match (expect(id), &s.result) {
+            (Ok(v), Ok(got)) => assert_eq!(v, *got, "job {id}"),
+            (Err(()), Err(_)) => {}
+            (want, got) => panic!("job {id}: expected {want:?}, saved {got:?}"),
+        }
+    }
+    assert!(seen.iter().all(|&n| n == 1), "saved counts: {seen:?}");
+}
+
+/// An executor that blocks every job until the gate opens, recording which inputs
+/// started.
+#[derive(Default)]
+pub struct Gated {
+    pub open: Mutex<bool>,
+    pub cond: std::sync::Condvar,
+    pub started: Mutex<Vec<u64>>,
+}
+
+impl Gated {
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+
+    pub fn started(&self) -> Vec<u64> {
+        self.started.lock().unwrap().clone()
+    }
+
+    /// Waits (polling) until `n` jobs have started.
+    pub async fn wait_started(&self, n: usize) {
+        while self.started.lock().unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl Executor for Gated {
+    type Input = u64;
+    type Output = u64;
+    type Metadata = QueueMeta;
+    type Error = String;
+
+    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+        self.started.lock().unwrap().push(input);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cond.wait(open).unwrap();
+        }
+        Ok(input * 2)
+    }
+}
+
+/// Waits until `f` holds, polling; a hang guard for tests, not a timing assertion.
+pub async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let guard = tokio::time::timeout(Duration::from_secs(30), async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    assert!(guard.await.is_ok(), "never happened: {what}");
+}
+
+/// Awaits a future with a generous hang guard.
+pub async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(30), f).await {
+        Ok(out) => out,
+        Err(_) => panic!("hung: {what}"),
+    }
+}

@@ -1,0 +1,268 @@
+//! Semantics 1–3: nothing is lost; executor errors and panics are results;
+//! transient picker and saver errors are retried; a save that gives up is
+//! reported with its job, not panicked on.
+
+mod common;
+
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use common::{Doubler, FlakyPicker, FlakySaver, Queue, assert_all_saved_once};
+use pjp_core::{
+    BackoffPolicy, ExecError, JobId, JobRunner, RetryPolicy, RunErrorKind, Shutdown, StopReason,
+};
+use pjp_runtime_tokio::TokioRuntime;
+
+fn fast_retry(attempts: u32) -> RetryPolicy {
+    RetryPolicy::new(
+        attempts,
+        BackoffPolicy::new(Duration::from_millis(1), Duration::from_millis(4)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_is_saved_once() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..1_000);
+    let runner = JobRunner::builder(queue.picker(), Doubler::default(), queue.saver())
+        .workers(2)
+        .prefetch(8)
+        .pickers(2)
+        .savers(3)
+        .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
+    assert_eq!(report.stop, StopReason::Exhausted);
+    assert_eq!(
+        (report.picked, report.succeeded, report.failed),
+        (1_000, 1_000, 0)
+    );
+    assert_eq!(report.unaccounted(), 0);
+    assert_all_saved_once(&queue, |id| Ok(id * 2));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_errors_and_panics_are_saved_as_failures() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(1..=300);
+    let executor = Doubler {
+        fail_every: Some(7),
+        panic_every: Some(11),
+        ..Doubler::default()
+    };
+    let runner = JobRunner::builder(queue.picker(), executor, queue.saver())
+        .workers(2)
+        .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
+    let inputs = 1..=300u64;
+    let panics = inputs.clone().filter(|n| n % 11 == 0).count() as u64;
+    let fails = inputs.clone().filter(|n| n % 7 == 0 && n % 11 != 0).count() as u64;
+    assert_eq!(report.panicked, panics);
+    assert_eq!(report.failed, panics + fails);
+    assert_eq!(report.succeeded, 300 - panics - fails);
+    // The runner kept going after every panic, and saved what each job did.
+    for saved in queue.saved() {
+        let input = saved.meta.id.get() + 1;
+        match saved.result {
+            Ok(v) => assert_eq!(v, input * 2),
+            Err(ExecError::Panicked { message }) => {
+                assert_eq!(message, format!("executor panicked on {input}"));
+            }
+            Err(ExecError::Failed(message)) => {
+                assert_eq!(message, format!("cannot double {input}"))
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(queue.saved_count(), 300);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picker_errors_back_off_and_retry() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..50);
+    let picker = FlakyPicker {
+        inner: queue.picker(),
+        errors: AtomicU32::new(5),
+        fatal: false,
+    };
+    let runner = JobRunner::builder(picker, Doubler::default(), queue.saver())
+        .pick_error_backoff(BackoffPolicy::new(
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+        ))
+        .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
+    assert_eq!(report.pick_errors, 5);
+    assert_eq!(report.succeeded, 50);
+    assert_all_saved_once(&queue, |id| Ok(id * 2));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_picker_error_drains_and_is_reported() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..10);
+    let picker = FlakyPicker {
+        inner: queue.picker(),
+        errors: AtomicU32::new(1),
+        fatal: true,
+    };
+    let runner = JobRunner::builder(picker, Doubler::default(), queue.saver()).build()?;
+    let Err(error) = runner.run(&TokioRuntime::current(), Shutdown::new()).await else {
+        panic!("a fatal pick error must fail the run");
+    };
+    assert!(
+        matches!(error.kind(), RunErrorKind::PickFailed { .. }),
+        "{error}"
+    );
+    assert_eq!(error.report().picked, 0);
+    assert_eq!(queue.pending(), 10, "nothing was taken");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saver_errors_are_retried() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..40);
+    let saver = FlakySaver::new(&queue, 2, vec![]);
+    let runner = JobRunner::builder(queue.picker(), Doubler::default(), saver)
+        .save_retry(fast_retry(3))
+        .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
+    assert_eq!(report.save_retries, 80);
+    assert_eq!(report.succeeded, 40);
+    assert_all_saved_once(&queue, |id| Ok(id * 2));
+    let attempts = runner.saver().attempts.lock().unwrap();
+    assert!(attempts.values().all(|&n| n == 3));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_that_gives_up_names_the_job_releases_it_and_abandons() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..200);
+    // Job 5 can never be saved.
+    let saver = FlakySaver::new(&queue, u32::MAX, vec![5]);
+    let runner = JobRunner::builder(queue.picker(), Doubler::default(), saver)
+        .workers(2)
+        .prefetch(4)
+        .save_retry(fast_retry(4))
+        .build()?;
+    let Err(error) = runner.run(&TokioRuntime::current(), Shutdown::new()).await else {
+        panic!("the run must report the job it could not save");
+    };
+    assert_eq!(error.job(), Some(JobId::new(5)));
+    match error.kind() {
+        RunErrorKind::SaveFailed {
+            attempts, released, ..
+        } => {
+            assert_eq!(*attempts, 4);
+            assert!(*released);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .contains("saving job 5 failed after 4 attempt(s)"),
+        "{error}"
+    );
+    let report = error.report();
+    assert_eq!(report.stop, StopReason::Abandoned);
+    assert!(report.released.contains(&JobId::new(5)));
+    assert_eq!(report.unaccounted(), 0, "{report:?}");
+    // Every picked job is either saved or back in the queue.
+    let saved: Vec<u64> = queue.saved().iter().map(|s| s.meta.id.get()).collect();
+    let pending: Vec<u64> = queue.pending_ids().iter().map(|id| id.get()).collect();
+    let mut all: Vec<u64> = saved.iter().chain(&pending).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<_>>());
+    assert_eq!(runner.saver().attempts.lock().unwrap()[&5], 4);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_executor_errors_and_panics_are_results() -> anyhow::Result<()> {
+    struct Halve;
+    impl pjp_core::AsyncExecutor for Halve {
+        type Input = u64;
+        type Output = u64;
+        type Metadata = pjp_testkit::QueueMeta;
+        type Error = String;
+        async fn execute(&self, n: u64, _meta: &Self::Metadata) -> Result<u64, String> {
+            tokio::task::yield_now().await;
+            match n {
+                3 => panic!("three"),
+                n if n % 2 == 1 => Err(format!("{n} is odd")),
+                n => Ok(n / 2),
+            }
+        }
+    }
+    let queue = Queue::closed_with(0..10);
+    let runner = JobRunner::builder_async(queue.picker(), Halve, queue.saver())
+        .workers(3)
+        .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
+    assert_eq!(
+        (report.succeeded, report.failed, report.panicked),
+        (5, 5, 1)
+    );
+    assert_all_saved_once(&queue, |n| if n % 2 == 0 { Ok(n / 2) } else { Err(()) });
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_runs_one_job() -> anyhow::Result<()> {
+    let queue = Queue::new();
+    queue.push(21);
+    let runner = JobRunner::builder(queue.picker(), Doubler::default(), queue.saver()).build()?;
+    let rt = TokioRuntime::current();
+    assert_eq!(
+        runner.step(&rt).await?,
+        pjp_core::Step::Saved {
+            job: JobId::new(0),
+            succeeded: true
+        }
+    );
+    assert_eq!(runner.step(&rt).await?, pjp_core::Step::Empty);
+    queue.close();
+    assert_eq!(runner.step(&rt).await?, pjp_core::Step::Exhausted);
+    assert_eq!(queue.saved()[0].result, Ok(42));
+    assert_eq!(runner.progress().snapshot().succeeded, 1);
+    Ok(())
+}
+
+#[test]
+fn bad_configs_are_rejected() {
+    let queue = Queue::new();
+    let build =
+        |f: &dyn Fn(pjp_core::RunnerBuilder<_, _, _>) -> pjp_core::RunnerBuilder<_, _, _>| {
+            f(JobRunner::builder(
+                queue.picker(),
+                Doubler::default(),
+                queue.saver(),
+            ))
+            .build()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+    assert_eq!(
+        build(&|b| b.workers(0)),
+        Err("runner config: `workers` must be at least 1".into())
+    );
+    assert!(
+        build(&|b| b.prefetch(2).pick_batch(3))
+            .unwrap_err()
+            .contains("exceeds `prefetch`")
+    );
+    assert!(build(&|b| b.stage("")).is_err());
+    assert!(build(&|b| b.job_timeout(Duration::ZERO)).is_err());
+    assert!(build(&|b| b.savers(0)).is_err());
+    assert_eq!(build(&|b| b.workers(3).prefetch(8).pick_batch(8)), Ok(()));
+}
