@@ -1,5 +1,5 @@
 //! Small components for the runner's tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -29,10 +29,10 @@ impl Executor for Doubler {
         if !self.sleep.is_zero() {
             std::thread::sleep(self.sleep);
         }
-        if self.panic_every.is_some_and(|n| input % n == 0) {
+        if self.panic_every.is_some_and(|n| input.is_multiple_of(n)) {
             panic!("executor panicked on {input}");
         }
-        if self.fail_every.is_some_and(|n| input % n == 0) {
+        if self.fail_every.is_some_and(|n| input.is_multiple_of(n)) {
             return Err(format!("cannot double {input}"));
         }
         Ok(input * 2)
