@@ -1,3 +1,125 @@
-//! Project tasks.
+//! Project tasks, run as `cargo xtask <task>`.
+//!
+//! * `cargo xtask test` — every test the project has: the workspace's tests on
+//!   tokio, then the simulation suite built with `--cfg madsim` in its own
+//!   target directory (changing `RUSTFLAGS` would otherwise rebuild everything).
+//! * `cargo xtask sim [ARGS…]` — runs a simulated scenario and prints its report
+//!   (`cargo xtask sim --help` lists the arguments).
+
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  test [--no-sim]   run every test: the workspace on tokio, then the madsim suite
+  sim [ARGS...]     run a simulated scenario (see `cargo xtask sim --help`)
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    match task.as_deref() {
+        Some("test") => test(&rest),
+        Some("sim") => sim(&rest),
+        Some("-h" | "--help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask lives one folder below the workspace root")
+}
+
+/// The target directory of the `--cfg madsim` build: beside the normal one, so a
+/// cache folder given through `CARGO_TARGET_DIR` covers both.
+fn sim_target_dir() -> Result<PathBuf> {
+    let base = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root()?.join("target"),
+    };
+    Ok(base.join("madsim"))
+}
+
+/// A cargo command for the simulation build.
+fn sim_cargo() -> Result<Command> {
+    let mut cmd = cargo();
+    let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    if !flags.split_whitespace().any(|f| f == "--cfg=madsim") && !flags.contains("--cfg madsim") {
+        flags = format!("{flags} --cfg madsim").trim().to_owned();
+    }
+    cmd.env("RUSTFLAGS", flags)
+        .env("CARGO_TARGET_DIR", sim_target_dir()?)
+        .current_dir(workspace_root()?);
+    Ok(cmd)
+}
+
+fn status(what: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().with_context(|| format!("could not start: {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn test(args: &[String]) -> Result<()> {
+    let no_sim = args.iter().any(|a| a == "--no-sim");
+    if let Some(unknown) = args.iter().find(|a| *a != "--no-sim") {
+        bail!("unknown argument to `test`: {unknown}\n\n{USAGE}");
+    }
+    let root = workspace_root()?;
+    status(
+        "workspace tests (tokio)",
+        cargo()
+            .args(["test", "--workspace", "--all-targets"])
+            .current_dir(&root),
+    )?;
+    status(
+        "doc tests",
+        cargo().args(["test", "--workspace", "--doc"]).current_dir(&root),
+    )?;
+    if !no_sim {
+        status(
+            "simulation tests (--cfg madsim)",
+            sim_cargo()?.args(["test", "--release", "-p", "pjp-runtime-sim"]),
+        )?;
+    }
+    Ok(())
+}
+
+fn sim(args: &[String]) -> Result<()> {
+    status(
+        "simulation",
+        sim_cargo()?
+            .args(["run", "--quiet", "--release", "-p", "pjp-runtime-sim", "--bin", "pjp-sim", "--"])
+            .args(args),
+    )
+}
