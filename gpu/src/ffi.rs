@@ -11,7 +11,7 @@
 use std::ffi::c_int;
 
 use cudarc::driver::{
-    CudaFunction, CudaSlice, CudaStream, DeviceSlice, DriverError, LaunchConfig, PushKernelArg,
+    CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
     sys as driver_sys,
 };
 use cudarc::nvrtc::result::NvrtcError;

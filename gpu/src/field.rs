@@ -122,11 +122,7 @@ pub const fn pow(base: u64, mut exp: u64) -> u64 {
 
 /// The multiplicative inverse a^(p−2), or `None` for zero.
 pub const fn inverse(a: u64) -> Option<u64> {
-    if a == 0 {
-        None
-    } else {
-        Some(pow(a, P - 2))
-    }
+    if a == 0 { None } else { Some(pow(a, P - 2)) }
 }
 
 /// A primitive 2^`log_n`-th root of unity (the one NTTs of size 2^`log_n` use),
@@ -200,7 +196,11 @@ mod tests {
         for k in 1..=TWO_ADICITY {
             let w = root_of_unity(k).unwrap();
             assert_eq!(pow(w, 1 << k), 1);
-            assert_eq!(pow(w, 1 << (k - 1)), P - 1, "order of root {k} is not 2^{k}");
+            assert_eq!(
+                pow(w, 1 << (k - 1)),
+                P - 1,
+                "order of root {k} is not 2^{k}"
+            );
         }
     }
 }
