@@ -213,7 +213,7 @@ impl CpuNtt {
                 log_n,
                 max: field::TWO_ADICITY,
             })?;
-        if data.len() % n != 0 {
+        if !data.len().is_multiple_of(n) {
             return Err(NttError::BatchLength {
                 batch: data.len() / n,
                 log_n: Some(log_n),

@@ -95,7 +95,7 @@ impl NttJob {
         coeffs: Vec<u64>,
     ) -> Result<Self, NttError> {
         let len = coeffs.len();
-        if batch == 0 || len % batch != 0 {
+        if batch == 0 || !len.is_multiple_of(batch) {
             return Err(NttError::BatchLength {
                 batch,
                 log_n: None,

@@ -98,6 +98,21 @@ pub fn ptx_arch_for(device: ComputeCapability) -> Result<ComputeCapability, Cuda
 /// Fails with [`CudaError::NvrtcMissing`] when libnvrtc cannot be loaded and
 /// with [`CudaError::Compile`] (carrying NVRTC's log) when it rejects the source.
 pub fn compile(arch: ComputeCapability) -> Result<CompiledKernels, CudaError> {
+    compile_source(SOURCE, arch)
+}
+
+/// Compiles other CUDA source with the options [`compile`] uses (for tests and
+/// experiments with kernel variants).
+///
+/// A source with a NUL byte cannot be handed to NVRTC and is reported as a
+/// [`CudaError::Compile`].
+pub fn compile_source(source: &str, arch: ComputeCapability) -> Result<CompiledKernels, CudaError> {
+    if source.contains('\0') {
+        return Err(CudaError::Compile {
+            arch: arch.virtual_arch(),
+            log: "the source contains a NUL byte".to_owned(),
+        });
+    }
     let lib = NvrtcLib::probe().ok_or(CudaError::NvrtcMissing)?;
     let nvrtc_version = nvrtc_version_of(lib)?;
     let opts = CompileOptions {
@@ -109,7 +124,7 @@ pub fn compile(arch: ComputeCapability) -> Result<CompiledKernels, CudaError> {
         ..CompileOptions::default()
     };
     let compiled = catch_unwind(AssertUnwindSafe(|| {
-        cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
+        cudarc::nvrtc::compile_ptx_with_opts(source, opts)
     }))
     .map_err(|payload| CudaError::Panicked {
         message: panic_message(payload.as_ref()),

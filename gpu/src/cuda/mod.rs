@@ -41,7 +41,7 @@ use crate::{Direction, NttError, Twiddles, field};
 pub struct CudaNtt {
     info: DeviceInfo,
     functions: Functions,
-    twiddles: Mutex<HashMap<(u32, Direction), Arc<CudaSlice<u64>>>>,
+    twiddles: Mutex<TwiddleCache>,
     lanes: Mutex<Vec<Lane>>,
     streams: AtomicUsize,
     ctx: Arc<CudaContext>,
@@ -55,6 +55,9 @@ impl std::fmt::Debug for CudaNtt {
             .finish_non_exhaustive()
     }
 }
+
+/// Device twiddle tables by (log2 size, direction).
+type TwiddleCache = HashMap<(u32, Direction), Arc<CudaSlice<u64>>>;
 
 struct Functions {
     bit_reverse: CudaFunction,
@@ -192,7 +195,7 @@ impl CudaNtt {
                 log_n,
                 max: field::TWO_ADICITY,
             })?;
-        if data.len() % n != 0 {
+        if !data.len().is_multiple_of(n) {
             return Err(NttError::BatchLength {
                 batch: data.len() / n,
                 log_n: Some(log_n),
@@ -325,7 +328,7 @@ fn ensure_capacity<'a>(
     len: usize,
 ) -> Result<&'a mut CudaSlice<u64>, CudaError> {
     let bytes = len.saturating_mul(std::mem::size_of::<u64>());
-    if !slot.as_ref().is_some_and(|s| s.len() >= len) {
+    if slot.as_ref().is_none_or(|s| s.len() < len) {
         // Free the old buffer before allocating the larger one.
         *slot = None;
         let fresh = stream.alloc_zeros::<u64>(len).map_err(|e| {
