@@ -1,3 +1,195 @@
-//! The reference prover (filled by a later issue).
+//! `pjp-prover`: the reference prover component of prover-job-processor.
+//!
+//! `pjp-prover run` seeds an in-process queue with synthetic jobs and proves
+//! them with two chained runners — a witness generator (CPU) feeding a circuit
+//! prover (a Goldilocks NTT on the GPU when one is usable, else the CPU) — then
+//! prints a summary. See `pjp-prover run --help`.
+//!
+//! Exit codes: 0 done (or drained after a signal); 1 a runner failed or a
+//! result failed verification; 2 bad usage; 3 abandoned after a second signal
+//! (the released jobs are listed).
+
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod circuit;
+mod cli;
+mod latency;
+mod pipeline;
+mod progress;
+mod store;
+mod summary;
+mod witness;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use pjp_core::{JobId, RunReport, Shutdown};
+
+use cli::{Cli, Command, RunArgs};
+use pipeline::{Component, StageResult};
+use summary::{Ending, StageSummary, Summary};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let Command::Run(args) = cli.command;
+    if let Err(message) = args.validate() {
+        eprintln!("pjp-prover: error: {message}");
+        return ExitCode::from(2);
+    }
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pjp-prover: error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("pjp-prover: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a usage error as one line (help and version print in full).
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let rendered = error
+                .kind()
+                .as_str()
+                .map_or_else(|| error.to_string(), |_| error.render().to_string());
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("pjp-prover: error: {line} (see --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("serving metrics on {addr}"))?;
+    }
+    let component = Component::new(&args)?;
+    let backend = component.prover.ntt.backend().to_string();
+    tracing::info!(%backend, "NTT backend selected");
+    let shutdown = Shutdown::new();
+    pjp_runtime_tokio::shutdown_on_signals(shutdown.clone());
+
+    let mode = progress::Mode::from_flag(&args.progress);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let results = if args.sequential {
+        let report = pipeline::run_sequential(&component, shutdown.clone()).await?;
+        vec![Ok(report)]
+    } else {
+        let pipeline = pipeline::Pipeline::build(&component)?;
+        let live = pipeline.live();
+        let store = std::sync::Arc::clone(&component.store);
+        let jobs = args.jobs;
+        let display =
+            tokio::spawn(async move { progress::show(mode, jobs, live, &store, stop_rx).await });
+        let results = pipeline.run(shutdown.clone()).await;
+        let _ = stop_tx.send(true);
+        let _ = display.await;
+        results
+    };
+    let elapsed = started.elapsed();
+
+    let summary = summarise(&component, &results, elapsed, backend);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.table());
+    }
+    Ok(match summary.ending {
+        Ending::Failed => ExitCode::FAILURE,
+        _ if !summary.verify_mismatches.is_empty() => ExitCode::FAILURE,
+        Ending::Abandoned => ExitCode::from(3),
+        Ending::Completed | Ending::Drained => ExitCode::SUCCESS,
+    })
+}
+
+fn summarise(
+    component: &Component,
+    results: &[StageResult],
+    elapsed: std::time::Duration,
+    backend: String,
+) -> Summary {
+    let args = &component.args;
+    let reports: Vec<&RunReport> = results.iter().map(pipeline::report_of).collect();
+    let failed = results.iter().any(Result::is_err);
+    let stages = results
+        .iter()
+        .map(|r| {
+            let error = r.as_ref().err().map(ToString::to_string);
+            StageSummary::from_report(pipeline::report_of(r), error)
+        })
+        .collect();
+    let mut released: Vec<JobId> = reports
+        .iter()
+        .flat_map(|r| r.released.iter().copied())
+        .collect();
+    released.sort_unstable();
+    released.dedup();
+    let records = component.store.records();
+    let finished = records.iter().filter(|r| r.is_some()).count() as u64;
+    let not_started = args
+        .jobs
+        .saturating_sub(finished)
+        .saturating_sub(released.len() as u64);
+    Summary::new(
+        if args.sequential {
+            "sequential"
+        } else {
+            "pipelined"
+        },
+        backend,
+        Ending::of(&reports, failed),
+        args.jobs,
+        component.store.counts(),
+        released,
+        not_started,
+        component.store.mismatches(),
+        elapsed,
+        (args.log_n, args.batch),
+        stages,
+    )
+}

@@ -1,0 +1,149 @@
+//! Command-line interface: flags, `PJP_*` environment variables, validation.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pjp_gpu::BackendChoice;
+
+/// The reference prover component of prover-job-processor.
+///
+/// Two stages chained by a stage channel: a witness generator (CPU) expands
+/// each job's seed into a batch of Goldilocks polynomials; a circuit prover
+/// runs the NTT on them (GPU when present, else CPU); the saver records a
+/// digest of every result and checks a sample with the inverse NTT.
+#[derive(Debug, Parser)]
+#[command(name = "pjp-prover", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Prove jobs from the embedded in-process queue, then print a summary.
+    ///
+    /// SIGTERM/SIGINT drains (no new jobs; picked ones finish; exit 0); a second
+    /// signal abandons (unstarted jobs are released; exit 3, listing them).
+    Run(RunArgs),
+}
+
+/// Options of `pjp-prover run`. Every flag can also be set through the
+/// environment variable named in its help.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunArgs {
+    /// Synthetic jobs seeded into the embedded queue.
+    #[arg(long, env = "PJP_JOBS", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub(crate) jobs: u64,
+
+    /// log2 of each polynomial's size (2^log_n coefficients).
+    #[arg(long, env = "PJP_LOG_N", default_value_t = 18, value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub(crate) log_n: u32,
+
+    /// Polynomials per job.
+    #[arg(long, env = "PJP_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) batch: u64,
+
+    /// Witness-generator workers (CPU).
+    #[arg(long, env = "PJP_WITNESS_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub(crate) witness_workers: u64,
+
+    /// Circuit-prover workers (each runs one NTT job at a time).
+    #[arg(long, env = "PJP_PROVER_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub(crate) prover_workers: u64,
+
+    /// NTT backend: auto (CUDA if a GPU is usable, else CPU), cpu or cuda.
+    #[arg(long, env = "PJP_GPU", default_value = "auto", value_parser = parse_backend)]
+    pub(crate) backend: BackendChoice,
+
+    /// Fraction of jobs whose proving fails with an error (injected fault).
+    #[arg(long, env = "PJP_FAIL_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub(crate) fail_rate: f64,
+
+    /// Fraction of jobs whose proving panics (injected fault; caught and saved as failed).
+    #[arg(long, env = "PJP_PANIC_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub(crate) panic_rate: f64,
+
+    /// Delay of every pick from the queue, e.g. `10ms` (a database round trip).
+    #[arg(long, env = "PJP_PICK_LATENCY", default_value = "0ms", value_parser = parse_duration)]
+    pub(crate) pick_latency: Duration,
+
+    /// Delay of every save, e.g. `10ms`.
+    #[arg(long, env = "PJP_SAVE_LATENCY", default_value = "0ms", value_parser = parse_duration)]
+    pub(crate) save_latency: Duration,
+
+    /// Random extra delay, up to this fraction of each pick/save latency.
+    #[arg(long, env = "PJP_LATENCY_JITTER", default_value_t = 0.2, value_parser = parse_rate)]
+    pub(crate) latency_jitter: f64,
+
+    /// Verify every k-th result with the inverse NTT (0 = never).
+    #[arg(long, env = "PJP_VERIFY_EVERY", default_value_t = 10)]
+    pub(crate) verify_every: u64,
+
+    /// Seed for the synthetic witnesses and the injected faults.
+    #[arg(long, env = "PJP_SEED", default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Run the same work as one plain pick → execute → save loop (no pipeline),
+    /// for comparison.
+    #[arg(long, env = "PJP_SEQUENTIAL")]
+    pub(crate) sequential: bool,
+
+    /// After the first signal, abandon once this much time has passed (e.g. `30s`).
+    #[arg(long, env = "PJP_GRACE_PERIOD", value_parser = parse_duration)]
+    pub(crate) grace_period: Option<Duration>,
+
+    /// Print the summary as JSON instead of a table.
+    #[arg(long, env = "PJP_JSON")]
+    pub(crate) json: bool,
+
+    /// Serve Prometheus metrics at this address, e.g. `127.0.0.1:9000`.
+    #[arg(long, env = "PJP_METRICS_ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+
+    /// Progress output: auto (a bar on a terminal, log lines otherwise), bar,
+    /// lines or none.
+    #[arg(long, env = "PJP_PROGRESS", default_value = "auto", value_parser = ["auto", "bar", "lines", "none"])]
+    pub(crate) progress: String,
+}
+
+fn parse_backend(value: &str) -> Result<BackendChoice, String> {
+    value
+        .parse()
+        .map_err(|e: pjp_gpu::BackendError| e.to_string())
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    let rate: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("`{value}` is not a fraction between 0 and 1"))
+    }
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|e| format!("`{value}`: {e} (try e.g. 10ms or 2s)"))
+}
+
+impl RunArgs {
+    /// Checks combinations the per-flag parsers cannot.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.fail_rate + self.panic_rate > 1.0 {
+            return Err(format!(
+                "--fail-rate ({}) plus --panic-rate ({}) exceeds 1",
+                self.fail_rate, self.panic_rate
+            ));
+        }
+        let elements = self.batch.checked_shl(self.log_n).unwrap_or(u64::MAX);
+        if elements > 1 << 28 {
+            return Err(format!(
+                "a job of {} polynomial(s) of 2^{} coefficients is {} elements; the limit is 2^28",
+                self.batch, self.log_n, elements
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Wires the component: the embedded queue, the two stages and the result store;
+//! runs them pipelined (two runners and a stage channel) or as one plain loop.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use std::convert::Infallible;
+
+use pjp_core::stage::{StagePicker, StageSaver};
+use pjp_core::{
+    Blocking, ExecError, Executor, JobPicker, JobResult, JobRunner, JobSaver, Picked, Progress,
+    RunError, RunReport, Shutdown, stage,
+};
+use pjp_gpu::{NttConfig, NttExecutor, NttJob, NttOutput};
+use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::{MemoryQueue, QueueMeta, QueuePicker};
+
+use crate::circuit::{CircuitProver, FaultRates, ProveError};
+use crate::cli::RunArgs;
+use crate::latency::Delayed;
+use crate::store::{ResultStore, StageFailures};
+use crate::witness::{WitnessGenerator, WitnessShape};
+
+/// The embedded queue: job ids are the inputs; witnesses derive from them.
+pub(crate) type EmbeddedQueue = MemoryQueue<u64>;
+
+/// Everything a run sets up.
+pub(crate) struct Component {
+    pub(crate) queue: EmbeddedQueue,
+    pub(crate) store: Arc<ResultStore>,
+    pub(crate) witness: WitnessGenerator,
+    pub(crate) prover: CircuitProver,
+    pub(crate) args: RunArgs,
+}
+
+impl Component {
+    /// Seeds the queue and selects the NTT backend.
+    pub(crate) fn new(args: &RunArgs) -> anyhow::Result<Self> {
+        let shape = WitnessShape {
+            log_n: args.log_n,
+            batch: usize::try_from(args.batch).context("--batch")?,
+            seed: args.seed,
+        };
+        let ntt = NttExecutor::new(NttConfig::new().backend(args.backend))
+            .context("selecting the NTT backend")?;
+        Ok(Self {
+            queue: MemoryQueue::closed_with(0..args.jobs),
+            store: Arc::new(ResultStore::new(args.jobs, shape, args.verify_every)),
+            witness: WitnessGenerator { shape },
+            prover: CircuitProver {
+                ntt,
+                faults: FaultRates {
+                    fail: args.fail_rate,
+                    panic: args.panic_rate,
+                    seed: args.seed,
+                },
+            },
+            args: args.clone(),
+        })
+    }
+}
+
+/// How one stage's run ended.
+pub(crate) type StageResult = Result<RunReport, RunError>;
+
+/// The report of a stage's run, failed or not.
+pub(crate) fn report_of(result: &StageResult) -> &RunReport {
+    match result {
+        Ok(report) => report,
+        Err(error) => error.report(),
+    }
+}
+
+/// Live handles for the progress display: (stage, workers, progress).
+pub(crate) struct Live {
+    pub(crate) stages: Vec<(&'static str, u64, Progress)>,
+}
+
+type Origin = Arc<Delayed<QueuePicker<u64>>>;
+type WitnessRunner = JobRunner<
+    Origin,
+    Blocking<WitnessGenerator>,
+    StageSaver<Arc<NttJob>, QueueMeta, Delayed<StageFailures<Arc<NttJob>, Infallible>>>,
+>;
+type ProveRunner = JobRunner<
+    StagePicker<Arc<NttJob>, QueueMeta>,
+    Blocking<CircuitProver>,
+    Delayed<Arc<ResultStore>>,
+>;
+
+/// The two stages, built: a witness runner feeding a prover runner through a
+/// stage channel.
+pub(crate) struct Pipeline {
+    witness: WitnessRunner,
+    prove: ProveRunner,
+    witness_workers: u64,
+    prover_workers: u64,
+}
+
+impl Pipeline {
+    pub(crate) fn build(component: &Component) -> anyhow::Result<Self> {
+        let args = &component.args;
+        let delayed = |latency| move |inner| Delayed::new(inner, latency, args.latency_jitter);
+        let origin = Arc::new(delayed(args.pick_latency)(component.queue.picker()));
+        let witness_workers = usize::try_from(args.witness_workers)?;
+        let prover_workers = usize::try_from(args.prover_workers)?;
+
+        // Room for each prover worker's next witness, so the prover never waits.
+        let (tx, rx) = stage::channel(2 * prover_workers, Arc::clone(&origin));
+        let failures = Delayed::new(
+            component.store.failures_of("witness"),
+            args.save_latency,
+            args.latency_jitter,
+        );
+        let witness =
+            JobRunner::builder(origin, component.witness.clone(), tx.on_failure(failures))
+                .stage("witness")
+                .workers(witness_workers)
+                .prefetch(2 * witness_workers)
+                .pickers(2)
+                .savers(2)
+                .build()?;
+        let saver = Delayed::new(
+            Arc::clone(&component.store),
+            args.save_latency,
+            args.latency_jitter,
+        );
+        let mut prove = JobRunner::builder(rx, component.prover.clone(), saver)
+            .stage("prove")
+            .workers(prover_workers)
+            .prefetch(prover_workers)
+            .savers(4);
+        if let Some(grace) = args.grace_period {
+            prove = prove.grace_period(grace);
+        }
+        Ok(Self {
+            witness,
+            prove: prove.build()?,
+            witness_workers: args.witness_workers,
+            prover_workers: args.prover_workers,
+        })
+    }
+
+    /// Live progress handles.
+    pub(crate) fn live(&self) -> Live {
+        Live {
+            stages: vec![
+                ("witness", self.witness_workers, self.witness.progress()),
+                ("prove", self.prover_workers, self.prove.progress()),
+            ],
+        }
+    }
+
+    /// Runs both stages. A drain stops the witness stage's picking; the prover
+    /// stage finishes what the witness stage passed on, then stops.
+    pub(crate) async fn run(self, shutdown: Shutdown) -> Vec<StageResult> {
+        let Self { witness, prove, .. } = self;
+        let runtime = TokioRuntime::current();
+        let upstream = async {
+            let result = witness.run(&runtime, shutdown.clone()).await;
+            // Dropping the runner drops its stage saver: the channel closes, and
+            // the prover finishes what is queued, then stops.
+            drop(witness);
+            result
+        };
+        let (witness, prove) = tokio::join!(upstream, prove.run(&runtime, shutdown.downstream()));
+        vec![witness, prove]
+    }
+}
+
+/// Runs the same work as one plain loop: pick, generate, prove, save, repeat.
+/// The baseline the pipeline is compared with (`--sequential`). Panics are
+/// caught and saved as failures, as the runner does.
+pub(crate) async fn run_sequential(
+    component: &Component,
+    shutdown: Shutdown,
+) -> anyhow::Result<RunReport> {
+    let args = &component.args;
+    let picker = Delayed::new(
+        component.queue.picker(),
+        args.pick_latency,
+        args.latency_jitter,
+    );
+    let saver = Delayed::new(
+        Arc::clone(&component.store),
+        args.save_latency,
+        args.latency_jitter,
+    );
+    let started = Instant::now();
+    let mut report = RunReport::default();
+    report.stage = "sequential".to_owned();
+    report.workers = 1;
+    while !shutdown.is_draining() {
+        let job = match picker.pick().await? {
+            Picked::Some(job) => job,
+            Picked::Empty | Picked::Exhausted => break,
+        };
+        report.picked += 1;
+        let meta = job.meta;
+        let exec_start = Instant::now();
+        let result = prove_whole_job(component, job.input, &meta);
+        report.busy += exec_start.elapsed();
+        match &result {
+            Ok(_) => report.succeeded += 1,
+            Err(error) => {
+                report.failed += 1;
+                report.panicked += u64::from(error.is_panic());
+            }
+        }
+        saver.save(&result, &meta).await?;
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Both stages inline, with panics caught.
+fn prove_whole_job(
+    component: &Component,
+    input: u64,
+    meta: &QueueMeta,
+) -> JobResult<NttOutput, ProveError> {
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        let Ok(witness) = component.witness.execute(input, meta);
+        component.prover.execute(witness, meta)
+    }));
+    match caught {
+        Ok(result) => result.map_err(ExecError::Failed),
+        Err(payload) => Err(ExecError::Panicked {
+            message: payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-string payload".to_owned()),
+        }),
+    }
+}
