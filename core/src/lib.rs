@@ -132,3 +132,8 @@ pub use runner::{
 pub use runtime::{Runtime, TaskHandle, TaskPanicked};
 pub use saver::JobSaver;
 pub use shutdown::Shutdown;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
