@@ -1,6 +1,7 @@
 //! Semantic 7: a tracing span per job (job id, stage, attempt) and metrics
 //! through the `metrics` facade.
 
+#![allow(clippy::expect_used)]
 mod common;
 
 use std::collections::BTreeMap;
