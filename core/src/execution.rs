@@ -96,6 +96,19 @@ fn flatten<O, F>(caught: std::thread::Result<Result<O, F>>) -> JobResult<O, F> {
     }
 }
 
+/// Resolves to `work`'s result, or to a timeout once `limit` has passed.
+async fn within<R: Runtime, O, F>(
+    runtime: &R,
+    limit: Duration,
+    work: impl Future<Output = JobResult<O, F>>,
+) -> JobResult<O, F> {
+    tokio::select! {
+        biased;
+        result = work => result,
+        () = runtime.sleep(limit) => Err(ExecError::TimedOut { after: limit }),
+    }
+}
+
 impl<E: Executor> Execution for Blocking<E> {
     type Input = E::Input;
     type Output = E::Output;
@@ -126,15 +139,15 @@ impl<E: Executor> Execution for Blocking<E> {
         };
         let exec = Arc::clone(&self.0);
         let owned_meta = meta.clone();
-        let work = runtime.spawn_blocking(cost, move || exec.execute(input, &owned_meta));
-        tokio::select! {
-            biased;
-            done = work => match done {
+        let work = runtime
+            .spawn_blocking(cost, move || exec.execute(input, &owned_meta))
+            .map(|done| match done {
                 Ok(result) => result.map_err(ExecError::Failed),
-                Err(panicked) => Err(ExecError::Panicked { message: panicked.message }),
-            },
-            () = runtime.sleep(limit) => Err(ExecError::TimedOut { after: limit }),
-        }
+                Err(panicked) => Err(ExecError::Panicked {
+                    message: panicked.message,
+                }),
+            });
+        within(runtime, limit, work).await
     }
 }
 
@@ -155,14 +168,12 @@ impl<E: AsyncExecutor> Execution for Async<E> {
         meta: &E::Metadata,
         timeout: Option<Duration>,
     ) -> JobResult<E::Output, E::Error> {
-        let work = AssertUnwindSafe(self.0.execute(input, meta)).catch_unwind();
-        let Some(limit) = timeout else {
-            return flatten(work.await);
-        };
-        tokio::select! {
-            biased;
-            caught = work => flatten(caught),
-            () = runtime.sleep(limit) => Err(ExecError::TimedOut { after: limit }),
+        let work = AssertUnwindSafe(self.0.execute(input, meta))
+            .catch_unwind()
+            .map(flatten);
+        match timeout {
+            None => work.await,
+            Some(limit) => within(runtime, limit, work).await,
         }
     }
 }
