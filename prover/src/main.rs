@@ -163,18 +163,17 @@ fn summarise(
             StageSummary::from_report(pipeline::report_of(r), error)
         })
         .collect();
-    let mut released: Vec<JobId> = reports
-        .iter()
-        .flat_map(|r| r.released.iter().copied())
-        .collect();
+    // The queue knows exactly what went back: a pending job that was picked
+    // before was released (by a runner or by the stage channel on abandon).
+    let picks = component.queue.pick_counts();
+    let (released, not_started): (Vec<JobId>, Vec<JobId>) = component
+        .queue
+        .pending_ids()
+        .into_iter()
+        .partition(|id| picks.get(id.get() as usize).is_some_and(|&n| n > 0));
+    let mut released = released;
     released.sort_unstable();
-    released.dedup();
-    let records = component.store.records();
-    let finished = records.iter().filter(|r| r.is_some()).count() as u64;
-    let not_started = args
-        .jobs
-        .saturating_sub(finished)
-        .saturating_sub(released.len() as u64);
+    let not_started = not_started.len() as u64;
     Summary::new(
         if args.sequential {
             "sequential"

@@ -91,6 +91,7 @@ impl ResultStore {
     }
 
     /// The record of each job, by id (`None`: never finished).
+    #[cfg(test)]
     pub(crate) fn records(&self) -> Vec<Option<JobRecord>> {
         self.lock().clone()
     }

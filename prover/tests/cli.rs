@@ -1,6 +1,7 @@
 //! End-to-end tests of the `pjp-prover` binary.
 
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -169,34 +170,60 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
-#[test]
-fn sigterm_drains_and_exits_zero() {
-    // Far more jobs than can finish before the signal.
-    let child = prover()
-        .args([
-            "run",
-            "--jobs",
-            "2000000",
-            "--log-n",
-            "6",
-            "--json",
-            "--progress",
-            "none",
-        ])
+/// Starts the prover and waits until it prints its first progress line: by then
+/// its signal handlers are installed and its runners are running.
+fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = prover()
+        .args(args)
+        .args(["--json", "--progress", "lines"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    sleep(Duration::from_millis(1500));
-    signal(child.id(), "TERM");
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("progress:") {
+                let _ = started_tx.send(());
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        seen
+    });
+    // A hang guard, not a timing assertion.
+    if started_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        panic!(
+            "the prover never started: {}",
+            reader.join().unwrap_or_default()
+        );
+    }
+    (child, reader)
+}
+
+fn finish(child: Child, stderr: std::thread::JoinHandle<String>) -> (Option<i32>, Value) {
     let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = json(&output);
+    let stderr = stderr.join().unwrap_or_default();
+    let summary = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    (output.status.code(), summary)
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    // Far more jobs than can finish before the signal.
+    let (child, stderr) = start(&["run", "--jobs", "2000000", "--log-n", "6"]);
+    sleep(Duration::from_millis(300));
+    signal(child.id(), "TERM");
+    let (code, summary) = finish(child, stderr);
+    assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["ending"], "drained");
     assert!(
         count(&summary, "not_started") > 0,
@@ -214,35 +241,13 @@ fn sigterm_drains_and_exits_zero() {
 #[test]
 fn a_second_signal_releases_unstarted_jobs_and_exits_non_zero() {
     // Slow proving: the stage channel and the prefetch buffers fill up.
-    let child = prover()
-        .args([
-            "run",
-            "--jobs",
-            "1000",
-            "--log-n",
-            "16",
-            "--batch",
-            "8",
-            "--json",
-            "--progress",
-            "none",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    sleep(Duration::from_millis(1500));
+    let (child, stderr) = start(&["run", "--jobs", "1000", "--log-n", "16", "--batch", "8"]);
+    sleep(Duration::from_millis(500));
     signal(child.id(), "TERM");
     sleep(Duration::from_millis(50));
     signal(child.id(), "INT");
-    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = json(&output);
+    let (code, summary) = finish(child, stderr);
+    assert_eq!(code, Some(3), "{summary:#}");
     assert_eq!(summary["ending"], "abandoned");
     let released = summary["released"].as_array().map_or(0, Vec::len);
     assert!(released > 0, "{summary:#}");
