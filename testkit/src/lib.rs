@@ -1,11 +1,100 @@
 //! # pjp-testkit
 //!
-//! Test doubles for prover-job-processor components: an in-memory job queue
-//! whose picker and saver halves plug into a [`JobRunner`](pjp_core::JobRunner)
-//! on any runtime, and that records what happened to every job.
+//! Test tools for prover-job-processor components, on any
+//! [`Runtime`](pjp_core::Runtime) (tokio in your tests, `pjp-runtime-sim` in
+//! simulation):
+//!
+//! * [`MemoryQueue`]: an in-memory job queue whose picker and saver halves
+//!   plug into a [`JobRunner`](pjp_core::JobRunner), optionally with leases
+//!   and fencing like a durable queue;
+//! * [`Ledger`]: records every pick, execution, save and release and checks
+//!   the runner's contract (nothing lost, nothing saved twice, nothing saved
+//!   that was not picked, drains complete, released jobs never executed);
+//! * decorators for *any* picker, saver or executor, built through
+//!   [`PickerExt`], [`SaverExt`] and [`ExecutorExt`]: a ledger
+//!   ([`Recorded`]), modeled round trips ([`Latent`] with a
+//!   [`LatencyProfile`]) and injected faults ([`Faulty`], [`FaultyExecutor`]);
+//! * [`Workload`]: an executor of known (modeled) cost;
+//! * [`props`]: ready-made property checks of cancellation and drain, with
+//!   proptest [`strategy`]s for runner configurations, fault plans and
+//!   cancellations;
+//! * [`conformance`]: a suite you run against your own picker, saver and
+//!   executor;
+//! * [`broken`]: deliberately broken components, to see the checks fire.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pjp_core::{JobRunner, Shutdown};
+//! use pjp_testkit::{
+//!     ExecutorExt, IoFaults, LatencyProfile, Ledger, MemoryQueue, PickerExt, SaverExt, Workload,
+//! };
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! let runtime = pjp_runtime_tokio::TokioRuntime::current();
+//! let ledger = Ledger::timed(&runtime);
+//! let queue: MemoryQueue<u64, u64, String> = MemoryQueue::closed_with(0..50);
+//! let picker = queue
+//!     .picker()
+//!     .with_ledger(&ledger)
+//!     .with_faults(&runtime, IoFaults::none().error_rate(0.2))
+//!     .with_latency(&runtime, LatencyProfile::fixed(Duration::from_micros(200)));
+//! let saver = queue.saver().with_ledger(&ledger);
+//! let runner = JobRunner::builder(picker, Workload::noop().with_ledger(&ledger), saver)
+//!     .workers(2)
+//!     .pickers(2)
+//!     .pick_error_backoff(pjp_core::BackoffPolicy::new(Duration::from_millis(1), Duration::from_millis(5)))
+//!     .build()?;
+//! let report = runner.run(&runtime, Shutdown::new()).await?;
+//! assert_eq!(report.succeeded, 50);
+//! ledger.check_all_saved((0..50).map(pjp_core::JobId::new))?;
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings), allow(dead_code))))]
 
+pub mod broken;
+pub mod conformance;
+mod ext;
+mod fault;
+mod latency;
+mod ledger;
+mod plan;
+pub mod props;
 mod queue;
+#[cfg(feature = "proptest")]
+pub mod strategy;
+mod workload;
 
+pub use ext::{ExecutorExt, PickerExt, SaverExt};
+pub use fault::{ExecFault, ExecFaults, FaultError, Faulty, FaultyExecutor, IoFaults, Outage};
+pub use latency::{LatencyProfile, Latent, ParseLatencyError, parse_duration};
+pub use ledger::{Event, EventKind, Ledger, LedgerError, LedgerSummary, Recorded, Violation};
+pub use plan::{CancelPlan, ExecPlan, RunPlan, RunnerPlan};
 pub use queue::{MemoryQueue, QueueError, QueueMeta, QueuePicker, QueueSaver, SavedJob};
+pub use workload::Workload;
+
+/// Installs (once per process) a panic hook that stays silent for the panics
+/// [`FaultyExecutor`] injects, and reports every other panic as before.
+/// Keeps the output of fault-injecting test suites readable.
+pub fn quiet_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied());
+            if !message.is_some_and(|m| m.starts_with(INJECTED_PANIC)) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// How the panics [`FaultyExecutor`] injects begin.
+pub const INJECTED_PANIC: &str = "injected panic";
