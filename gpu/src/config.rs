@@ -115,13 +115,15 @@ pub struct CostModel {
 }
 
 impl CostModel {
-    /// The CPU backend on this project's 2-core reference machine (measured with
-    /// `cargo bench -p pjp-benches --bench ntt`).
-    pub const CPU: Self = Self::new(Duration::from_micros(5), 2.0, 0.75);
+    /// The CPU backend on this project's 2-core reference machine, fitted to
+    /// `cargo bench -p pjp-benches --bench ntt` (2^16 × 16: ~10 ms; 2^22: ~50 ms).
+    pub const CPU: Self = Self::new(Duration::from_micros(5), 1.0, 0.55);
 
-    /// An H100 over PCIe: ~25 GB/s each way (16 bytes per element), kernels far
-    /// faster than the transfers.
-    pub const CUDA: Self = Self::new(Duration::from_micros(40), 0.7, 0.005);
+    /// An H100 over PCIe with pageable host memory: ~10 GB/s each way dominates
+    /// (8 bytes up and 8 down per element, plus the input check); the kernels
+    /// add ~9 passes over device memory at ~2.5 TB/s. An estimate: replace it
+    /// with figures from `gpu/scripts/gpu-bundle.sh` on the target machine.
+    pub const CUDA: Self = Self::new(Duration::from_micros(50), 1.8, 0.003);
 
     /// A model from its coefficients.
     pub const fn new(fixed: Duration, per_element_ns: f64, per_element_stage_ns: f64) -> Self {

@@ -244,21 +244,26 @@ impl CpuNtt {
 }
 
 /// One polynomial, in place. `parallel`: split its work across threads.
+///
+/// Stages run two at a time where they can (the radix-2 butterflies of stages
+/// m and 2m over each group of 4 elements, kept in registers): half the passes
+/// over memory.
 fn transform_one(poly: &mut [u64], twiddles: &Twiddles, parallel: bool) {
     let n = poly.len();
     let table = twiddles.table();
-    if parallel {
-        bit_reverse_parallel(poly, twiddles.log_n);
-    } else {
-        bit_reverse(poly, twiddles.log_n);
-    }
+    bit_reverse(poly, twiddles.log_n);
     // Small stages, block by block while the block is in cache.
     let block = n.min(1 << BLOCK_LOG);
     let small_stages = |chunk: &mut [u64]| {
         let mut m = 1;
         while m < block {
-            stage(chunk, m, &table[m..2 * m]);
-            m *= 2;
+            if 4 * m <= block {
+                stage_pair(chunk, m, table);
+                m *= 4;
+            } else {
+                stage(chunk, m, &table[m..2 * m]);
+                m *= 2;
+            }
         }
     };
     if parallel {
@@ -269,19 +274,14 @@ fn transform_one(poly: &mut [u64], twiddles: &Twiddles, parallel: bool) {
     // Large stages over the whole polynomial.
     let mut m = block;
     while m < n {
-        let tw = &table[m..2 * m];
-        if parallel {
-            poly.par_chunks_exact_mut(2 * m).for_each(|chunk| {
-                let (a, b) = chunk.split_at_mut(m);
-                a.par_chunks_mut(GRAIN)
-                    .zip(b.par_chunks_mut(GRAIN))
-                    .zip(tw.par_chunks(GRAIN))
-                    .for_each(|((a, b), w)| butterflies(a, b, w));
-            });
-        } else {
-            stage(poly, m, tw);
+        let fused = 4 * m <= n;
+        match (fused, parallel) {
+            (true, true) => stage_pair_parallel(poly, m, table),
+            (true, false) => stage_pair(poly, m, table),
+            (false, true) => stage_parallel(poly, m, &table[m..2 * m]),
+            (false, false) => stage(poly, m, &table[m..2 * m]),
         }
-        m *= 2;
+        m *= if fused { 4 } else { 2 };
     }
     if let Some(factor) = twiddles.scale {
         let scale = |chunk: &mut [u64]| chunk.iter_mut().for_each(|x| *x = field::mul(*x, factor));
@@ -302,6 +302,17 @@ fn stage(data: &mut [u64], m: usize, tw: &[u64]) {
     }
 }
 
+/// [`stage`], with each group's butterflies split across threads.
+fn stage_parallel(data: &mut [u64], m: usize, tw: &[u64]) {
+    data.par_chunks_exact_mut(2 * m).for_each(|chunk| {
+        let (a, b) = chunk.split_at_mut(m);
+        a.par_chunks_mut(GRAIN)
+            .zip(b.par_chunks_mut(GRAIN))
+            .zip(tw.par_chunks(GRAIN))
+            .for_each(|((a, b), w)| butterflies(a, b, w));
+    });
+}
+
 /// (a, b) ← (a + w·b, a − w·b), element-wise.
 #[inline]
 fn butterflies(a: &mut [u64], b: &mut [u64], w: &[u64]) {
@@ -310,6 +321,86 @@ fn butterflies(a: &mut [u64], b: &mut [u64], w: &[u64]) {
         let v = field::mul(*y, w);
         *x = field::add(u, v);
         *y = field::sub(u, v);
+    }
+}
+
+/// Stages of half-size `m` and `2m` in one pass over `data`.
+#[inline]
+fn stage_pair(data: &mut [u64], m: usize, table: &[u64]) {
+    if m == 1 {
+        // ω₂ = −1 and ω₄ = table[3]: no loop overhead per 4 elements.
+        let w4 = table[3];
+        for x in data.chunks_exact_mut(4) {
+            let (b0, b1) = (field::add(x[0], x[1]), field::sub(x[0], x[1]));
+            let (b2, b3) = (field::add(x[2], x[3]), field::sub(x[2], x[3]));
+            let t = field::mul(b3, w4);
+            x[0] = field::add(b0, b2);
+            x[2] = field::sub(b0, b2);
+            x[1] = field::add(b1, t);
+            x[3] = field::sub(b1, t);
+        }
+        return;
+    }
+    let (w1, w2) = (&table[m..2 * m], &table[2 * m..4 * m]);
+    for chunk in data.chunks_exact_mut(4 * m) {
+        let (lo, hi) = chunk.split_at_mut(2 * m);
+        let (x0, x1) = lo.split_at_mut(m);
+        let (x2, x3) = hi.split_at_mut(m);
+        radix4(x0, x1, x2, x3, w1, &w2[..m], &w2[m..]);
+    }
+}
+
+/// [`stage_pair`], with each group's butterflies split across threads.
+fn stage_pair_parallel(data: &mut [u64], m: usize, table: &[u64]) {
+    let (w1, w2) = (&table[m..2 * m], &table[2 * m..4 * m]);
+    let (w2a, w2b) = w2.split_at(m);
+    data.par_chunks_exact_mut(4 * m).for_each(|chunk| {
+        let (lo, hi) = chunk.split_at_mut(2 * m);
+        let (x0, x1) = lo.split_at_mut(m);
+        let (x2, x3) = hi.split_at_mut(m);
+        (
+            x0.par_chunks_mut(GRAIN),
+            x1.par_chunks_mut(GRAIN),
+            x2.par_chunks_mut(GRAIN),
+            x3.par_chunks_mut(GRAIN),
+            w1.par_chunks(GRAIN),
+            w2a.par_chunks(GRAIN),
+            w2b.par_chunks(GRAIN),
+        )
+            .into_par_iter()
+            .for_each(|(x0, x1, x2, x3, w1, w2a, w2b)| radix4(x0, x1, x2, x3, w1, w2a, w2b));
+    });
+}
+
+/// The butterflies of stages m and 2m over quarters `x0..x3` (each m long) of
+/// a 4m group: stage m pairs (x0, x1) and (x2, x3) with `w1`; stage 2m pairs
+/// (x0, x2) with `w2a` and (x1, x3) with `w2b`.
+#[inline]
+fn radix4(
+    x0: &mut [u64],
+    x1: &mut [u64],
+    x2: &mut [u64],
+    x3: &mut [u64],
+    w1: &[u64],
+    w2a: &[u64],
+    w2b: &[u64],
+) {
+    let quarters = x0
+        .iter_mut()
+        .zip(x1.iter_mut())
+        .zip(x2.iter_mut().zip(x3.iter_mut()));
+    let twiddles = w1.iter().zip(w2a.iter().zip(w2b));
+    for (((a0, a1), (a2, a3)), (&w1, (&w2a, &w2b))) in quarters.zip(twiddles) {
+        let t = field::mul(*a1, w1);
+        let (b0, b1) = (field::add(*a0, t), field::sub(*a0, t));
+        let t = field::mul(*a3, w1);
+        let (b2, b3) = (field::add(*a2, t), field::sub(*a2, t));
+        let t = field::mul(b2, w2a);
+        *a0 = field::add(b0, t);
+        *a2 = field::sub(b0, t);
+        let t = field::mul(b3, w2b);
+        *a1 = field::add(b1, t);
+        *a3 = field::sub(b1, t);
     }
 }
 
@@ -322,27 +413,69 @@ fn reverse_index(i: usize, log_n: u32) -> usize {
     }
 }
 
-/// The bit-reversal permutation, in place.
+/// Index bits per side of a bit-reversal tile: tiles of 2^TILE_LOG × 2^TILE_LOG
+/// elements, read and written while they sit in L1.
+const TILE_LOG: u32 = 5;
+
+/// The bit-reversal permutation, in place. Small sizes swap directly, larger
+/// ones tile by tile ([`bit_reverse_tiled`]).
 fn bit_reverse(data: &mut [u64], log_n: u32) {
-    for i in 0..data.len() {
-        let j = reverse_index(i, log_n);
-        if i < j {
-            data.swap(i, j);
+    if log_n < 2 * TILE_LOG + 2 {
+        for i in 0..data.len() {
+            let j = reverse_index(i, log_n);
+            if i < j {
+                data.swap(i, j);
+            }
         }
+    } else {
+        bit_reverse_tiled(data, log_n);
     }
 }
 
-/// The bit-reversal permutation as a parallel gather from a copy.
-fn bit_reverse_parallel(data: &mut [u64], log_n: u32) {
-    let source = data.to_vec();
-    data.par_chunks_mut(GRAIN)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            let start = c * GRAIN;
-            for (k, x) in chunk.iter_mut().enumerate() {
-                *x = source[reverse_index(start + k, log_n)];
+/// The bit-reversal permutation in place, cache-friendly. Write an index as
+/// i = (a, b, c): [`TILE_LOG`] high bits, the middle, [`TILE_LOG`] low bits.
+/// Then rev(i) = (rev c, rev b, rev a): the tile of middle b (2^TILE_LOG rows of
+/// 2^TILE_LOG contiguous elements) goes, transposed, to the tile of rev b and
+/// vice versa. Each pair of tiles is read into two small buffers and written
+/// back swapped, so every access runs along rows that stay in L1.
+fn bit_reverse_tiled(data: &mut [u64], log_n: u32) {
+    let side = 1usize << TILE_LOG;
+    let mid_log = log_n - 2 * TILE_LOG;
+    let row_shift = log_n - TILE_LOG;
+    let rev_tile: Vec<usize> = (0..side).map(|x| reverse_index(x, TILE_LOG)).collect();
+    let mut here = vec![0u64; side * side];
+    let mut there = vec![0u64; side * side];
+    let load = |data: &[u64], b: usize, buf: &mut [u64]| {
+        for (a, row) in buf.chunks_exact_mut(side).enumerate() {
+            let start = (a << row_shift) | (b << TILE_LOG);
+            row.copy_from_slice(&data[start..start + side]);
+        }
+    };
+    // Writes `buf` (the tile of b) transposed into the tile of `rb` = rev b:
+    // element (a, c) lands at row rev c, column rev a.
+    let store = |data: &mut [u64], rb: usize, buf: &[u64]| {
+        for c in 0..side {
+            let start = (rev_tile[c] << row_shift) | (rb << TILE_LOG);
+            let row = &mut data[start..start + side];
+            for (a, &ra) in rev_tile.iter().enumerate() {
+                row[ra] = buf[a * side + c];
             }
-        });
+        }
+    };
+    for b in 0..1usize << mid_log {
+        let rb = reverse_index(b, mid_log);
+        if rb < b {
+            continue; // swapped with its partner already
+        }
+        load(data, b, &mut here);
+        if rb == b {
+            store(data, b, &here);
+        } else {
+            load(data, rb, &mut there);
+            store(data, rb, &here);
+            store(data, b, &there);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -368,16 +501,33 @@ mod tests {
 
     #[test]
     fn parallel_and_serial_paths_agree() {
-        let log_n = 16;
-        let data: Vec<u64> = (0..1u64 << log_n)
-            .map(|i| i * 0x9e37_79b9 % field::P)
-            .collect();
-        let tw = Twiddles::new(log_n, Direction::Forward).unwrap();
-        let mut serial = data.clone();
-        transform_one(&mut serial, &tw, false);
-        let mut parallel = data;
-        transform_one(&mut parallel, &tw, true);
-        assert_eq!(serial, parallel);
+        // 2^13: one unfused large stage; 2^16: two fused pairs; 2^17: both.
+        for log_n in [13, 16, 17] {
+            let data: Vec<u64> = (0..1u64 << log_n)
+                .map(|i| i * 0x9e37_79b9 % field::P)
+                .collect();
+            for direction in [Direction::Forward, Direction::Inverse] {
+                let tw = Twiddles::new(log_n, direction).unwrap();
+                let mut serial = data.clone();
+                transform_one(&mut serial, &tw, false);
+                let mut parallel = data.clone();
+                transform_one(&mut parallel, &tw, true);
+                assert_eq!(serial, parallel, "2^{log_n} {direction}");
+            }
+        }
+    }
+
+    #[test]
+    fn tiled_bit_reversal_is_the_permutation() {
+        for log_n in [12, 13, 16, 17] {
+            let n = 1usize << log_n;
+            let data: Vec<u64> = (0..n as u64).collect();
+            let mut permuted = data.clone();
+            bit_reverse(&mut permuted, log_n);
+            for (i, &x) in permuted.iter().enumerate() {
+                assert_eq!(x as usize, reverse_index(i, log_n), "2^{log_n} at {i}");
+            }
+        }
     }
 
     #[test]

@@ -80,17 +80,15 @@ pub const fn reduce128(x: u128) -> u64 {
     let hi = (x >> 64) as u64;
     let hi_hi = hi >> 32;
     let hi_lo = hi & EPSILON;
-    // lo − hi_hi·2^96 ≡ lo + hi_hi·(−1)… i.e. lo − hi_hi.
-    let (mut t0, borrow) = lo.overflowing_sub(hi_hi);
-    if borrow {
-        // t0 = lo − hi_hi + 2^64 ≥ 2^64 − 2^32 > EPSILON: no underflow.
-        t0 -= EPSILON;
-    }
+    // lo − hi_hi·2^96 ≡ lo − hi_hi. On borrow t0 = lo − hi_hi + 2^64 ≥ 2^64 − 2^32
+    // > EPSILON, so subtracting EPSILON (≡ adding p) cannot underflow.
+    let (t0, borrow) = lo.overflowing_sub(hi_hi);
+    let t0 = t0.wrapping_sub(EPSILON * borrow as u64);
     // hi_lo·2^64 ≡ hi_lo·(2^32 − 1) < 2^64.
-    let t1 = hi_lo * EPSILON;
-    let (t2, carry) = t0.overflowing_add(t1);
+    let t1 = (hi_lo << 32) - hi_lo;
     // On carry t2 ≤ 2^64 − 2^33, so adding EPSILON cannot overflow.
-    let r = if carry { t2 + EPSILON } else { t2 };
+    let (t2, carry) = t0.overflowing_add(t1);
+    let r = t2.wrapping_add(EPSILON * carry as u64);
     reduce(r)
 }
 
