@@ -9,7 +9,12 @@
 # real. Idempotent: an existing install is reused (nothing is downloaded).
 #
 # Usage: install-nvrtc.sh [CACHE_DIR]        (default: $HOME/.cache/pjp-nvrtc)
-# Env:   NVRTC_WHEEL_VERSION  wheel version  (default: 13.0.88, CUDA 13.0, which
+# Env:   NVRTC_WHEEL          PyPI package   (default: nvidia-cuda-nvrtc; for a
+#                                             driver older than CUDA 13 use
+#                                             nvidia-cuda-nvrtc-cu12 with a 12.x version
+#                                             the driver supports: NVRTC must not be
+#                                             newer than the driver)
+#        NVRTC_WHEEL_VERSION  wheel version  (default: 13.0.88, CUDA 13.0, which
 #                                             matches cudarc's `cuda-13000` and runs
 #                                             with any driver supporting CUDA ≥ 13.0)
 #        PYTHON               interpreter    (default: python3)
@@ -18,9 +23,10 @@
 set -euo pipefail
 
 cache_dir="${1:-${HOME}/.cache/pjp-nvrtc}"
+package="${NVRTC_WHEEL:-nvidia-cuda-nvrtc}"
 version="${NVRTC_WHEEL_VERSION:-13.0.88}"
 python="${PYTHON:-python3}"
-target="${cache_dir}/nvidia-cuda-nvrtc-${version}"
+target="${cache_dir}/${package}-${version}"
 
 log() { printf 'install-nvrtc: %s\n' "$*" >&2; }
 
@@ -51,19 +57,19 @@ staging="$(mktemp -d "${cache_dir}/.staging.XXXXXX")"
 trap 'rm -rf "${staging}"' EXIT
 
 if "${python}" -m pip --version >/dev/null 2>&1; then
-    log "pip-installing nvidia-cuda-nvrtc==${version} into ${target}"
+    log "pip-installing ${package}==${version} into ${target}"
     "${python}" -m pip install --quiet --no-deps --disable-pip-version-check \
         --no-warn-script-location --target "${staging}/site" \
-        "nvidia-cuda-nvrtc==${version}" >&2
+        "${package}==${version}" >&2
 else
     # No pip: take the manylinux x86_64 wheel from PyPI's simple index, check
     # its sha256 and unzip it.
-    log "no pip; downloading nvidia-cuda-nvrtc ${version} from PyPI"
+    log "no pip; downloading ${package} ${version} from PyPI"
     for tool in curl unzip sha256sum; do
         command -v "${tool}" >/dev/null || { log "need pip, or ${tool}"; exit 1; }
     done
-    href="$(curl -fsSL "https://pypi.org/simple/nvidia-cuda-nvrtc/" |
-        grep -o "href=\"[^\"]*nvidia_cuda_nvrtc-${version}-[^\"]*manylinux[^\"]*x86_64[^\"]*\.whl#sha256=[0-9a-f]*\"" |
+    href="$(curl -fsSL "https://pypi.org/simple/${package}/" |
+        grep -o "href=\"[^\"]*${package//-/_}-${version}-[^\"]*manylinux[^\"]*x86_64[^\"]*\.whl#sha256=[0-9a-f]*\"" |
         head -n 1 | sed 's/^href="//; s/"$//')"
     [[ -n "${href}" ]] || { log "no manylinux x86_64 wheel for ${version}"; exit 1; }
     curl -fsSL -o "${staging}/nvrtc.whl" "${href%%#*}"

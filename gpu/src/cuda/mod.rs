@@ -116,6 +116,16 @@ impl CudaNtt {
             });
         }
         let ctx = CudaContext::new(ordinal).map_err(error::driver("cuDevicePrimaryCtxRetain"))?;
+        // Workers waiting for their jobs sleep instead of spinning a core each.
+        // Best effort: cuCtxSetFlags exists from CUDA 12.1 on.
+        if driver_version >= CudaVersion::new(12, 1)
+            && let Err(e) = ctx.set_blocking_synchronize()
+        {
+            tracing::debug!(
+                code = e.0 as u32,
+                "cannot make stream synchronization blocking"
+            );
+        }
         let (major, minor) = ctx
             .compute_capability()
             .map_err(error::driver("cuDeviceGetAttribute"))?;
