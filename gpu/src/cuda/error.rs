@@ -78,6 +78,13 @@ pub enum CudaError {
         /// The `CUresult`.
         code: CuResult,
     },
+    /// A launch was refused before reaching the driver: a buffer is smaller
+    /// than the launch would touch (a bug in pjp-gpu, not in the job).
+    #[error("launch of kernel {kernel} refused: a buffer is smaller than the launch")]
+    LaunchRefused {
+        /// The kernel's entry point.
+        kernel: &'static str,
+    },
     /// The job does not fit the launch plan (too many elements for one grid).
     #[error("job does not fit one launch plan: {0}")]
     Plan(#[from] PlanError),

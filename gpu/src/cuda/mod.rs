@@ -318,6 +318,7 @@ impl CudaNtt {
             };
             result.map_err(|failure| launch_error(launch.kernel.entry_point(), failure))?;
         }
+        // `work` holds at least `total` elements (ensure_capacity above).
         let result = work
             .try_slice(0..total)
             .ok_or(CudaError::OutOfMemory { bytes: total * 8 })?;
@@ -359,13 +360,6 @@ fn launch_error(kernel: &'static str, failure: LaunchFailure) -> CudaError {
             kernel,
             code: CuResult::from_driver(&e),
         },
-        LaunchFailure::BufferTooSmall => CudaError::Launch {
-            kernel,
-            code: CuResult {
-                // CUDA_ERROR_INVALID_VALUE: refused before reaching the driver.
-                code: 1,
-                name: Some("buffer smaller than the launch (refused by pjp-gpu)".to_owned()),
-            },
-        },
+        LaunchFailure::BufferTooSmall => CudaError::LaunchRefused { kernel },
     }
 }
