@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pjp_benches::baseline;
-use pjp_benches::components::{Queue, SlowPicker, SlowSaver, Spin};
+use pjp_benches::components::{Queue, Spin};
 use pjp_core::{JobRunner, Shutdown};
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::{LatencyProfile, Latent, PickerExt, QueuePicker, QueueSaver, SaverExt};
 
 const RTT: Duration = Duration::from_millis(10);
 const EXEC: Duration = Duration::from_millis(2);
@@ -24,17 +25,20 @@ const WORKERS: usize = 2;
 /// Jobs per second two workers can execute at most.
 const CEILING: f64 = WORKERS as f64 / 0.002;
 
+type SlowPicker = Latent<QueuePicker<u64, u64, String>, TokioRuntime>;
+type SlowSaver = Latent<QueueSaver<u64, u64, String>, TokioRuntime>;
+
+/// The queue's halves, each call taking one round trip. Call inside the runtime.
 fn parts(jobs: u64) -> (SlowPicker, SlowSaver) {
     let queue = Queue::closed_with(0..jobs);
+    let runtime = TokioRuntime::current();
     (
-        SlowPicker {
-            inner: queue.picker(),
-            delay: RTT,
-        },
-        SlowSaver {
-            inner: queue.saver(),
-            delay: RTT,
-        },
+        queue
+            .picker()
+            .with_latency(&runtime, LatencyProfile::fixed(RTT)),
+        queue
+            .saver()
+            .with_latency(&runtime, LatencyProfile::fixed(RTT)),
     )
 }
 

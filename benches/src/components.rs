@@ -1,10 +1,10 @@
-//! Components for benchmarks: a no-op and a spinning executor, and picker/saver
-//! wrappers that sleep to model a database round trip.
+//! Components for benchmarks: a no-op and a spinning executor over the testkit's
+//! in-memory queue. Modeled round trips come from the testkit's `with_latency`.
 
 use std::time::{Duration, Instant};
 
-use pjp_core::{Executor, Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult};
-use pjp_testkit::{MemoryQueue, QueueMeta, QueuePicker, QueueSaver};
+use pjp_core::{Executor, Job, JobPicker};
+use pjp_testkit::{MemoryQueue, QueueMeta};
 
 /// The in-memory queue the benchmarks use: `u64` in, `u64` out.
 pub type Queue = MemoryQueue<u64, u64, String>;
@@ -44,61 +44,6 @@ impl Executor for Spin {
 
     fn cost_hint(&self, _input: &u64) -> Duration {
         self.0
-    }
-}
-
-/// A queue picker whose every call takes `delay` (a database round trip).
-#[derive(Clone)]
-pub struct SlowPicker {
-    /// The wrapped picker.
-    pub inner: QueuePicker<u64, u64, String>,
-    /// Time per call.
-    pub delay: Duration,
-}
-
-impl JobPicker for SlowPicker {
-    type Input = u64;
-    type Metadata = QueueMeta;
-    type Error = pjp_testkit::QueueError;
-
-    async fn pick(&self) -> PickResult<u64, QueueMeta, Self::Error> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.pick().await
-    }
-
-    async fn pick_many(&self, max: usize) -> PickManyResult<u64, QueueMeta, Self::Error> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.pick_many(max).await
-    }
-
-    async fn release(&self, meta: QueueMeta) -> Result<(), Self::Error> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.release(meta).await
-    }
-}
-
-/// A queue saver whose every call takes `delay`.
-#[derive(Clone)]
-pub struct SlowSaver {
-    /// The wrapped saver.
-    pub inner: QueueSaver<u64, u64, String>,
-    /// Time per call.
-    pub delay: Duration,
-}
-
-impl JobSaver for SlowSaver {
-    type Output = u64;
-    type Failure = String;
-    type Metadata = QueueMeta;
-    type Error = pjp_testkit::QueueError;
-
-    async fn save(
-        &self,
-        result: &JobResult<u64, String>,
-        meta: &QueueMeta,
-    ) -> Result<(), Self::Error> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.save(result, meta).await
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pjp_gpu::BackendChoice;
+use pjp_testkit::LatencyProfile;
 
 /// The reference prover component of prover-job-processor.
 ///
@@ -107,6 +108,10 @@ pub(crate) struct RunArgs {
     pub(crate) progress: String,
 }
 
+fn jittered(latency: Duration, jitter: f64) -> LatencyProfile {
+    LatencyProfile::uniform(latency, latency.mul_f64(1.0 + jitter))
+}
+
 fn parse_backend(value: &str) -> Result<BackendChoice, String> {
     value
         .parse()
@@ -129,6 +134,16 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
+    /// The pick round trip: `--pick-latency` plus up to `--latency-jitter` of it.
+    pub(crate) fn pick_profile(&self) -> LatencyProfile {
+        jittered(self.pick_latency, self.latency_jitter)
+    }
+
+    /// The save round trip: `--save-latency` plus up to `--latency-jitter` of it.
+    pub(crate) fn save_profile(&self) -> LatencyProfile {
+        jittered(self.save_latency, self.latency_jitter)
+    }
+
     /// Checks combinations the per-flag parsers cannot.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.fail_rate + self.panic_rate > 1.0 {

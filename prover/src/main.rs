@@ -13,7 +13,6 @@
 
 mod circuit;
 mod cli;
-mod latency;
 mod pipeline;
 mod progress;
 mod store;

@@ -15,11 +15,10 @@ use pjp_core::{
 };
 use pjp_gpu::{NttConfig, NttExecutor, NttJob, NttOutput};
 use pjp_runtime_tokio::TokioRuntime;
-use pjp_testkit::{MemoryQueue, QueueMeta, QueuePicker};
+use pjp_testkit::{Latent, MemoryQueue, PickerExt, QueueMeta, QueuePicker, SaverExt};
 
 use crate::circuit::{CircuitProver, FaultRates, ProveError};
 use crate::cli::RunArgs;
-use crate::latency::Delayed;
 use crate::store::{ResultStore, StageFailures};
 use crate::witness::{WitnessGenerator, WitnessShape};
 
@@ -78,6 +77,8 @@ pub(crate) struct Live {
     pub(crate) stages: Vec<(&'static str, u64, Progress)>,
 }
 
+/// A component whose calls take `--pick-latency`/`--save-latency`.
+type Delayed<T> = Latent<T, TokioRuntime>;
 type Origin = Arc<Delayed<QueuePicker<u64>>>;
 type WitnessRunner = JobRunner<
     Origin,
@@ -102,18 +103,22 @@ pub(crate) struct Pipeline {
 impl Pipeline {
     pub(crate) fn build(component: &Component) -> anyhow::Result<Self> {
         let args = &component.args;
-        let delayed = |latency| move |inner| Delayed::new(inner, latency, args.latency_jitter);
-        let origin = Arc::new(delayed(args.pick_latency)(component.queue.picker()));
+        let runtime = TokioRuntime::current();
+        let origin = Arc::new(
+            component
+                .queue
+                .picker()
+                .with_latency(&runtime, args.pick_profile()),
+        );
         let witness_workers = usize::try_from(args.witness_workers)?;
         let prover_workers = usize::try_from(args.prover_workers)?;
 
         // Room for each prover worker's next witness, so the prover never waits.
         let (tx, rx) = stage::channel(2 * prover_workers, Arc::clone(&origin));
-        let failures = Delayed::new(
-            component.store.failures_of("witness"),
-            args.save_latency,
-            args.latency_jitter,
-        );
+        let failures = component
+            .store
+            .failures_of("witness")
+            .with_latency(&runtime, args.save_profile());
         let witness =
             JobRunner::builder(origin, component.witness.clone(), tx.on_failure(failures))
                 .stage("witness")
@@ -122,11 +127,7 @@ impl Pipeline {
                 .pickers(2)
                 .savers(2)
                 .build()?;
-        let saver = Delayed::new(
-            Arc::clone(&component.store),
-            args.save_latency,
-            args.latency_jitter,
-        );
+        let saver = Arc::clone(&component.store).with_latency(&runtime, args.save_profile());
         let mut prove = JobRunner::builder(rx, component.prover.clone(), saver)
             .stage("prove")
             .workers(prover_workers)
@@ -178,16 +179,12 @@ pub(crate) async fn run_sequential(
     shutdown: Shutdown,
 ) -> anyhow::Result<RunReport> {
     let args = &component.args;
-    let picker = Delayed::new(
-        component.queue.picker(),
-        args.pick_latency,
-        args.latency_jitter,
-    );
-    let saver = Delayed::new(
-        Arc::clone(&component.store),
-        args.save_latency,
-        args.latency_jitter,
-    );
+    let runtime = TokioRuntime::current();
+    let picker = component
+        .queue
+        .picker()
+        .with_latency(&runtime, args.pick_profile());
+    let saver = Arc::clone(&component.store).with_latency(&runtime, args.save_profile());
     let started = Instant::now();
     let mut report = RunReport::default();
     report.stage = "sequential".to_owned();
