@@ -374,6 +374,7 @@ type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 pub struct Ledger {
     state: Arc<Mutex<State>>,
     clock: Option<(Clock, Instant)>,
+    enabled: bool,
 }
 
 impl fmt::Debug for Ledger {
@@ -381,6 +382,7 @@ impl fmt::Debug for Ledger {
         f.debug_struct("Ledger")
             .field("summary", &self.summary())
             .field("timed", &self.clock.is_some())
+            .field("enabled", &self.enabled)
             .finish()
     }
 }
@@ -414,7 +416,23 @@ impl Ledger {
                 claimed: 0,
             })),
             clock: None,
+            enabled: true,
         }
+    }
+
+    /// A ledger that records nothing (every check passes, every count is
+    /// zero): lets one wiring serve both checked runs and throughput
+    /// measurements, where the bookkeeping would be measured too.
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::new()
+        }
+    }
+
+    /// Whether this ledger records (false for [`disabled`](Self::disabled)).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// A ledger that timestamps events with `runtime`'s clock (virtual under
@@ -447,6 +465,9 @@ impl Ledger {
     }
 
     fn record(&self, meta: &impl JobMeta, kind: EventKind) {
+        if !self.enabled {
+            return;
+        }
         let at = self.now();
         let (job, attempt) = (meta.job_id(), meta.attempt());
         let mut state = self.lock();
