@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pjp_core::{BackoffPolicy, RetryPolicy, RunnerBuilder, Runtime, Shutdown, TaskHandle};
 
-use crate::{ExecFaults, IoFaults};
+use crate::{ExecFaults, IoFaults, LatencyProfile};
 
 /// A runner configuration as plain data.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +183,8 @@ pub struct RunPlan {
     pub picker: IoFaults,
     /// Saver faults.
     pub saver: IoFaults,
+    /// The round trip of every pick, release and save.
+    pub latency: LatencyProfile,
     /// Execution.
     pub exec: ExecPlan,
     /// Cancellation.

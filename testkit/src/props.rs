@@ -147,11 +147,13 @@ pub async fn check_run<R: Runtime>(
     let picker = queue
         .picker()
         .with_ledger(&ledger)
-        .with_faults(runtime, plan.picker.clone());
+        .with_faults(runtime, plan.picker.clone())
+        .with_latency(runtime, plan.latency.clone());
     let saver = queue
         .saver()
         .with_ledger(&ledger)
-        .with_faults(runtime, plan.saver.clone());
+        .with_faults(runtime, plan.saver.clone())
+        .with_latency(runtime, plan.latency.clone());
     let work = if plan.exec.sleep {
         Workload::sleeping(plan.exec.cost)
     } else {

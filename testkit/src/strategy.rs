@@ -17,7 +17,9 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::{CancelPlan, ExecFaults, ExecPlan, IoFaults, Outage, RunPlan, RunnerPlan};
+use crate::{
+    CancelPlan, ExecFaults, ExecPlan, IoFaults, LatencyProfile, Outage, RunPlan, RunnerPlan,
+};
 
 /// The bounds of generated [`RunPlan`]s.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,23 +35,26 @@ pub struct PlanSpace {
     pub horizon: Duration,
     /// The largest injected error rate (picks and saves).
     pub max_error_rate: f64,
+    /// The longest round trip (before spikes) of picks, releases and saves.
+    pub max_latency: Duration,
 }
 
 impl PlanSpace {
-    /// For simulated runs: up to 200 jobs of up to 50 ms modeled cost, events
-    /// within 2 s of virtual time.
+    /// For simulated runs: up to 200 jobs of up to 50 ms modeled cost, round
+    /// trips up to 100 ms, events within 2 s of virtual time.
     pub fn simulated() -> Self {
         Self {
             jobs: 0..=200,
             max_cost: Duration::from_millis(50),
             sleep: false,
             horizon: Duration::from_secs(2),
-            max_error_rate: 0.3,
+            max_error_rate: 0.2,
+            max_latency: Duration::from_millis(100),
         }
     }
 
-    /// For real runtimes: up to 60 jobs sleeping up to 1 ms, events within
-    /// 30 ms.
+    /// For real runtimes: up to 60 jobs sleeping up to 1 ms, round trips up
+    /// to 0.5 ms, events within 30 ms.
     pub fn real_time() -> Self {
         Self {
             jobs: 0..=60,
@@ -57,6 +62,7 @@ impl PlanSpace {
             sleep: true,
             horizon: Duration::from_millis(30),
             max_error_rate: 0.3,
+            max_latency: Duration::from_micros(500),
         }
     }
 }
@@ -78,7 +84,7 @@ pub fn runner_plan(horizon: Duration) -> impl Strategy<Value = RunnerPlan> {
         1usize..=4,
         proptest::option::weighted(0.2, duration_up_to(horizon / 4)),
         proptest::option::weighted(0.3, duration_up_to(horizon)),
-        1u32..=6,
+        2u32..=8,
     )
         .prop_map(
             |(
@@ -156,6 +162,26 @@ pub fn cancel_plan(horizon: Duration) -> impl Strategy<Value = CancelPlan> {
     ]
 }
 
+/// Round trips: none, or uniform up to `max` (sometimes with spikes of up to
+/// ten times `max`).
+pub fn latency(max: Duration) -> impl Strategy<Value = LatencyProfile> {
+    prop_oneof![
+        Just(LatencyProfile::none()),
+        (
+            duration_up_to(max),
+            duration_up_to(max),
+            proptest::option::weighted(0.3, (0.0..=0.05f64, duration_up_to(max * 10))),
+        )
+            .prop_map(|(a, b, spikes)| {
+                let profile = LatencyProfile::uniform(a, b);
+                match spikes {
+                    Some((rate, extra)) => profile.with_spikes(rate, extra),
+                    None => profile,
+                }
+            }),
+    ]
+}
+
 /// Whole runs within `space`.
 pub fn run_plan(space: PlanSpace) -> impl Strategy<Value = RunPlan> {
     let horizon = space.horizon;
@@ -167,13 +193,15 @@ pub fn run_plan(space: PlanSpace) -> impl Strategy<Value = RunPlan> {
         duration_up_to(space.max_cost),
         exec_faults(),
         cancel_plan(horizon),
+        latency(space.max_latency),
     )
         .prop_map(
-            move |(jobs, runner, picker, saver, cost, faults, cancel)| RunPlan {
+            move |(jobs, runner, picker, saver, cost, faults, cancel, latency)| RunPlan {
                 jobs,
                 runner,
                 picker,
                 saver,
+                latency,
                 exec: ExecPlan {
                     cost,
                     sleep: space.sleep,

@@ -83,7 +83,9 @@ fn sim_cargo() -> Result<Command> {
 
 fn status(what: &str, cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {what}");
-    let status = cmd.status().with_context(|| format!("could not start: {what}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start: {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
@@ -104,7 +106,9 @@ fn test(args: &[String]) -> Result<()> {
     )?;
     status(
         "doc tests",
-        cargo().args(["test", "--workspace", "--doc"]).current_dir(&root),
+        cargo()
+            .args(["test", "--workspace", "--doc"])
+            .current_dir(&root),
     )?;
     if !no_sim {
         status(
@@ -119,7 +123,16 @@ fn sim(args: &[String]) -> Result<()> {
     status(
         "simulation",
         sim_cargo()?
-            .args(["run", "--quiet", "--release", "-p", "pjp-runtime-sim", "--bin", "pjp-sim", "--"])
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "pjp-runtime-sim",
+                "--bin",
+                "pjp-sim",
+                "--",
+            ])
             .args(args),
     )
 }

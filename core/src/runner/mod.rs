@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 pub use builder::RunnerBuilder;
 pub use config::{ConfigError, RunnerConfig};
@@ -183,7 +184,10 @@ where
         drop(results_rx);
 
         // The tasks end in order: pickers stop, workers empty the queue, savers
-        // empty theirs. Meanwhile follow the shutdown handle.
+        // empty theirs. Meanwhile follow the shutdown handle, and on abandon
+        // release queued jobs; the run ends when the tasks are done *and* no
+        // release is half-way (dropping one would lose its job).
+        let tasks_done = CancellationToken::new();
         let finish = async {
             for (task, handle) in tasks {
                 if let Err(panicked) = handle.await {
@@ -194,17 +198,15 @@ where
                     ctx.abandon_now();
                 }
             }
+            tasks_done.cancel();
         };
-        let watch = async {
-            tokio::join!(
-                follow_shutdown(&ctx, &shutdown),
-                release_on_abandon(&ctx, queue_rx)
-            )
+        let work = async {
+            tokio::join!(finish, release_on_abandon(&ctx, queue_rx, &tasks_done));
         };
         tokio::select! {
             biased;
-            () = finish => {}
-            _ = watch => {}
+            () = work => {}
+            () = follow_shutdown(&ctx, &shutdown) => {}
         }
 
         let report = self.report(&ctx, &before, started, &shutdown);
@@ -343,21 +345,27 @@ impl<P, X, S> JobRunner<P, X, S> {
 
 /// On abandon, takes unstarted jobs off the queue and releases them at once,
 /// rather than waiting for busy workers to get to them (the workers release the
-/// ones they take, too). Never resolves.
+/// ones they take, too). Resolves at once if the tasks finish without an
+/// abandon; after an abandon, once the queue is closed and every job taken
+/// off it is released.
 async fn release_on_abandon<P, X, S, R>(
     ctx: &Context<P, X, S, R>,
     queue: async_channel::Receiver<pick::Queued<P::Input, P::Metadata>>,
+    tasks_done: &CancellationToken,
 ) where
     P: JobPicker,
     R: Runtime,
 {
-    ctx.abandon.cancelled().await;
+    tokio::select! {
+        biased;
+        () = ctx.abandon.cancelled() => {}
+        () = tasks_done.cancelled() => return,
+    }
     ctx.picker.on_abandon().await;
     while let Ok(queued) = queue.recv().await {
         drop(queued.permit);
         ctx.release(queued.job.meta).await;
     }
-    std::future::pending::<()>().await;
 }
 
 /// Turns the user's shutdown into the run's own tokens: drain stops picking;

@@ -355,13 +355,13 @@ fn setup(s: &Scenario, plan: &RunnerPlan) -> String {
         s.jobs, s.exec_cost, s.workers, s.picker_latency, s.saver_latency
     );
     if !s.picker_faults.is_none() {
-        text.push_str(&format!("; picker faults {:?}", s.picker_faults));
+        text.push_str(&format!("; picker faults: {}", s.picker_faults));
     }
     if !s.saver_faults.is_none() {
-        text.push_str(&format!("; saver faults {:?}", s.saver_faults));
+        text.push_str(&format!("; saver faults: {}", s.saver_faults));
     }
     if !s.exec_faults.is_none() {
-        text.push_str(&format!("; executor faults {:?}", s.exec_faults));
+        text.push_str(&format!("; executor faults: {}", s.exec_faults));
     }
     if s.cancel != pjp_testkit::CancelPlan::Never {
         text.push_str(&format!("; cancel: {}", s.cancel));

@@ -16,12 +16,14 @@
 //! assert!(picker_faults.in_outage(Duration::from_secs(4)));
 //! // 1 % of jobs panic, 2 % take ten times their cost.
 //! let exec_faults = ExecFaults::none().panic_rate(0.01).stragglers(0.02, 10);
-//! # let _ = exec_faults;
+//! assert_eq!(exec_faults.to_string(), "1% panics, 2% stragglers ×10");
+//! assert_eq!(picker_faults.to_string(), "5% errors, outage 2s–5s");
 //! ```
 
 mod error;
 mod wrap;
 
+use std::fmt;
 use std::time::Duration;
 
 pub use error::{ExecFault, FaultError};
@@ -173,6 +175,65 @@ impl ExecFaults {
     /// Whether this injects anything.
     pub fn is_none(&self) -> bool {
         self.error_rate == 0.0 && self.panic_rate == 0.0 && self.straggler_rate == 0.0
+    }
+}
+
+fn percent(rate: f64) -> String {
+    format!("{}%", (rate * 1000.0).round() / 10.0)
+}
+
+impl fmt::Display for Outage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "outage {:?}–{:?}",
+            self.start,
+            self.start.saturating_add(self.duration)
+        )
+    }
+}
+
+impl fmt::Display for IoFaults {
+    /// `none`, or e.g. `5% errors, outage 1s–2.5s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.error_rate > 0.0 {
+            parts.push(format!("{} errors", percent(self.error_rate)));
+        }
+        parts.extend(self.outages.iter().map(ToString::to_string));
+        if self.releases && !parts.is_empty() {
+            parts.push("releases fail too".to_owned());
+        }
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+impl fmt::Display for ExecFaults {
+    /// `none`, or e.g. `2% errors, 1% panics, 2% stragglers ×10`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.error_rate > 0.0 {
+            parts.push(format!("{} errors", percent(self.error_rate)));
+        }
+        if self.panic_rate > 0.0 {
+            parts.push(format!("{} panics", percent(self.panic_rate)));
+        }
+        if self.straggler_rate > 0.0 {
+            parts.push(format!(
+                "{} stragglers ×{}",
+                percent(self.straggler_rate),
+                self.straggler_factor
+            ));
+        }
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
     }
 }
 

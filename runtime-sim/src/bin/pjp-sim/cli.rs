@@ -164,7 +164,7 @@ fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
         "cancel" => vec![
             base(args, &name("cancel")).cancel(CancelPlan::DrainThenAbandon {
                 drain_after: Duration::from_millis(500 + args.seed % 1_000),
-                abandon_after: Duration::from_millis(100),
+                abandon_after: Duration::from_millis(5),
             }),
         ],
         other => return Err(format!("unknown scenario `{other}`")),
