@@ -158,3 +158,36 @@ fn a_crashed_worker_restarts_and_its_leases_come_back() {
         assert_eq!(report.picked, 600 + report.reclaimed);
     }
 }
+
+#[test]
+fn an_abandon_waits_for_releases_still_on_their_way() {
+    // Regression: the run used to end as soon as its tasks did, dropping a
+    // release that was still waiting on its round trip: the job stayed
+    // claimed at the source, neither saved nor released.
+    for seed in seeds(20) {
+        let report = run(
+            &Scenario::new("slow releases")
+                .jobs(400)
+                .workers(2)
+                .exec_cost(Duration::from_millis(5))
+                .latency(LatencyProfile::uniform(
+                    Duration::from_millis(20),
+                    Duration::from_millis(120),
+                ))
+                .runner(pjp_testkit::RunnerPlan {
+                    prefetch: 24,
+                    pickers: 3,
+                    pick_batch: 8,
+                    save_queue: 4,
+                    savers: 4,
+                    ..pjp_testkit::RunnerPlan::default()
+                })
+                .cancel(pjp_testkit::CancelPlan::Abandon {
+                    after: Duration::from_millis(300 + seed * 7),
+                }),
+            seed,
+        );
+        assert!(report.released > 0, "{report}");
+        assert_eq!(report.saved + report.released, report.picked, "{report}");
+    }
+}

@@ -12,7 +12,13 @@ use crate::{
     ExecFaults, Faulty, FaultyExecutor, IoFaults, LatencyProfile, Latent, Ledger, Recorded,
 };
 
-/// Wrappers for any [`JobPicker`].
+/// Wrappers for any [`JobPicker`], like tower layers:
+/// `picker.with_ledger(&ledger).with_latency(&runtime, profile)`.
+///
+/// Order matters: the wrapper written last is outermost. Put the ledger
+/// innermost on pickers and savers (it records what reached the source) and
+/// faults inside latency (a call fails after its round trip) or outside it
+/// (it fails at once), as the scenario needs.
 pub trait PickerExt: JobPicker + Sized {
     /// Records picks and releases in `ledger`.
     fn with_ledger(self, ledger: &Ledger) -> Recorded<Self> {

@@ -1,4 +1,4 @@
-//! [proptest] strategies for runner configurations, fault plans and
+//! [proptest](https://docs.rs/proptest) strategies for runner configurations, fault plans and
 //! cancellations, and [`sample`] to draw one value from a seed (for seeded
 //! simulation suites).
 //!

@@ -68,14 +68,22 @@ fn sim_target_dir() -> Result<PathBuf> {
     Ok(base.join("madsim"))
 }
 
-/// A cargo command for the simulation build.
+/// Adds `--cfg madsim` to the flags in environment variable `var`.
+fn with_madsim_cfg(var: &str) -> String {
+    let flags = std::env::var(var).unwrap_or_default();
+    if flags.split_whitespace().any(|f| f == "--cfg=madsim") || flags.contains("--cfg madsim") {
+        flags
+    } else {
+        format!("{flags} --cfg madsim").trim().to_owned()
+    }
+}
+
+/// A cargo command for the simulation build: `--cfg madsim` for code and
+/// doctests alike, in its own target directory.
 fn sim_cargo() -> Result<Command> {
     let mut cmd = cargo();
-    let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-    if !flags.split_whitespace().any(|f| f == "--cfg=madsim") && !flags.contains("--cfg madsim") {
-        flags = format!("{flags} --cfg madsim").trim().to_owned();
-    }
-    cmd.env("RUSTFLAGS", flags)
+    cmd.env("RUSTFLAGS", with_madsim_cfg("RUSTFLAGS"))
+        .env("RUSTDOCFLAGS", with_madsim_cfg("RUSTDOCFLAGS"))
         .env("CARGO_TARGET_DIR", sim_target_dir()?)
         .current_dir(workspace_root()?);
     Ok(cmd)

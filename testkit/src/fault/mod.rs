@@ -4,21 +4,6 @@
 //!
 //! Every decision draws from the [`Runtime`](pjp_core::Runtime)'s random
 //! source, so under simulation the same seed injects the same faults.
-//!
-//! ```
-//! use std::time::Duration;
-//! use pjp_testkit::{ExecFaults, IoFaults, Outage};
-//!
-//! // 5 % of picks fail, and the database is unreachable from 2 s to 5 s.
-//! let picker_faults = IoFaults::none()
-//!     .error_rate(0.05)
-//!     .outage(Outage::new(Duration::from_secs(2), Duration::from_secs(3)));
-//! assert!(picker_faults.in_outage(Duration::from_secs(4)));
-//! // 1 % of jobs panic, 2 % take ten times their cost.
-//! let exec_faults = ExecFaults::none().panic_rate(0.01).stragglers(0.02, 10);
-//! assert_eq!(exec_faults.to_string(), "1% panics, 2% stragglers ×10");
-//! assert_eq!(picker_faults.to_string(), "5% errors, outage 2s–5s");
-//! ```
 
 mod error;
 mod wrap;
@@ -60,6 +45,21 @@ fn clamp_rate(rate: f64) -> f64 {
 }
 
 /// Faults of a picker's or saver's backend.
+///
+/// ```
+/// use std::time::Duration;
+/// use pjp_testkit::{ExecFaults, IoFaults, Outage};
+///
+/// // 5 % of picks fail, and the database is unreachable from 2 s to 5 s.
+/// let picker_faults = IoFaults::none()
+///     .error_rate(0.05)
+///     .outage(Outage::new(Duration::from_secs(2), Duration::from_secs(3)));
+/// assert!(picker_faults.in_outage(Duration::from_secs(4)));
+/// // 1 % of jobs panic, 2 % take ten times their cost.
+/// let exec_faults = ExecFaults::none().panic_rate(0.01).stragglers(0.02, 10);
+/// assert_eq!(exec_faults.to_string(), "1% panics, 2% stragglers ×10");
+/// assert_eq!(picker_faults.to_string(), "5% errors, outage 2s–5s");
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct IoFaults {
     error_rate: f64,

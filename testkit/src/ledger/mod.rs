@@ -1,32 +1,5 @@
 //! [`Ledger`]: records every pick, execution, save and release of every job,
 //! and checks the runner's contract against what really happened.
-//!
-//! Wrap the *real* picker and saver (closest to the source, under any fault
-//! or latency wrapper) and the executor with [`with_ledger`](crate::PickerExt::with_ledger),
-//! run, then [`check`](Ledger::check):
-//!
-//! ```
-//! use pjp_core::{JobRunner, Shutdown};
-//! use pjp_testkit::{ExecutorExt, Ledger, MemoryQueue, PickerExt, SaverExt, Workload};
-//!
-//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-//! # async fn main() -> anyhow::Result<()> {
-//! let runtime = pjp_runtime_tokio::TokioRuntime::current();
-//! let ledger = Ledger::timed(&runtime);
-//! let queue: MemoryQueue<u64, u64, String> = MemoryQueue::closed_with(0..100);
-//! let runner = JobRunner::builder(
-//!     queue.picker().with_ledger(&ledger),
-//!     Workload::noop().with_ledger(&ledger),
-//!     queue.saver().with_ledger(&ledger),
-//! )
-//! .workers(2)
-//! .build()?;
-//! runner.run(&runtime, Shutdown::new()).await?;
-//! let summary = ledger.check()?; // nothing lost, nothing saved twice, …
-//! assert_eq!((summary.picks, summary.saved, summary.lost), (100, 100, 0));
-//! # Ok(())
-//! # }
-//! ```
 
 mod wrap;
 
@@ -353,8 +326,35 @@ type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// Records what happened to every job and checks the runner's contract.
 ///
-/// Cheap to clone (clones share the record). See the [module docs](self) for
-/// where to put the wrappers. The checks:
+/// Wrap the *real* picker and saver (closest to the source, under any fault
+/// or latency wrapper) and the executor with `with_ledger`
+/// ([`PickerExt`](crate::PickerExt), [`SaverExt`](crate::SaverExt),
+/// [`ExecutorExt`](crate::ExecutorExt)), run, then [`check`](Self::check):
+///
+///  ```
+///  use pjp_core::{JobRunner, Shutdown};
+///  use pjp_testkit::{ExecutorExt, Ledger, MemoryQueue, PickerExt, SaverExt, Workload};
+///
+///  # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+///  # async fn main() -> anyhow::Result<()> {
+///  let runtime = pjp_runtime_tokio::TokioRuntime::current();
+///  let ledger = Ledger::timed(&runtime);
+///  let queue: MemoryQueue<u64, u64, String> = MemoryQueue::closed_with(0..100);
+///  let runner = JobRunner::builder(
+///      queue.picker().with_ledger(&ledger),
+///      Workload::noop().with_ledger(&ledger),
+///      queue.saver().with_ledger(&ledger),
+///  )
+///  .workers(2)
+///  .build()?;
+///  runner.run(&runtime, Shutdown::new()).await?;
+///  let summary = ledger.check()?; // nothing lost, nothing saved twice, …
+///  assert_eq!((summary.picks, summary.saved, summary.lost), (100, 100, 0));
+///  # Ok(())
+///  # }
+///  ```
+///
+/// Cheap to clone (clones share the record). The checks:
 ///
 /// * **nothing lost**: at the end no job is still claimed ([`Violation::Lost`]);
 /// * **nothing saved twice** ([`Violation::SavedTwice`]);
