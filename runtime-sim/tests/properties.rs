@@ -61,7 +61,7 @@ fn random_faults_and_cancellations_keep_every_promise() {
     let (mut stops, mut errors) = ([0u64; 3], 0u64);
     for_each_seed(
         "random_faults_and_cancellations_keep_every_promise",
-        5_000,
+        10_000,
         |seed| {
             let plan = strategy::sample(&space, seed);
             let run_plan = plan.clone();

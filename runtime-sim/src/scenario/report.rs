@@ -40,9 +40,11 @@ pub struct ScenarioReport {
     pub executor_bound: Option<f64>,
     /// Fraction of worker time spent executing.
     pub utilisation: f64,
-    /// Median time from pick to saved.
+    /// Median job latency: from the claim at the source (the pick's
+    /// arrival) to the result's arrival at the store. Without a ledger, the
+    /// runner's own pick-to-saved latency.
     pub p50: Duration,
-    /// 99th percentile time from pick to saved.
+    /// 99th percentile job latency, as `p50`.
     pub p99: Duration,
     /// Picks (a job picked twice counts twice).
     pub picked: u64,

@@ -196,9 +196,9 @@ fn throughput(args: &Args, scenario: &Scenario) -> Result<bool, String> {
             println!("{report}\n");
         }
         println!(
-            "seed {seed}: {} jobs in {:.3} s simulated, {:.1} ms wall -> {:.0} simulated jobs per wall second{}",
+            "seed {seed}: {} jobs in {:.3} ms simulated, {:.1} ms wall -> {:.0} simulated jobs per wall second{}",
             report.saved,
-            report.elapsed.as_secs_f64(),
+            report.elapsed.as_secs_f64() * 1e3,
             wall.as_secs_f64() * 1e3,
             rate,
             if report.is_clean() {
