@@ -66,6 +66,4 @@ pub use scenario::{Crash, Mode, Scenario, ScenarioError, ScenarioReport};
 pub use simulate::{SimConfig, SimFailure, check_determinism, seeds, simulate, try_simulate};
 
 #[cfg(madsim)]
-pub use pjp_testkit::{
-    CancelPlan, ExecFaults, IoFaults, LatencyProfile, LatencyProfile as Latency, Outage, RunnerPlan,
-};
+pub use pjp_testkit::{CancelPlan, ExecFaults, IoFaults, LatencyProfile, Outage, RunnerPlan};

@@ -24,6 +24,9 @@ use tokio::sync::Semaphore;
 ///   cores, sleeps its modeled cost (the executor's
 ///   [`cost_hint`](pjp_core::Executor::cost_hint)) with seeded jitter, then
 ///   runs the closure inline. Zero-cost work runs at once, without a core.
+///   A `spawn_blocking` dropped before its cost has elapsed (a job timeout)
+///   frees its core and never runs its closure — where a real pool would
+///   finish it and discard the result.
 ///   [`spawn_worker`](Runtime::spawn_worker) is an ordinary task.
 /// * **Time** is madsim's virtual clock, sleeps are exact (madsim's own
 ///   `sleep` rounds up to 1 ms); **randomness** is madsim's seeded generator.
