@@ -46,7 +46,7 @@ pub(crate) struct RunArgs {
     pub(crate) batch: u64,
 
     /// Witness-generator workers (CPU).
-    #[arg(long, env = "PJP_WITNESS_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, env = "PJP_WITNESS_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub(crate) witness_workers: u64,
 
     /// Circuit-prover workers (each runs one NTT job at a time).

@@ -255,6 +255,41 @@ fn a_second_signal_releases_unstarted_jobs_and_exits_non_zero() {
 }
 
 #[test]
+fn metrics_are_served_for_prometheus() {
+    use std::io::{Read, Write};
+    // A port unlikely to be taken; the test only needs it for a second.
+    let port = 20_000 + std::process::id() % 20_000;
+    let addr = format!("127.0.0.1:{port}");
+    let (child, stderr) = start(&[
+        "run",
+        "--jobs",
+        "2000000",
+        "--log-n",
+        "6",
+        "--metrics-addr",
+        &addr,
+    ]);
+    sleep(Duration::from_millis(300));
+    let mut body = String::new();
+    let fetched = std::net::TcpStream::connect(&addr).and_then(|mut stream| {
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        stream.read_to_string(&mut body)
+    });
+    signal(child.id(), "TERM");
+    let (code, _) = finish(child, stderr);
+    assert!(fetched.is_ok(), "{fetched:?}");
+    assert_eq!(code, Some(0));
+    for metric in [
+        "pjp_jobs_picked_total{stage=\"witness\"}",
+        "pjp_jobs_succeeded_total{stage=\"prove\"}",
+        "pjp_busy_workers",
+        "pjp_execute_seconds",
+    ] {
+        assert!(body.contains(metric), "{metric} missing from:\n{body}");
+    }
+}
+
+#[test]
 fn bad_usage_exits_2_with_one_clear_line() {
     for (args, expect) in [
         (vec!["run", "--no-such-flag"], "--no-such-flag"),
