@@ -34,7 +34,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
     /// Synthetic jobs seeded into the embedded queue.
-    #[arg(long, env = "PJP_JOBS", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, env = "PJP_JOBS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub(crate) jobs: u64,
 
     /// log2 of each polynomial's size (2^log_n coefficients).

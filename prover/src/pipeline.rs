@@ -3,15 +3,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use std::convert::Infallible;
 
 use pjp_core::stage::{StagePicker, StageSaver};
 use pjp_core::{
-    Blocking, ExecError, Executor, JobPicker, JobResult, JobRunner, JobSaver, Picked, Progress,
-    RunError, RunReport, Shutdown, stage,
+    Blocking, ExecError, Executor, JobPicker, JobResult, JobRunner, JobSaver, LatencySummary,
+    Picked, Progress, RunError, RunReport, Shutdown, stage,
 };
 use pjp_gpu::{NttConfig, NttExecutor, NttJob, NttOutput};
 use pjp_runtime_tokio::TokioRuntime;
@@ -124,15 +124,17 @@ impl Pipeline {
                 .stage("witness")
                 .workers(witness_workers)
                 .prefetch(2 * witness_workers)
-                .pickers(2)
-                .savers(2)
+                // Picks and saves in flight hide a database round trip
+                // (`--pick-latency`, `--save-latency`) behind execution.
+                .pickers(4)
+                .savers(4)
                 .build()?;
         let saver = Arc::clone(&component.store).with_latency(&runtime, args.save_profile());
         let mut prove = JobRunner::builder(rx, component.prover.clone(), saver)
             .stage("prove")
             .workers(prover_workers)
             .prefetch(prover_workers)
-            .savers(4);
+            .savers(8);
         if let Some(grace) = args.grace_period {
             prove = prove.grace_period(grace);
         }
@@ -189,16 +191,17 @@ pub(crate) async fn run_sequential(
     let mut report = RunReport::default();
     report.stage = "sequential".to_owned();
     report.workers = 1;
+    let (mut job_times, mut exec_times) = (Vec::new(), Vec::new());
     while !shutdown.is_draining() {
         let job = match picker.pick().await? {
             Picked::Some(job) => job,
             Picked::Empty | Picked::Exhausted => break,
         };
+        let picked_at = Instant::now();
         report.picked += 1;
         let meta = job.meta;
-        let exec_start = Instant::now();
         let result = prove_whole_job(component, job.input, &meta);
-        report.busy += exec_start.elapsed();
+        let executed = picked_at.elapsed();
         match &result {
             Ok(_) => report.succeeded += 1,
             Err(error) => {
@@ -207,9 +210,29 @@ pub(crate) async fn run_sequential(
             }
         }
         saver.save(&result, &meta).await?;
+        exec_times.push(executed);
+        job_times.push(picked_at.elapsed());
     }
     report.elapsed = started.elapsed();
+    report.busy = exec_times.iter().sum();
+    report.exec_time = percentiles(exec_times);
+    report.job_latency = percentiles(job_times);
     Ok(report)
+}
+
+/// p50, p99 and max of a sample, by sorting (the runner keeps a histogram).
+fn percentiles(mut samples: Vec<Duration>) -> LatencySummary {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let index = ((samples.len() as f64 * q).ceil() as usize).saturating_sub(1);
+        samples.get(index).copied().unwrap_or_default()
+    };
+    LatencySummary {
+        count: samples.len() as u64,
+        p50: at(0.5),
+        p99: at(0.99),
+        max: samples.last().copied().unwrap_or_default(),
+    }
 }
 
 /// Both stages inline, with panics caught.
