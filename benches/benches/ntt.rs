@@ -65,18 +65,6 @@ fn naive_radix2(a: &mut [u64]) {
     }
 }
 
-fn elements(len: usize, seed: u64) -> Vec<u64> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            field::reduce(state)
-        })
-        .collect()
-}
-
 fn tune(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, log_n: u32) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
@@ -84,7 +72,7 @@ fn tune(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTi
 }
 
 fn check_naive_matches() {
-    let input = elements(1 << 12, 9);
+    let input = field::sample(1 << 12, 9);
     let mut a = input.clone();
     naive_radix2(&mut a);
     let mut b = input;
@@ -103,7 +91,7 @@ fn transforms(c: &mut Criterion, gpu: Option<&CudaNtt>) {
             tune(&mut group, log_n);
             let len = batch << log_n;
             group.throughput(Throughput::Elements(len as u64));
-            let input = elements(len, u64::from(log_n));
+            let input = field::sample(len, u64::from(log_n));
             let label = format!("2^{log_n}");
             group.bench_with_input(BenchmarkId::new("pjp_cpu", &label), &input, |b, input| {
                 b.iter_batched_ref(
@@ -157,7 +145,7 @@ fn jobs() -> Vec<NttJob> {
                 RUNNER_LOG_N,
                 Direction::Forward,
                 RUNNER_BATCH,
-                elements(RUNNER_BATCH << RUNNER_LOG_N, k as u64),
+                field::sample(RUNNER_BATCH << RUNNER_LOG_N, k as u64),
             )
         })
         .collect()

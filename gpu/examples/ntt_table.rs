@@ -13,18 +13,6 @@ use std::time::Instant;
 
 use pjp_gpu::{CpuNtt, CudaNtt, Direction, NttError, field};
 
-fn elements(len: usize, seed: u64) -> Vec<u64> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            field::reduce(state)
-        })
-        .collect()
-}
-
 /// Best of `reps` runs of `f` on fresh copies of `input`, in ms, and the last
 /// result.
 fn best_ms(
@@ -84,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if batch > 1 && log_n > 20 {
                 continue;
             }
-            let input = elements(batch << log_n, u64::from(log_n) * 17 + batch as u64);
+            let input = field::sample(batch << log_n, u64::from(log_n) * 17 + batch as u64);
             let (cpu_ms, cpu_out) = best_ms(reps, &input, |d| {
                 cpu.transform(d, log_n, Direction::Forward)
             })?;

@@ -206,21 +206,7 @@ impl CpuNtt {
         log_n: u32,
         direction: Direction,
     ) -> Result<(), NttError> {
-        let n = 1usize
-            .checked_shl(log_n)
-            .filter(|_| log_n <= field::TWO_ADICITY)
-            .ok_or(NttError::TooLarge {
-                log_n,
-                max: field::TWO_ADICITY,
-            })?;
-        if !data.len().is_multiple_of(n) {
-            return Err(NttError::BatchLength {
-                batch: data.len() / n,
-                log_n: Some(log_n),
-                len: data.len(),
-            });
-        }
-        let batch = data.len() / n;
+        let (n, batch) = crate::job::batch_shape(data.len(), log_n)?;
         if batch == 0 {
             return Ok(());
         }

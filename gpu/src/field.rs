@@ -45,6 +45,29 @@ pub const fn reduce(x: u64) -> u64 {
     if x >= P { x - P } else { x }
 }
 
+/// `len` pseudo-random canonical elements from `seed` (SplitMix64): reproducible
+/// test vectors and benchmark inputs. Not for cryptography.
+///
+/// ```
+/// use pjp_gpu::field;
+///
+/// let v = field::sample(4, 7);
+/// assert_eq!(v, field::sample(4, 7));
+/// assert!(v.iter().all(|&x| field::is_canonical(x)));
+/// ```
+pub fn sample(len: usize, seed: u64) -> Vec<u64> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            reduce(z ^ (z >> 31))
+        })
+        .collect()
+}
+
 /// a + b mod p.
 #[inline]
 pub const fn add(a: u64, b: u64) -> u64 {

@@ -4,7 +4,27 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{BackendKind, NttError};
+use crate::{BackendKind, NttError, field};
+
+/// The size `2^log_n` of each polynomial and how many of them `len` coefficients
+/// hold: the shape check both backends make before transforming.
+pub(crate) fn batch_shape(len: usize, log_n: u32) -> Result<(usize, usize), NttError> {
+    let n = 1usize
+        .checked_shl(log_n)
+        .filter(|_| log_n <= field::TWO_ADICITY)
+        .ok_or(NttError::TooLarge {
+            log_n,
+            max: field::TWO_ADICITY,
+        })?;
+    if !len.is_multiple_of(n) {
+        return Err(NttError::BatchLength {
+            batch: len / n,
+            log_n: Some(log_n),
+            len,
+        });
+    }
+    Ok((n, len / n))
+}
 
 /// Forward (coefficients → evaluations) or inverse transform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -3,20 +3,6 @@
 use pjp_gpu::field::{self, P};
 use pjp_gpu::{CpuNtt, Direction, NttError};
 
-/// Deterministic pseudo-random canonical elements (SplitMix64).
-fn random_elements(len: usize, seed: u64) -> Vec<u64> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            field::reduce(z ^ (z >> 31))
-        })
-        .collect()
-}
-
 /// X_k = Σ_j x_j ω^(jk) (ω⁻¹ and a factor n⁻¹ for the inverse).
 fn naive_dft(x: &[u64], direction: Direction) -> Vec<u64> {
     let n = x.len();
@@ -49,7 +35,7 @@ fn matches_naive_dft_for_small_sizes() -> Result<(), NttError> {
     let ntt = CpuNtt::new();
     for log_n in 0..=9 {
         for direction in [Direction::Forward, Direction::Inverse] {
-            let x = random_elements(1 << log_n, u64::from(log_n) * 31 + 7);
+            let x = field::sample(1 << log_n, u64::from(log_n) * 31 + 7);
             let mut y = x.clone();
             ntt.transform(&mut y, log_n, direction)?;
             assert_eq!(y, naive_dft(&x, direction), "2^{log_n} {direction}");
@@ -63,7 +49,7 @@ fn batches_transform_each_polynomial() -> Result<(), NttError> {
     let ntt = CpuNtt::new();
     for (log_n, batch) in [(0, 3), (1, 5), (4, 7), (6, 16), (8, 3)] {
         let n = 1usize << log_n;
-        let x = random_elements(n * batch, 99 + log_n as u64);
+        let x = field::sample(n * batch, 99 + log_n as u64);
         for direction in [Direction::Forward, Direction::Inverse] {
             let mut y = x.clone();
             ntt.transform(&mut y, log_n, direction)?;
@@ -79,7 +65,7 @@ fn batches_transform_each_polynomial() -> Result<(), NttError> {
 fn inverse_undoes_forward_up_to_2_pow_20() -> Result<(), NttError> {
     let ntt = CpuNtt::new();
     for log_n in [1u32, 2, 3, 5, 8, 11, 12, 13, 14, 15, 16, 17, 18, 20] {
-        let x = random_elements(1 << log_n, u64::from(log_n));
+        let x = field::sample(1 << log_n, u64::from(log_n));
         let mut y = x.clone();
         ntt.forward(&mut y)?;
         assert_ne!(x, y, "2^{log_n}: forward changed nothing");
@@ -87,7 +73,7 @@ fn inverse_undoes_forward_up_to_2_pow_20() -> Result<(), NttError> {
         assert_eq!(x, y, "2^{log_n}: inverse(forward(x)) != x");
     }
     // And batched, both ways round.
-    let x = random_elements(16 << 12, 5);
+    let x = field::sample(16 << 12, 5);
     let mut y = x.clone();
     ntt.transform(&mut y, 12, Direction::Inverse)?;
     ntt.transform(&mut y, 12, Direction::Forward)?;
@@ -151,7 +137,7 @@ fn size_2_pow_32_root_is_the_known_value() -> Result<(), NttError> {
 
 #[test]
 fn dedicated_pool_gives_the_same_answer() -> Result<(), Box<dyn std::error::Error>> {
-    let x = random_elements(4 << 15, 11);
+    let x = field::sample(4 << 15, 11);
     let mut a = x.clone();
     let mut b = x;
     CpuNtt::new().transform(&mut a, 15, Direction::Forward)?;

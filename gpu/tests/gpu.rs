@@ -37,21 +37,9 @@ fn gpu() -> Option<CudaNtt> {
     }
 }
 
-fn random_elements(len: usize, seed: u64) -> Vec<u64> {
-    let mut state = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            field::reduce(state)
-        })
-        .collect()
-}
-
 fn check(gpu: &CudaNtt, cpu: &CpuNtt, log_n: u32, batch: usize) -> TestResult {
     for direction in [Direction::Forward, Direction::Inverse] {
-        let input = random_elements(batch << log_n, u64::from(log_n) << 8 | batch as u64);
+        let input = field::sample(batch << log_n, u64::from(log_n) << 8 | batch as u64);
         let mut on_gpu = input.clone();
         gpu.transform(&mut on_gpu, log_n, direction)?;
         let mut on_cpu = input;
@@ -144,7 +132,7 @@ fn executor_with_cuda_required_runs_on_the_gpu() -> TestResult {
         };
     assert_eq!(executor.backend().kind(), BackendKind::Cuda);
     println!("backend: {}", executor.backend());
-    let input = random_elements(4 << 16, 3);
+    let input = field::sample(4 << 16, 3);
     let out = executor.execute(
         NttJob::new(16, Direction::Forward, 4, input.clone()),
         &JobId::new(0),
@@ -175,7 +163,7 @@ async fn runner_with_gpu_executor_saves_every_job() -> TestResult {
                 12 + k % 6,
                 Direction::Forward,
                 3,
-                random_elements(3 << (12 + k % 6), u64::from(k)),
+                field::sample(3 << (12 + k % 6), u64::from(k)),
             )
         })
         .collect();

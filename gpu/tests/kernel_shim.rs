@@ -121,20 +121,12 @@ fn build(flavor: Flavor) -> Option<PathBuf> {
 }
 
 fn random_elements(len: usize, seed: u64) -> Vec<u64> {
-    let mut state = seed ^ 0x5851_f42d_4c95_7f2d;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Include the field's top edge now and then.
-            if state.is_multiple_of(97) {
-                field::P - 1
-            } else {
-                field::reduce(state)
-            }
-        })
-        .collect()
+    let mut elements = field::sample(len, seed);
+    // Include the field's top edge now and then.
+    for x in elements.iter_mut().step_by(97) {
+        *x = field::P - 1;
+    }
+    elements
 }
 
 fn write_u64s(path: &Path, values: &[u64]) -> std::io::Result<()> {

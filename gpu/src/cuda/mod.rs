@@ -20,7 +20,7 @@ pub use self::info::{ComputeCapability, CudaVersion, DeviceInfo};
 use crate::ffi::{self, DriverLib, LaunchFailure, NvrtcLib};
 use crate::kernel::{self, panic_message};
 use crate::plan::{Kernel, LaunchPlan};
-use crate::{Direction, NttError, Twiddles, field};
+use crate::{Direction, NttError, Twiddles};
 
 /// Goldilocks NTTs on one CUDA device.
 ///
@@ -198,24 +198,11 @@ impl CudaNtt {
         log_n: u32,
         direction: Direction,
     ) -> Result<(), NttError> {
-        let n = 1usize
-            .checked_shl(log_n)
-            .filter(|_| log_n <= field::TWO_ADICITY)
-            .ok_or(NttError::TooLarge {
-                log_n,
-                max: field::TWO_ADICITY,
-            })?;
-        if !data.len().is_multiple_of(n) {
-            return Err(NttError::BatchLength {
-                batch: data.len() / n,
-                log_n: Some(log_n),
-                len: data.len(),
-            });
-        }
-        if data.is_empty() {
+        let (_, batch) = crate::job::batch_shape(data.len(), log_n)?;
+        if batch == 0 {
             return Ok(());
         }
-        let batch = (data.len() / n) as u64;
+        let batch = batch as u64;
         let plan = LaunchPlan::new(log_n, batch, direction).map_err(CudaError::from)?;
         let mut lane = self.take_lane()?;
         let twiddles = self.device_twiddles(log_n, direction, &lane.stream)?;
