@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use crate::outcome::panic_message;
 use crate::{AsyncExecutor, ExecError, Executor, JobMeta, JobResult, Runtime};
 
 mod sealed {
@@ -90,9 +89,7 @@ fn flatten<O, F>(caught: std::thread::Result<Result<O, F>>) -> JobResult<O, F> {
     match caught {
         Ok(Ok(output)) => Ok(output),
         Ok(Err(error)) => Err(ExecError::Failed(error)),
-        Err(payload) => Err(ExecError::Panicked {
-            message: panic_message(payload.as_ref()),
-        }),
+        Err(payload) => Err(ExecError::from_panic(payload.as_ref())),
     }
 }
 

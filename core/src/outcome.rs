@@ -29,6 +29,22 @@ pub enum ExecError<F> {
 }
 
 impl<F> ExecError<F> {
+    /// The failure of a caught panic, keeping its message (for code that runs
+    /// an executor itself, outside a runner).
+    ///
+    /// ```
+    /// use pjp_core::ExecError;
+    ///
+    /// let caught = std::panic::catch_unwind(|| panic!("boom")).unwrap_err();
+    /// let error: ExecError<String> = ExecError::from_panic(caught.as_ref());
+    /// assert_eq!(error, ExecError::Panicked { message: "boom".into() });
+    /// ```
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        Self::Panicked {
+            message: panic_message(payload),
+        }
+    }
+
     /// Whether the executor panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self, Self::Panicked { .. })

@@ -247,12 +247,6 @@ fn prove_whole_job(
     }));
     match caught {
         Ok(result) => result.map_err(ExecError::Failed),
-        Err(payload) => Err(ExecError::Panicked {
-            message: payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-string payload".to_owned()),
-        }),
+        Err(payload) => Err(ExecError::from_panic(payload.as_ref())),
     }
 }

@@ -33,14 +33,7 @@ impl WitnessShape {
     /// The job's witness: `batch` polynomials of `2^log_n` canonical field
     /// elements, from the job's seed.
     pub(crate) fn witness(&self, job: JobId) -> Vec<u64> {
-        let len = self.batch << self.log_n;
-        let mut state = job_seed(self.seed, job);
-        (0..len)
-            .map(|_| {
-                state = splitmix64(state);
-                field::reduce(state)
-            })
-            .collect()
+        field::sample(self.batch << self.log_n, job_seed(self.seed, job))
     }
 }
 
