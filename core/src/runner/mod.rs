@@ -152,6 +152,13 @@ where
             Arc::clone(&self.stats),
         ));
         let before = self.stats_baseline();
+        // A shutdown signalled before the run starts applies before any task
+        // runs (the watcher below is only polled once the tasks are spawned).
+        if shutdown.is_abandoned() {
+            ctx.abandon_now();
+        } else if shutdown.is_draining() {
+            ctx.stop_picking.cancel();
+        }
         let (queue_tx, queue_rx) = async_channel::unbounded();
         let (results_tx, results_rx) = async_channel::bounded(config.save_queue);
         let room = Arc::new(Semaphore::new(config.prefetch));
