@@ -45,6 +45,8 @@
 //! ```
 
 #![forbid(unsafe_code)]
+// Without `--cfg madsim` the items these docs link to are compiled out.
+#![cfg_attr(not(madsim), allow(rustdoc::broken_intra_doc_links))]
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
 #![cfg_attr(
     not(madsim),
