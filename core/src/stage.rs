@@ -13,7 +13,8 @@
 //! * The channel is bounded: when B falls behind, A's saves wait, so A's
 //!   workers stop, so A stops picking. Memory stays bounded.
 //! * When every [`StageSender`]/[`StageSaver`] is dropped or
-//!   [`close`](StageSender::close)d (runner A finished), B picks what is left
+//!   [`close`](StageSender::close)d (runner A finished: run it with
+//!   [`JobRunner::into_run`](crate::JobRunner::into_run)), B picks what is left
 //!   and then sees [`Picked::Exhausted`]: B drains and finishes. Give B a
 //!   [`Shutdown::downstream`](crate::Shutdown::downstream) so that a drain
 //!   signal stops A's picking but lets B finish A's jobs.
@@ -47,12 +48,11 @@
 //!
 //! let runtime = pjp_runtime_tokio::TokioRuntime::current();
 //! let shutdown = Shutdown::new();
-//! let upstream = async {
-//!     let report = a.run(&runtime, shutdown.clone()).await;
-//!     drop(a); // closes the channel: B finishes once it is empty
-//!     report
-//! };
-//! let (a_report, b_report) = tokio::join!(upstream, b.run(&runtime, shutdown.downstream()));
+//! // `into_run` drops A when it ends, closing the channel: B finishes once it is empty.
+//! let (a_report, b_report) = tokio::join!(
+//!     a.into_run(&runtime, shutdown.clone()),
+//!     b.run(&runtime, shutdown.downstream()),
+//! );
 //! assert_eq!(a_report?.succeeded, 100);
 //! assert_eq!(b_report?.succeeded, 100);
 //! # Ok(())

@@ -34,11 +34,7 @@ async fn upstream_exhaustion_finishes_downstream() -> anyhow::Result<()> {
         .build()?;
     let rt = TokioRuntime::current();
     let shutdown = Shutdown::new();
-    let run_a = async {
-        let report = a.run(&rt, shutdown.clone()).await;
-        drop(a); // drops the stage saver: the channel closes
-        report
-    };
+    let run_a = a.into_run(&rt, shutdown.clone());
     let (ra, rb) = within("pipeline", async {
         tokio::join!(run_a, b.run(&rt, shutdown.downstream()))
     })
@@ -87,11 +83,7 @@ async fn drain_flows_downstream_without_stranding_jobs() -> anyhow::Result<()> {
     let progress = b.progress();
     let rt = TokioRuntime::current();
     let shutdown = Shutdown::new();
-    let run_a = async {
-        let report = a.run(&rt, shutdown.clone()).await;
-        drop(a);
-        report
-    };
+    let run_a = a.into_run(&rt, shutdown.clone());
     let stop = async {
         eventually("B saved some", || progress.snapshot().saved() > 100).await;
         shutdown.signal();
@@ -131,11 +123,7 @@ async fn downstream_abandon_releases_to_the_upstream_picker() -> anyhow::Result<
         .build()?;
     let rt = TokioRuntime::current();
     let shutdown = Shutdown::new();
-    let run_a = async {
-        let report = a.run(&rt, shutdown.clone()).await;
-        drop(a);
-        report
-    };
+    let run_a = a.into_run(&rt, shutdown.clone());
     let stop = async {
         gate.wait_started(1).await;
         let progress = b.progress();

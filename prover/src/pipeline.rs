@@ -161,14 +161,12 @@ impl Pipeline {
     pub(crate) async fn run(self, shutdown: Shutdown) -> Vec<StageResult> {
         let Self { witness, prove, .. } = self;
         let runtime = TokioRuntime::current();
-        let upstream = async {
-            let result = witness.run(&runtime, shutdown.clone()).await;
-            // Dropping the runner drops its stage saver: the channel closes, and
-            // the prover finishes what is queued, then stops.
-            drop(witness);
-            result
-        };
-        let (witness, prove) = tokio::join!(upstream, prove.run(&runtime, shutdown.downstream()));
+        // `into_run` drops the witness runner, and with it its stage saver, as
+        // it ends: the channel closes and the prover finishes what is queued.
+        let (witness, prove) = tokio::join!(
+            witness.into_run(&runtime, shutdown.clone()),
+            prove.run(&runtime, shutdown.downstream())
+        );
         vec![witness, prove]
     }
 }

@@ -24,6 +24,21 @@ fn json(output: &Output) -> Value {
     })
 }
 
+/// Runs the prover to completion, expecting success, and parses its JSON summary.
+fn run_json(args: &[&str]) -> Value {
+    let output = prover()
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json(&output)
+}
+
 fn count(summary: &Value, key: &str) -> u64 {
     summary[key]
         .as_u64()
@@ -45,27 +60,17 @@ fn assert_accounted(summary: &Value) {
 
 #[test]
 fn a_run_proves_and_verifies_every_job() {
-    let output = prover()
-        .args([
-            "run",
-            "--jobs",
-            "24",
-            "--log-n",
-            "10",
-            "--batch",
-            "4",
-            "--verify-every",
-            "1",
-            "--json",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = json(&output);
+    let summary = run_json(&[
+        "run",
+        "--jobs",
+        "24",
+        "--log-n",
+        "10",
+        "--batch",
+        "4",
+        "--verify-every",
+        "1",
+    ]);
     assert_eq!(summary["ending"], "completed");
     assert_eq!(count(&summary, "succeeded"), 24);
     assert_eq!(count(&summary, "verified"), 24);
@@ -106,29 +111,19 @@ fn the_table_names_the_backend_and_counts() {
 
 #[test]
 fn injected_failures_and_panics_are_all_accounted_for() {
-    let output = prover()
-        .args([
-            "run",
-            "--jobs",
-            "60",
-            "--log-n",
-            "8",
-            "--fail-rate",
-            "0.25",
-            "--panic-rate",
-            "0.15",
-            "--json",
-            "--progress",
-            "none",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = json(&output);
+    let summary = run_json(&[
+        "run",
+        "--jobs",
+        "60",
+        "--log-n",
+        "8",
+        "--fail-rate",
+        "0.25",
+        "--panic-rate",
+        "0.15",
+        "--progress",
+        "none",
+    ]);
     assert_eq!(count(&summary, "succeeded") + count(&summary, "failed"), 60);
     assert!(
         count(&summary, "failed") > 0 && count(&summary, "panicked") > 0,
@@ -141,22 +136,16 @@ fn injected_failures_and_panics_are_all_accounted_for() {
 
 #[test]
 fn sequential_mode_does_the_same_work() {
-    let output = prover()
-        .args([
-            "run",
-            "--sequential",
-            "--jobs",
-            "10",
-            "--log-n",
-            "8",
-            "--verify-every",
-            "1",
-            "--json",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(output.status.success());
-    let summary = json(&output);
+    let summary = run_json(&[
+        "run",
+        "--sequential",
+        "--jobs",
+        "10",
+        "--log-n",
+        "8",
+        "--verify-every",
+        "1",
+    ]);
     assert_eq!(summary["mode"], "sequential");
     assert_eq!(count(&summary, "succeeded"), 10);
     assert_eq!(count(&summary, "verified"), 10);

@@ -223,6 +223,20 @@ where
         }
     }
 
+    /// Like [`run`](Self::run), but consumes the runner and drops it (with its
+    /// picker, executor and saver) as soon as the run ends.
+    ///
+    /// Use it for the upstream runner of a [stage channel](crate::stage): its
+    /// stage saver is dropped with it, which closes the channel, so the
+    /// downstream runner drains what is queued and finishes.
+    pub async fn into_run<R: Runtime>(
+        self,
+        runtime: &R,
+        shutdown: Shutdown,
+    ) -> Result<RunReport, RunError> {
+        self.run(runtime, shutdown).await
+    }
+
     /// Picks one job, executes it inline and saves it (with retries): a
     /// deterministic single step for tests. A synchronous executor runs on the
     /// calling task.
