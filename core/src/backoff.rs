@@ -83,7 +83,8 @@ impl BackoffPolicy {
         };
         // 53 random bits give a uniform fraction in [0, 1).
         let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
-        Duration::from_secs_f64(base * (1.0 - self.jitter * unit))
+        // A cap too large for a `Duration` of f64 seconds saturates.
+        Duration::try_from_secs_f64(base * (1.0 - self.jitter * unit)).unwrap_or(self.max)
     }
 }
 
@@ -164,12 +165,31 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The shortest time the retries can span (every delay at its most
+    /// jittered): how long an outage of the backend this policy surely rides out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pjp_core::RetryPolicy;
+    ///
+    /// assert!(RetryPolicy::default().min_span() >= Duration::from_secs(60));
+    /// ```
+    pub fn min_span(&self) -> Duration {
+        (0..self.max_attempts.saturating_sub(1))
+            .map(|n| self.backoff.delay(n, u64::MAX))
+            .fold(Duration::ZERO, Duration::saturating_add)
+    }
+}
+
 impl Default for RetryPolicy {
-    /// 5 tries, 100 ms doubling to 5 s, 50 % jitter.
+    /// 30 tries, 100 ms doubling to 10 s, 50 % jitter: the retries span at
+    /// least 60 s (about three minutes on average), so a save rides out a
+    /// database failover or restart.
     fn default() -> Self {
         Self::new(
-            5,
-            BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(5)),
+            30,
+            BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(10)),
         )
     }
 }
@@ -211,6 +231,19 @@ mod tests {
         let p =
             BackoffPolicy::new(Duration::from_millis(10), Duration::from_secs(30)).multiplier(10.0);
         assert_eq!(p.delay(u32::MAX, 0), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_unbounded_cap_does_not_panic() {
+        let p = BackoffPolicy::new(Duration::from_millis(1), Duration::MAX);
+        assert_eq!(p.delay(0, 0), Duration::from_millis(1));
+        assert!(p.delay(2_000, 0) > Duration::from_secs(3600));
+        assert!(p.delay(u32::MAX, u64::MAX) > Duration::ZERO);
+    }
+
+    #[test]
+    fn the_default_save_retry_rides_out_a_minute() {
+        assert!(RetryPolicy::default().min_span() >= Duration::from_secs(60));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use crate::guard::guard;
 use crate::{AsyncExecutor, ExecError, Executor, JobMeta, JobResult, Runtime};
 
 mod sealed {
@@ -34,23 +35,35 @@ pub trait Execution: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn needs_dedicated_workers(&self) -> bool;
 
-    /// Executes one job, catching panics and applying `timeout`.
+    /// Executes one job, catching panics and applying `timeout`, and hands
+    /// the result to `deliver` as soon as it is known. Resolves once the work
+    /// has really stopped: for a blocking job past its timeout, that is when
+    /// its closure returns (which cannot be interrupted). Resolves to whether
+    /// the job was such a straggler.
     #[doc(hidden)]
-    fn execute_job<R: Runtime>(
+    fn execute_job<R, D, Fut>(
         &self,
         runtime: &R,
         input: Self::Input,
-        meta: &Self::Metadata,
+        meta: Self::Metadata,
         timeout: Option<Duration>,
-    ) -> impl Future<Output = JobResult<Self::Output, Self::Failure>> + Send;
+        deliver: D,
+    ) -> impl Future<Output = bool> + Send
+    where
+        R: Runtime,
+        D: FnOnce(JobResult<Self::Output, Self::Failure>, Self::Metadata) -> Fut + Send,
+        Fut: Future<Output = ()> + Send;
 }
 
 /// Runs a synchronous [`Executor`] on the runtime's blocking workers.
 ///
 /// Without a timeout each job runs inline on a dedicated worker (one channel hop
 /// per job). With a timeout it runs on the runtime's blocking pool so the worker
-/// can stop waiting: a timed-out closure cannot be interrupted, so it runs to
-/// completion there and its result is discarded.
+/// can stop waiting: once the timeout passes the job is saved as timed out, but
+/// a closure cannot be interrupted, so the worker stays taken until it returns
+/// (its result is discarded, and the report counts it in `stragglers`). Work in
+/// flight stays bounded by the number of workers: a GPU job that hangs holds
+/// its worker, not a new stream and buffers on top of the next job's.
 #[derive(Debug)]
 pub struct Blocking<E>(Arc<E>);
 
@@ -93,19 +106,6 @@ fn flatten<O, F>(caught: std::thread::Result<Result<O, F>>) -> JobResult<O, F> {
     }
 }
 
-/// Resolves to `work`'s result, or to a timeout once `limit` has passed.
-async fn within<R: Runtime, O, F>(
-    runtime: &R,
-    limit: Duration,
-    work: impl Future<Output = JobResult<O, F>>,
-) -> JobResult<O, F> {
-    tokio::select! {
-        biased;
-        result = work => result,
-        () = runtime.sleep(limit) => Err(ExecError::TimedOut { after: limit }),
-    }
-}
-
 impl<E: Executor> Execution for Blocking<E> {
     type Input = E::Input;
     type Output = E::Output;
@@ -116,23 +116,41 @@ impl<E: Executor> Execution for Blocking<E> {
         true
     }
 
-    async fn execute_job<R: Runtime>(
+    async fn execute_job<R, D, Fut>(
         &self,
         runtime: &R,
         input: E::Input,
-        meta: &E::Metadata,
+        meta: E::Metadata,
         timeout: Option<Duration>,
-    ) -> JobResult<E::Output, E::Error> {
-        let cost = self.0.cost_hint(&input);
+        deliver: D,
+    ) -> bool
+    where
+        R: Runtime,
+        D: FnOnce(JobResult<E::Output, E::Error>, E::Metadata) -> Fut + Send,
+        Fut: Future<Output = ()> + Send,
+    {
+        let cost = match guard(|| self.0.cost_hint(&input)) {
+            Ok(cost) => cost,
+            Err(message) => {
+                let message = format!("Executor::cost_hint panicked: {message}");
+                deliver(Err(ExecError::Panicked { message }), meta).await;
+                return false;
+            }
+        };
         let Some(limit) = timeout else {
             let exec = &*self.0;
+            let job_meta = &meta;
             // Flatten inside the closure so that no `Box<dyn Any>` crosses an
             // await point (that trips rustc's higher-ranked `Send` inference).
-            return runtime
+            let result = runtime
                 .run_blocking(cost, move || {
-                    flatten(catch_unwind(AssertUnwindSafe(|| exec.execute(input, meta))))
+                    flatten(catch_unwind(AssertUnwindSafe(|| {
+                        exec.execute(input, job_meta)
+                    })))
                 })
                 .await;
+            deliver(result, meta).await;
+            return false;
         };
         let exec = Arc::clone(&self.0);
         let owned_meta = meta.clone();
@@ -144,7 +162,24 @@ impl<E: Executor> Execution for Blocking<E> {
                     message: panicked.message,
                 }),
             });
-        within(runtime, limit, work).await
+        let mut work = std::pin::pin!(work);
+        let finished = tokio::select! {
+            biased;
+            result = &mut work => Some(result),
+            () = runtime.sleep(limit) => None,
+        };
+        match finished {
+            Some(result) => {
+                deliver(result, meta).await;
+                false
+            }
+            None => {
+                deliver(Err(ExecError::TimedOut { after: limit }), meta).await;
+                // The closure cannot be stopped: hold the worker until it returns.
+                let _discarded = work.await;
+                true
+            }
+        }
     }
 }
 
@@ -158,19 +193,36 @@ impl<E: AsyncExecutor> Execution for Async<E> {
         false
     }
 
-    async fn execute_job<R: Runtime>(
+    async fn execute_job<R, D, Fut>(
         &self,
         runtime: &R,
         input: E::Input,
-        meta: &E::Metadata,
+        meta: E::Metadata,
         timeout: Option<Duration>,
-    ) -> JobResult<E::Output, E::Error> {
-        let work = AssertUnwindSafe(self.0.execute(input, meta))
-            .catch_unwind()
-            .map(flatten);
-        match timeout {
-            None => work.await,
-            Some(limit) => within(runtime, limit, work).await,
-        }
+        deliver: D,
+    ) -> bool
+    where
+        R: Runtime,
+        D: FnOnce(JobResult<E::Output, E::Error>, E::Metadata) -> Fut + Send,
+        Fut: Future<Output = ()> + Send,
+    {
+        let result = {
+            // An async job is dropped at its timeout: nothing keeps running.
+            let work = AssertUnwindSafe(self.0.execute(input, &meta))
+                .catch_unwind()
+                .map(flatten);
+            match timeout {
+                None => work.await,
+                Some(limit) => {
+                    tokio::select! {
+                        biased;
+                        result = work => result,
+                        () = runtime.sleep(limit) => Err(ExecError::TimedOut { after: limit }),
+                    }
+                }
+            }
+        };
+        deliver(result, meta).await;
+        false
     }
 }

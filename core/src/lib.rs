@@ -110,6 +110,8 @@
 mod backoff;
 mod execution;
 mod executor;
+mod failure;
+mod guard;
 mod job;
 mod outcome;
 mod picker;
@@ -122,6 +124,7 @@ pub mod stage;
 pub use backoff::{Backoff, BackoffPolicy, RetryPolicy};
 pub use execution::{Async, Blocking, Execution};
 pub use executor::{AsyncExecutor, Executor};
+pub use failure::{ErrorClass, ReleaseReason};
 pub use job::{Job, JobId, JobMeta};
 pub use outcome::{ExecError, JobResult};
 pub use picker::{JobPicker, PickManyResult, PickResult, Picked};
@@ -130,7 +133,7 @@ pub use runner::{
     RunReport, RunnerBuilder, RunnerConfig, Step, StopReason,
 };
 pub use runtime::{Runtime, TaskHandle, TaskPanicked};
-pub use saver::JobSaver;
+pub use saver::{JobSaver, SaveResults};
 pub use shutdown::Shutdown;
 
 /// The README's examples, compiled and run as doc tests.

@@ -41,7 +41,7 @@ impl<F> ExecError<F> {
     /// ```
     pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
         Self::Panicked {
-            message: panic_message(payload),
+            message: crate::guard::panic_message(payload),
         }
     }
 
@@ -76,14 +76,3 @@ impl<F: fmt::Display> fmt::Display for ExecError<F> {
 }
 
 impl<F: fmt::Display + fmt::Debug> std::error::Error for ExecError<F> {}
-
-/// Turns a caught panic payload into a message.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
-}

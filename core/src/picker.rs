@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::{Job, JobMeta};
+use crate::{ErrorClass, Job, JobMeta, ReleaseReason};
 
 /// What one pick found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,12 +75,20 @@ pub trait JobPicker: Send + Sync + 'static {
 
     /// Claims one job.
     ///
-    /// # Cancellation safety
+    /// # In flight at shutdown
     ///
-    /// When shutdown begins the runner drops an unfinished `pick` future. A
-    /// picker must then either not have claimed a job (a claim in a transaction
-    /// that rolls back on drop), or let the claim expire (a lease). A pick that
-    /// has completed is never dropped: its job is executed and saved.
+    /// A drain lets a pick in flight finish and executes the jobs it returns
+    /// (with a database, the claim may have committed before the reply came
+    /// back). An abandon waits for it too, and releases what it returns. So a
+    /// pick should return within a bounded time (one round trip, or a long
+    /// poll with a timeout). A picker whose pick may wait indefinitely and
+    /// claims nothing until it returns says so with
+    /// [`pick_is_cancel_safe`](Self::pick_is_cancel_safe); the runner then
+    /// drops an unfinished pick on shutdown instead of waiting.
+    ///
+    /// A run future that is itself dropped drops its picks: then a picker must
+    /// either not have claimed the job (a claim in a transaction that rolls back
+    /// on drop) or let the claim expire (a lease).
     fn pick(
         &self,
     ) -> impl Future<Output = PickResult<Self::Input, Self::Metadata, Self::Error>> + Send;
@@ -88,10 +96,11 @@ pub trait JobPicker: Send + Sync + 'static {
     /// Claims up to `max` jobs in one round trip. The default calls [`pick`](Self::pick)
     /// once; database pickers override it to claim a batch per query.
     ///
-    /// Returning more than `max` jobs is allowed but holds more jobs than the
-    /// runner's prefetch bound promises. `Picked::Some` must not hold an empty batch.
+    /// A batch of more than `max` jobs is accepted, but the extra jobs wait in
+    /// the picker task until the prefetch bound has room for them, so the bound
+    /// holds. An empty `Picked::Some` counts as `Picked::Empty`.
     ///
-    /// # Cancellation safety
+    /// # In flight at shutdown
     ///
     /// As for [`pick`](Self::pick).
     fn pick_many(
@@ -108,10 +117,24 @@ pub trait JobPicker: Send + Sync + 'static {
     fn release(&self, meta: Self::Metadata)
     -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// Called once when a run abandons, after picking has stopped: release any
-    /// jobs the picker buffered on its own side (a stage channel's queue), so
-    /// that they are not stranded. Defaults to nothing, which is right for
-    /// pickers that hold no jobs between picks.
+    /// Hands a job back, saying why. The runner always calls this one; the
+    /// default calls [`release`](Self::release). A durable queue overrides it,
+    /// so that a release on abandon or shutdown burns no attempt, and a job
+    /// whose saves gave up keeps a record of it.
+    fn release_for(
+        &self,
+        meta: Self::Metadata,
+        reason: ReleaseReason,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = reason;
+        self.release(meta)
+    }
+
+    /// Called once when a run abandons, after picking has stopped, and at the
+    /// end of a run that stopped picking before its source was exhausted:
+    /// release any jobs the picker buffered on its own side (a stage channel's
+    /// queue), so that they are not stranded. Defaults to nothing, which is
+    /// right for pickers that hold no jobs between picks.
     fn on_abandon(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
@@ -122,6 +145,23 @@ pub trait JobPicker: Send + Sync + 'static {
     fn is_retryable(&self, error: &Self::Error) -> bool {
         let _ = error;
         true
+    }
+
+    /// What an error of [`pick`](Self::pick) or [`release`](Self::release)
+    /// means: [`ErrorClass::Transient`] backs off and retries; any other class
+    /// stops picking (for a release: gives up on it, and the job is listed in
+    /// the report's `release_failed`). Defaults to
+    /// [`is_retryable`](Self::is_retryable).
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
+        ErrorClass::from_retryable(self.is_retryable(error))
+    }
+
+    /// Whether dropping an unfinished pick is harmless: it claims nothing until
+    /// it returns (an in-process channel). The runner then drops a pick that is
+    /// waiting when a drain begins, rather than waiting for it. Defaults to
+    /// false.
+    fn pick_is_cancel_safe(&self) -> bool {
+        false
     }
 }
 
@@ -150,11 +190,27 @@ impl<P: JobPicker + ?Sized> JobPicker for std::sync::Arc<P> {
         (**self).release(meta)
     }
 
+    fn release_for(
+        &self,
+        meta: Self::Metadata,
+        reason: ReleaseReason,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).release_for(meta, reason)
+    }
+
     fn on_abandon(&self) -> impl Future<Output = ()> + Send {
         (**self).on_abandon()
     }
 
     fn is_retryable(&self, error: &Self::Error) -> bool {
         (**self).is_retryable(error)
+    }
+
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
+        (**self).classify(error)
+    }
+
+    fn pick_is_cancel_safe(&self) -> bool {
+        (**self).pick_is_cancel_safe()
     }
 }

@@ -105,7 +105,7 @@ impl TaskPanicked {
     /// Builds the error from a caught panic payload.
     pub fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
         Self {
-            message: crate::outcome::panic_message(payload),
+            message: crate::guard::panic_message(payload),
         }
     }
 }

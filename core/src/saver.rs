@@ -2,7 +2,10 @@
 
 use std::future::Future;
 
-use crate::{JobMeta, JobResult};
+use crate::{ErrorClass, JobMeta, JobResult};
+
+/// What [`JobSaver::save_many`] resolves to: one outcome per job, in batch order.
+pub type SaveResults<E> = Vec<Result<(), E>>;
 
 /// Stores each job's result: an output, or the reason it failed.
 ///
@@ -54,11 +57,44 @@ pub trait JobSaver: Send + Sync + 'static {
         meta: &Self::Metadata,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// Whether a save error is worth retrying. A non-retryable error gives up on
-    /// the job at once. Defaults to retryable.
+    /// Stores a batch of results, in one round trip where the backend allows
+    /// (one statement completing every job). Resolves to one outcome per job,
+    /// in the order of `batch`; the runner retries only the jobs that failed
+    /// (by their [class](Self::classify)), so per-job semantics stay exact.
+    /// A vector of the wrong length counts as a transient failure of the jobs
+    /// without an outcome.
+    ///
+    /// The default saves one job after another with [`save`](Self::save). The
+    /// runner calls it when [`save_batch`](crate::RunnerBuilder::save_batch)
+    /// is above 1.
+    fn save_many(
+        &self,
+        batch: &[(&JobResult<Self::Output, Self::Failure>, &Self::Metadata)],
+    ) -> impl Future<Output = SaveResults<Self::Error>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for (result, meta) in batch {
+                outcomes.push(self.save(result, meta).await);
+            }
+            outcomes
+        }
+    }
+
+    /// Whether a save error is worth retrying. Defaults to retryable. Used by
+    /// the default [`classify`](Self::classify).
     fn is_retryable(&self, error: &Self::Error) -> bool {
         let _ = error;
         true
+    }
+
+    /// What a save error means: retry it ([`ErrorClass::Transient`], up to the
+    /// runner's [`RetryPolicy`](crate::RetryPolicy)), give up on this job
+    /// ([`ErrorClass::Permanent`]), drop a result nobody will accept
+    /// ([`ErrorClass::LostClaim`]), or stop because the next stage is gone
+    /// ([`ErrorClass::DownstreamGone`]). Defaults to
+    /// [`is_retryable`](Self::is_retryable).
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
+        ErrorClass::from_retryable(self.is_retryable(error))
     }
 }
 
@@ -76,7 +112,18 @@ impl<S: JobSaver + ?Sized> JobSaver for std::sync::Arc<S> {
         (**self).save(result, meta)
     }
 
+    fn save_many(
+        &self,
+        batch: &[(&JobResult<Self::Output, Self::Failure>, &Self::Metadata)],
+    ) -> impl Future<Output = SaveResults<Self::Error>> + Send {
+        (**self).save_many(batch)
+    }
+
     fn is_retryable(&self, error: &Self::Error) -> bool {
         (**self).is_retryable(error)
+    }
+
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
+        (**self).classify(error)
     }
 }

@@ -21,7 +21,14 @@
 //! * A job B releases (abandon) goes back to the *upstream* picker given to
 //!   [`channel`], usually A's own picker shared through an `Arc`: the stage
 //!   channel keeps no copy of released inputs. On abandon, jobs still in the
-//!   channel and jobs A sends afterwards go back there too.
+//!   channel go back there too.
+//! * Once B has abandoned (or its picker is dropped), the channel refuses
+//!   sends: runner A's save of such a job fails with
+//!   [`ErrorClass::DownstreamGone`](crate::ErrorClass::DownstreamGone), so A
+//!   releases the job (counted as released, not succeeded), stops picking and
+//!   finishes with [`StopReason::DownstreamGone`](crate::StopReason::DownstreamGone).
+//!   Checking for the abandon and queueing a job happen under one lock, so a
+//!   job is never queued after the channel was emptied.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -60,40 +67,59 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore};
 
-use crate::runner::lock_unpoisoned as lock;
-use crate::{Job, JobMeta, JobPicker, JobResult, JobSaver, Picked};
+use crate::guard::lock;
+use crate::{ErrorClass, Job, JobMeta, JobPicker, JobResult, JobSaver, Picked, ReleaseReason};
+
+/// The channel's queue and its two flags, under one lock: a send checks the
+/// flags and queues its job atomically with respect to an abandon's drain.
+struct State<T, M> {
+    jobs: VecDeque<Job<T, M>>,
+    /// No sender will send again: the picker drains what is queued.
+    closed: bool,
+    /// The downstream stage abandoned or went away: sends are refused.
+    abandoned: bool,
+}
 
 struct Shared<T, M> {
-    queue: Mutex<VecDeque<Job<T, M>>>,
+    state: Mutex<State<T, M>>,
     /// Where jobs go when the downstream stage cannot take them.
     upstream: Arc<dyn Release<M>>,
-    /// Set when the downstream stage abandons or goes away: sends hand their
-    /// job back upstream instead of queueing it.
-    abandoned: AtomicBool,
     /// Free slots: a sender takes one per job, the picker gives it back.
     slots: Semaphore,
     items: Notify,
     senders: AtomicUsize,
-    closed: AtomicBool,
 }
 
 impl<T, M> Shared<T, M> {
     fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        lock(&self.state).closed = true;
         self.items.notify_waiters();
     }
 
+    /// Refuses further sends and takes every queued job.
+    fn abandon(&self) -> VecDeque<Job<T, M>> {
+        let jobs = {
+            let mut state = lock(&self.state);
+            state.abandoned = true;
+            std::mem::take(&mut state.jobs)
+        };
+        self.slots.close();
+        self.items.notify_waiters();
+        jobs
+    }
+
     /// Gives a job the downstream stage will never run back to the upstream picker.
-    async fn hand_back(&self, meta: M) -> Result<(), StageError>
+    async fn hand_back(&self, meta: M, reason: ReleaseReason) -> Result<(), StageError>
     where
         M: 'static,
     {
-        self.upstream.release(meta).await
+        self.upstream.release(meta, reason).await
     }
 }
 
@@ -108,13 +134,15 @@ where
     U: JobPicker<Metadata = M>,
 {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(VecDeque::with_capacity(capacity.max(1))),
+        state: Mutex::new(State {
+            jobs: VecDeque::with_capacity(capacity.max(1)),
+            closed: false,
+            abandoned: false,
+        }),
         upstream: Arc::new(upstream),
-        abandoned: AtomicBool::new(false),
         slots: Semaphore::new(capacity.max(1)),
         items: Notify::new(),
         senders: AtomicUsize::new(1),
-        closed: AtomicBool::new(false),
     });
     (
         StageSender {
@@ -130,29 +158,59 @@ pub struct StageSender<T, M> {
     shared: Arc<Shared<T, M>>,
 }
 
+/// A job the channel refused, with the reason: the caller still owns it (a
+/// runner releases it to its picker).
+pub struct SendError<T, M> {
+    /// The refused job.
+    pub job: Job<T, M>,
+    /// Why: [`StageError::Closed`] or [`StageError::DownstreamGone`].
+    pub error: StageError,
+}
+
+impl<T, M> fmt::Debug for SendError<T, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, M> fmt::Display for SendError<T, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stage channel refused a job: {}", self.error)
+    }
+}
+
+impl<T, M> std::error::Error for SendError<T, M> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 impl<T, M> StageSender<T, M> {
-    /// Sends a job, waiting for room.
+    /// Sends a job, waiting for room. A closed channel, or one whose
+    /// downstream stage is gone, refuses it and gives it back.
     ///
     /// # Cancellation safety
     ///
     /// Cancel safe: a dropped send has sent nothing.
-    pub async fn send(&self, job: Job<T, M>) -> Result<(), StageError>
-    where
-        M: 'static,
-    {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(StageError::Closed);
-        }
+    pub async fn send(&self, job: Job<T, M>) -> Result<(), SendError<T, M>> {
+        let refuse = |job, error| Err(SendError { job, error });
         let Ok(permit) = self.shared.slots.acquire().await else {
             // The downstream stage abandoned or went away while we waited.
-            return self.shared.hand_back(job.meta).await;
+            return refuse(job, StageError::DownstreamGone);
         };
-        if self.shared.abandoned.load(Ordering::Acquire) {
-            return self.shared.hand_back(job.meta).await;
+        let mut state = lock(&self.shared.state);
+        if state.abandoned {
+            return refuse(job, StageError::DownstreamGone);
+        }
+        if state.closed {
+            return refuse(job, StageError::Closed);
         }
         // The slot is returned by the picker when it takes the job.
         permit.forget();
-        lock(&self.shared.queue).push_back(job);
+        state.jobs.push_back(job);
+        drop(state);
         self.shared.items.notify_one();
         Ok(())
     }
@@ -209,6 +267,9 @@ pub enum StageError {
     /// The channel was closed.
     #[error("the stage channel is closed")]
     Closed,
+    /// The downstream stage abandoned or went away: it will take no more jobs.
+    #[error("the downstream stage is gone")]
+    DownstreamGone,
     /// The upstream picker failed to take a released job back.
     #[error("the upstream picker failed to release the job: {0}")]
     Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -239,10 +300,11 @@ where
 
     async fn save(&self, result: &JobResult<T, F::Failure>, meta: &M) -> Result<(), Self::Error> {
         match result {
-            Ok(output) => Ok(self
+            Ok(output) => self
                 .sender
                 .send(Job::new(output.clone(), meta.clone()))
-                .await?),
+                .await
+                .map_err(|refused| StageSaveError::Stage(refused.error)),
             Err(_) => self
                 .failures
                 .save(result, meta)
@@ -252,18 +314,23 @@ where
     }
 
     fn is_retryable(&self, error: &Self::Error) -> bool {
+        self.classify(error) == ErrorClass::Transient
+    }
+
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
         match error {
-            StageSaveError::Stage(_) => false,
-            StageSaveError::Failure(e) => self.failures.is_retryable(e),
+            StageSaveError::Stage(StageError::DownstreamGone) => ErrorClass::DownstreamGone,
+            StageSaveError::Stage(_) => ErrorClass::Permanent,
+            StageSaveError::Failure(e) => self.failures.classify(e),
         }
     }
 }
 
 /// The receiving half of a stage channel: runner B's picker.
 ///
-/// When runner B abandons, the picker hands every job still in the channel, and
-/// every job runner A sends afterwards, back to the upstream picker given to
-/// [`channel`].
+/// When runner B abandons, the picker hands every job still in the channel
+/// back to the upstream picker given to [`channel`], and the channel refuses
+/// every later send.
 pub struct StagePicker<T, M> {
     shared: Arc<Shared<T, M>>,
 }
@@ -271,7 +338,7 @@ pub struct StagePicker<T, M> {
 impl<T, M> StagePicker<T, M> {
     /// Jobs waiting in the channel.
     pub fn len(&self) -> usize {
-        lock(&self.shared.queue).len()
+        lock(&self.shared.state).jobs.len()
     }
 
     /// Whether no job is waiting.
@@ -282,9 +349,16 @@ impl<T, M> StagePicker<T, M> {
 
 impl<T, M> Drop for StagePicker<T, M> {
     fn drop(&mut self) {
-        // Nothing will take jobs any more: senders hand them back upstream.
-        self.shared.abandoned.store(true, Ordering::Release);
-        self.shared.slots.close();
+        // Nothing will take jobs any more: senders are refused. A runner calls
+        // `on_abandon` when it stops early, so the queue is normally empty
+        // here; jobs left behind can only wait for their leases to expire.
+        let stranded = self.shared.abandon();
+        if !stranded.is_empty() {
+            tracing::error!(
+                jobs = stranded.len(),
+                "stage picker dropped with jobs queued; they were never handed back"
+            );
+        }
     }
 }
 
@@ -297,7 +371,7 @@ where
     type Metadata = M;
     type Error = StageError;
 
-    /// Waits for a job; [`Picked::Exhausted`] once closed and empty.
+    /// Waits for a job; [`Picked::Exhausted`] once closed and empty, or abandoned.
     ///
     /// # Cancellation safety
     ///
@@ -308,32 +382,35 @@ where
             tokio::pin!(notified);
             // Register before checking, so a send or close in between wakes us.
             notified.as_mut().enable();
-            if let Some(job) = lock(&self.shared.queue).pop_front() {
-                self.shared.slots.add_permits(1);
-                return Ok(Picked::Some(job));
-            }
-            if self.shared.closed.load(Ordering::Acquire) {
-                return Ok(Picked::Exhausted);
+            {
+                let mut state = lock(&self.shared.state);
+                if let Some(job) = state.jobs.pop_front() {
+                    drop(state);
+                    self.shared.slots.add_permits(1);
+                    return Ok(Picked::Some(job));
+                }
+                if state.closed || state.abandoned {
+                    return Ok(Picked::Exhausted);
+                }
             }
             notified.await;
         }
     }
 
     async fn release(&self, meta: M) -> Result<(), StageError> {
-        self.shared.hand_back(meta).await
+        self.shared.hand_back(meta, ReleaseReason::Abandon).await
     }
 
-    /// Stops taking jobs: wakes blocked senders, which hand their jobs back
-    /// upstream, and hands back every job still queued.
+    async fn release_for(&self, meta: M, reason: ReleaseReason) -> Result<(), StageError> {
+        self.shared.hand_back(meta, reason).await
+    }
+
+    /// Stops taking jobs: refuses later sends (their senders release the jobs)
+    /// and hands back every job still queued.
     async fn on_abandon(&self) {
-        self.shared.abandoned.store(true, Ordering::Release);
-        self.shared.slots.close();
-        loop {
-            let Some(job) = lock(&self.shared.queue).pop_front() else {
-                break;
-            };
+        for job in self.shared.abandon() {
             let id = job.meta.job_id();
-            if let Err(error) = self.shared.hand_back(job.meta).await {
+            if let Err(error) = self.shared.hand_back(job.meta, ReleaseReason::Abandon).await {
                 tracing::error!(job = %id, %error, "stage channel: could not hand a queued job back upstream");
             }
         }
@@ -342,19 +419,27 @@ where
     fn is_retryable(&self, _error: &StageError) -> bool {
         false
     }
+
+    fn pick_is_cancel_safe(&self) -> bool {
+        true
+    }
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// Object-safe view of an upstream picker's `release`.
+/// Object-safe view of an upstream picker's `release_for`.
 trait Release<M>: Send + Sync + 'static {
-    fn release(&self, meta: M) -> BoxFuture<'_, Result<(), StageError>>;
+    fn release(&self, meta: M, reason: ReleaseReason) -> BoxFuture<'_, Result<(), StageError>>;
 }
 
 impl<P: JobPicker> Release<P::Metadata> for P {
-    fn release(&self, meta: P::Metadata) -> BoxFuture<'_, Result<(), StageError>> {
+    fn release(
+        &self,
+        meta: P::Metadata,
+        reason: ReleaseReason,
+    ) -> BoxFuture<'_, Result<(), StageError>> {
         Box::pin(async move {
-            JobPicker::release(self, meta)
+            JobPicker::release_for(self, meta, reason)
                 .await
                 .map_err(|e| StageError::Upstream(Box::new(e)))
         })

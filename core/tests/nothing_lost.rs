@@ -143,45 +143,62 @@ async fn saver_errors_are_retried() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_save_that_gives_up_names_the_job_releases_it_and_abandons() -> anyhow::Result<()> {
+async fn a_save_that_gives_up_releases_the_job_reports_it_and_goes_on() -> anyhow::Result<()> {
     let queue = Queue::closed_with(0..200);
-    // Job 5 can never be saved.
+    // Job 5 can never be saved; the first try of job 7 fails, then it goes through.
     let saver = FlakySaver::new(&queue, u32::MAX, vec![5]);
     let runner = JobRunner::builder(queue.picker(), Doubler::default(), saver)
         .workers(2)
         .prefetch(4)
         .save_retry(fast_retry(4))
         .build()?;
-    let Err(error) = runner.run(&TokioRuntime::current(), Shutdown::new()).await else {
-        panic!("the run must report the job it could not save");
+    let rt = TokioRuntime::current();
+    // The job goes back to its source each time, and this queue keeps no
+    // attempt budget (a durable queue dead-letters it), so the run picks it
+    // again until it is the only job left and gives up on it `sink_gone_after`
+    // times in a row. Every other job is saved meanwhile.
+    let Err(error) = runner.run(&rt, Shutdown::new()).await else {
+        panic!("a job that can never be saved ends the run once it is the only one left");
     };
+    assert!(matches!(error.kind(), RunErrorKind::SinkGone { .. }), "{error}");
     assert_eq!(error.job(), Some(JobId::new(5)));
-    match error.kind() {
-        RunErrorKind::SaveFailed {
-            attempts, released, ..
-        } => {
-            assert_eq!(*attempts, 4);
-            assert!(*released);
-        }
-        other => panic!("unexpected {other}"),
-    }
-    assert!(
-        error
-            .to_string()
-            .contains("saving job 5 failed after 4 attempt(s)"),
-        "{error}"
-    );
     let report = error.report();
-    assert_eq!(report.stop, StopReason::Abandoned);
-    assert!(report.released.contains(&JobId::new(5)));
+    assert!(!report.save_gave_up.is_empty());
+    assert!(report.save_gave_up.iter().all(|&id| id == JobId::new(5)));
+    assert_eq!(report.released, report.save_gave_up);
+    assert_eq!(report.succeeded, 199);
     assert_eq!(report.unaccounted(), 0, "{report:?}");
-    // Every picked job is either saved or back in the queue.
-    let saved: Vec<u64> = queue.saved().iter().map(|s| s.meta.id.get()).collect();
-    let pending: Vec<u64> = queue.pending_ids().iter().map(|id| id.get()).collect();
-    let mut all: Vec<u64> = saved.iter().chain(&pending).copied().collect();
-    all.sort_unstable();
-    assert_eq!(all, (0..200).collect::<Vec<_>>());
-    assert_eq!(runner.saver().attempts.lock().unwrap()[&5], 4);
+    assert_eq!(queue.saved_count(), 199);
+    assert_eq!(queue.pending_ids(), vec![JobId::new(5)]);
+    let attempts = runner.saver().attempts.lock().unwrap()[&5];
+    assert_eq!(attempts, 4 * report.save_gave_up.len() as u32);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_give_ups_means_the_sink_is_gone() -> anyhow::Result<()> {
+    let queue = Queue::new();
+    queue.extend(0..1_000);
+    // Nothing can be saved.
+    let saver = FlakySaver::new(&queue, u32::MAX, Vec::new());
+    let runner = JobRunner::builder(queue.picker(), Doubler::default(), saver)
+        .save_retry(fast_retry(2))
+        .sink_gone_after(3)
+        .build()?;
+    let Err(error) = runner.run(&TokioRuntime::current(), Shutdown::new()).await else {
+        panic!("a sink that refuses everything must fail the run");
+    };
+    let RunErrorKind::SinkGone { jobs, .. } = error.kind() else {
+        panic!("unexpected {error}");
+    };
+    assert_eq!(*jobs, 3);
+    assert!(error.to_string().contains("the sink is gone"), "{error}");
+    let report = error.report();
+    assert_eq!(report.stop, StopReason::Drained);
+    assert_eq!(report.saved(), 0);
+    assert_eq!(report.unaccounted(), 0, "{report:?}");
+    // Every job is back in the queue: nothing lost.
+    assert_eq!(queue.pending(), 1_000);
     Ok(())
 }
 
@@ -265,4 +282,11 @@ fn bad_configs_are_rejected() {
     assert!(build(&|b| b.job_timeout(Duration::ZERO)).is_err());
     assert!(build(&|b| b.savers(0)).is_err());
     assert_eq!(build(&|b| b.workers(3).prefetch(8).pick_batch(8)), Ok(()));
+    // Values tokio's semaphore cannot hold are errors, not panics.
+    assert_eq!(
+        build(&|b| b.prefetch(usize::MAX).pick_batch(1)),
+        Err("runner config: `prefetch` is too large".into())
+    );
+    assert!(build(&|b| b.save_batch(0)).is_err());
+    assert!(build(&|b| b.sink_gone_after(0)).is_err());
 }

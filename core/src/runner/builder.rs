@@ -74,6 +74,33 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
         self
     }
 
+    /// Results handed to the saver at once, through
+    /// [`JobSaver::save_many`](crate::JobSaver::save_many): a database saver
+    /// completes a batch in one statement. A batch takes what is queued for the
+    /// savers, waiting up to [`save_batch_wait`](Self::save_batch_wait) to
+    /// fill. Default 1 (one `save` per job).
+    pub fn save_batch(mut self, batch: usize) -> Self {
+        self.config.save_batch = batch;
+        self
+    }
+
+    /// How long a save batch may wait for more results after its first one.
+    /// Default zero: a batch takes only what is already queued, so batching
+    /// adds no latency.
+    pub fn save_batch_wait(mut self, wait: Duration) -> Self {
+        self.config.save_batch_wait = wait;
+        self
+    }
+
+    /// Jobs in a row whose saves give up before the runner decides the sink is
+    /// gone: it then stops picking, drains, and fails with
+    /// [`RunErrorKind::SinkGone`](crate::RunErrorKind::SinkGone). A single job
+    /// that gives up is released and reported, and the run goes on. Default 8.
+    pub fn sink_gone_after(mut self, jobs: u32) -> Self {
+        self.config.sink_gone_after = jobs;
+        self
+    }
+
     /// Back-off while the picker finds nothing. Default 10 ms doubling to 1 s.
     pub fn empty_backoff(mut self, policy: BackoffPolicy) -> Self {
         self.config.empty_backoff = policy;
@@ -86,7 +113,9 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
         self
     }
 
-    /// Retries of failed saves. Default 5 tries, 100 ms doubling to 5 s.
+    /// Retries of saves that fail transiently. Default 30 tries, 100 ms
+    /// doubling to 10 s with 50 % jitter: at least a minute (about three on
+    /// average), enough to ride out a database failover or restart.
     pub fn save_retry(mut self, policy: RetryPolicy) -> Self {
         self.config.save_retry = policy;
         self

@@ -15,7 +15,7 @@ use crate::{BackoffPolicy, RetryPolicy};
 ///   batch *before* it asks the picker, so a picked job always has a place);
 /// * one per executor worker;
 /// * `save_queue` executed jobs waiting for a saver;
-/// * one per concurrent saver.
+/// * `save_batch` per concurrent saver (one when saves are not batched).
 ///
 /// The report's `peak_claimed` shows how many it actually held.
 #[derive(Debug, Clone)]
@@ -27,6 +27,9 @@ pub struct RunnerConfig {
     pub(crate) pick_batch: usize,
     pub(crate) save_queue: usize,
     pub(crate) savers: usize,
+    pub(crate) save_batch: usize,
+    pub(crate) save_batch_wait: Duration,
+    pub(crate) sink_gone_after: u32,
     pub(crate) empty_backoff: BackoffPolicy,
     pub(crate) pick_error_backoff: BackoffPolicy,
     pub(crate) save_retry: RetryPolicy,
@@ -44,6 +47,9 @@ impl Default for RunnerConfig {
             pick_batch: 1,
             save_queue: 2,
             savers: 2,
+            save_batch: 1,
+            save_batch_wait: Duration::ZERO,
+            sink_gone_after: 8,
             empty_backoff: BackoffPolicy::new(Duration::from_millis(10), Duration::from_secs(1)),
             pick_error_backoff: BackoffPolicy::new(
                 Duration::from_millis(100),
@@ -85,6 +91,19 @@ impl RunnerConfig {
     pub fn savers(&self) -> usize {
         self.savers
     }
+    /// Results handed to the saver at once ([`JobSaver::save_many`](crate::JobSaver::save_many) above 1).
+    pub fn save_batch(&self) -> usize {
+        self.save_batch
+    }
+    /// How long a save batch may wait to fill after its first result.
+    pub fn save_batch_wait(&self) -> Duration {
+        self.save_batch_wait
+    }
+    /// Jobs in a row whose saves gave up before the runner decides the sink is
+    /// gone and drains.
+    pub fn sink_gone_after(&self) -> u32 {
+        self.sink_gone_after
+    }
     /// Back-off while the picker finds nothing.
     pub fn empty_backoff(&self) -> BackoffPolicy {
         self.empty_backoff
@@ -108,7 +127,10 @@ impl RunnerConfig {
 
     /// The most jobs this runner holds claimed at once (see the type's docs).
     pub fn max_claimed(&self) -> usize {
-        self.prefetch + self.workers + self.save_queue + self.savers
+        self.prefetch
+            .saturating_add(self.workers)
+            .saturating_add(self.save_queue)
+            .saturating_add(self.savers.saturating_mul(self.save_batch))
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
@@ -119,6 +141,8 @@ impl RunnerConfig {
             ("pick_batch", self.pick_batch),
             ("save_queue", self.save_queue),
             ("savers", self.savers),
+            ("save_batch", self.save_batch),
+            ("sink_gone_after", self.sink_gone_after as usize),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { field });
@@ -130,10 +154,18 @@ impl RunnerConfig {
                 prefetch: self.prefetch,
             });
         }
-        if u32::try_from(self.pick_batch).is_err() {
-            return Err(ConfigError::TooLarge {
-                field: "pick_batch",
-            });
+        // The prefetch bound is a semaphore; tokio's holds at most this many.
+        if self.prefetch > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::TooLarge { field: "prefetch" });
+        }
+        for (field, value) in [
+            ("pick_batch", self.pick_batch),
+            ("save_queue", self.save_queue),
+            ("save_batch", self.save_batch),
+        ] {
+            if u32::try_from(value).is_err() {
+                return Err(ConfigError::TooLarge { field });
+            }
         }
         if self.stage.is_empty() {
             return Err(ConfigError::EmptyStageName);

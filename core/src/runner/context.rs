@@ -1,19 +1,20 @@
-//! The state a run's tasks share, and the bookkeeping they all do: claim,
-//! release, record a fatal error.
+//! The state a run's tasks share, and the bookkeeping they all do: release a
+//! job, classify an error, record a fatal error.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
+use super::latency::latency_histogram;
 use super::meters::Meters;
 use super::stats::Stats;
 use super::{RunErrorKind, RunnerConfig};
-use crate::outcome::panic_message;
-use crate::{Backoff, JobId, JobMeta, JobPicker, Runtime};
+use crate::guard::{describe, guard, lock, panic_message};
+use crate::{Backoff, ErrorClass, JobId, JobPicker, JobSaver, ReleaseReason, Runtime};
 
 /// Everything the picker, worker and saver tasks of one run share.
 pub(crate) struct Context<P, X, S, R> {
@@ -29,30 +30,18 @@ pub(crate) struct Context<P, X, S, R> {
     /// Cancelled on abandon: queued jobs are released instead of executed.
     pub(crate) abandon: CancellationToken,
     pub(crate) exhausted: AtomicBool,
+    /// A save found the next stage gone.
+    pub(crate) downstream_gone: AtomicBool,
+    /// Set when a drain's grace period ran out (releases then say `Drain`).
+    pub(crate) grace_expired: AtomicBool,
+    /// Jobs in a row whose saves gave up; reset by every successful save.
+    pub(crate) consecutive_give_ups: AtomicU32,
     fatal: Mutex<Option<RunErrorKind>>,
     pub(crate) released: Mutex<Vec<JobId>>,
     pub(crate) release_failed: Mutex<Vec<JobId>>,
+    pub(crate) save_gave_up: Mutex<Vec<JobId>>,
     pub(crate) job_latency: Mutex<Histogram<u64>>,
     pub(crate) exec_time: Mutex<Histogram<u64>>,
-}
-
-/// Locks a mutex, ignoring poisoning: the data are counters and lists that a
-/// panic elsewhere cannot leave half-written.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A latency histogram in microseconds, from 1 µs to one day, 2 significant digits.
-pub(crate) fn latency_histogram() -> Histogram<u64> {
-    // Constant bounds that hdrhistogram accepts (low >= 1, high >= 2 * low,
-    // sigfig <= 5): this cannot fail at run time.
-    #[allow(clippy::expect_used)]
-    Histogram::new_with_bounds(1, 86_400_000_000, 2).expect("valid histogram bounds")
-}
-
-pub(crate) fn merge(into: &Mutex<Histogram<u64>>, from: &Histogram<u64>) {
-    // Both histograms auto-resize or share bounds, so `add` cannot fail on range.
-    let _ = lock(into).add(from);
 }
 
 impl<P, X, S, R> Context<P, X, S, R>
@@ -80,9 +69,13 @@ where
             stop_picking: CancellationToken::new(),
             abandon: CancellationToken::new(),
             exhausted: AtomicBool::new(false),
+            downstream_gone: AtomicBool::new(false),
+            grace_expired: AtomicBool::new(false),
+            consecutive_give_ups: AtomicU32::new(0),
             fatal: Mutex::new(None),
             released: Mutex::new(Vec::new()),
             release_failed: Mutex::new(Vec::new()),
+            save_gave_up: Mutex::new(Vec::new()),
             job_latency: Mutex::new(latency_histogram()),
             exec_time: Mutex::new(latency_histogram()),
         }
@@ -107,31 +100,52 @@ where
         self.abandon.cancel();
     }
 
+    /// The source is exhausted: every picker stops, not just the one that saw it.
     pub(crate) fn mark_exhausted(&self) {
         self.exhausted.store(true, Relaxed);
+        self.stop_picking.cancel();
     }
 
-    /// Hands a claimed job back to the picker, retrying per the save retry policy.
-    /// Returns whether it was released; either way the job is accounted for.
-    pub(crate) async fn release(&self, meta: P::Metadata) -> bool {
-        let job = meta.job_id();
+    /// The reason to give for a job released because the run is abandoning.
+    pub(crate) fn abandon_reason(&self) -> ReleaseReason {
+        if self.downstream_gone.load(Relaxed) {
+            ReleaseReason::DownstreamGone
+        } else if self.grace_expired.load(Relaxed) {
+            ReleaseReason::Drain
+        } else {
+            ReleaseReason::Abandon
+        }
+    }
+
+    /// The class of a picker error; a `classify` that panics means `Permanent`.
+    pub(crate) fn classify_pick_error(&self, error: &P::Error) -> ErrorClass {
+        guard(|| self.picker.classify(error)).unwrap_or_else(|message| {
+            tracing::error!(stage = %self.config.stage, %message, "JobPicker::classify panicked");
+            ErrorClass::Permanent
+        })
+    }
+
+    /// Hands a claimed job back to the picker, retrying transient errors per
+    /// the save retry policy. Returns whether it was released; either way the
+    /// job is accounted for (in `released` or `release_failed`).
+    pub(crate) async fn release(&self, meta: P::Metadata, job: JobId, reason: ReleaseReason) -> bool {
         let policy = self.config.save_retry;
         let mut backoff = Backoff::new(policy.backoff());
         let mut attempt = 1;
         let released = loop {
-            let result = AssertUnwindSafe(self.picker.release(meta.clone()))
+            let result = AssertUnwindSafe(self.picker.release_for(meta.clone(), reason))
                 .catch_unwind()
                 .await;
             match result {
                 Ok(Ok(())) => break true,
-                Ok(Err(error))
-                    if attempt < policy.max_attempts() && self.picker.is_retryable(&error) =>
-                {
-                    tracing::warn!(stage = %self.config.stage, %job, %error, attempt, "release failed; retrying");
-                }
                 Ok(Err(error)) => {
-                    tracing::error!(stage = %self.config.stage, %job, %error, attempt, "release failed; giving up");
-                    break false;
+                    let text = describe(&error);
+                    let class = self.classify_pick_error(&error);
+                    if class != ErrorClass::Transient || attempt >= policy.max_attempts() {
+                        tracing::error!(stage = %self.config.stage, %job, error = %text, attempt, ?class, "release failed; giving up");
+                        break false;
+                    }
+                    tracing::warn!(stage = %self.config.stage, %job, error = %text, attempt, "release failed; retrying");
                 }
                 Err(payload) => {
                     let message = panic_message(payload.as_ref());
@@ -150,7 +164,7 @@ where
             self.stats.released.fetch_add(1, Relaxed);
             self.meters.released.increment(1);
             lock(&self.released).push(job);
-            tracing::info!(stage = %self.config.stage, %job, "released");
+            tracing::info!(stage = %self.config.stage, %job, %reason, "released");
         } else {
             lock(&self.release_failed).push(job);
         }
@@ -164,5 +178,18 @@ where
             () = self.stop_picking.cancelled() => false,
             () = self.runtime.sleep(delay) => true,
         }
+    }
+}
+
+impl<P, X, S, R> Context<P, X, S, R>
+where
+    S: JobSaver,
+{
+    /// The class of a saver error; a `classify` that panics means `Permanent`.
+    pub(crate) fn classify_save_error(&self, error: &S::Error) -> ErrorClass {
+        guard(|| self.saver.classify(error)).unwrap_or_else(|message| {
+            tracing::error!(stage = %self.config.stage, %message, "JobSaver::classify panicked");
+            ErrorClass::Permanent
+        })
     }
 }

@@ -12,28 +12,23 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunErrorKind {
-    /// A save kept failing: the runner gave up on the job, released it back to
-    /// the picker (if it could) and abandoned the run.
-    #[error("saving job {job} failed after {attempts} attempt(s); {}: {source}", released_text(*.released))]
-    SaveFailed {
-        /// The job.
-        job: JobId,
-        /// Save attempts made.
-        attempts: u32,
-        /// Whether the job was released back to the picker.
-        released: bool,
-        /// The saver's last error.
-        source: BoxError,
+    /// Too many jobs in a row gave up saving: the sink is gone. The runner
+    /// stopped picking and drained; each of those jobs was released.
+    #[error("the sink is gone: {jobs} job(s) in a row gave up saving, the last {last_job}: {last_error}")]
+    SinkGone {
+        /// Jobs in a row whose saves gave up.
+        jobs: u32,
+        /// The last of them.
+        last_job: JobId,
+        /// Its saver's last error.
+        last_error: String,
     },
-    /// The saver panicked while saving a job.
-    #[error("the saver panicked saving job {job}: {message}; {}", released_text(*.released))]
-    SaverPanicked {
+    /// [`JobRunner::step`](crate::JobRunner::step) could not save its job: the
+    /// save gave up, and the job was released (see the report).
+    #[error("saving job {job} gave up")]
+    SaveGaveUp {
         /// The job.
         job: JobId,
-        /// The panic message.
-        message: String,
-        /// Whether the job was released back to the picker.
-        released: bool,
     },
     /// The picker returned an error it classifies as not retryable; the runner
     /// stopped picking and drained.
@@ -48,7 +43,17 @@ pub enum RunErrorKind {
         /// The panic message.
         message: String,
     },
-    /// One of the runner's own tasks died.
+    /// A user callback panicked where the runner cannot go on safely (a
+    /// metadata type whose `job_id` panics); the runner abandoned the run.
+    #[error("`{callback}` panicked: {message}")]
+    CallbackPanicked {
+        /// Which callback.
+        callback: &'static str,
+        /// The panic message.
+        message: String,
+    },
+    /// One of the runner's own tasks died; the runner abandoned the run and
+    /// released what the task's queues held.
     #[error("runner task `{task}` died: {message}")]
     TaskDied {
         /// Which task.
@@ -58,19 +63,12 @@ pub enum RunErrorKind {
     },
 }
 
-fn released_text(released: bool) -> &'static str {
-    if released {
-        "the job was released"
-    } else {
-        "releasing the job failed too"
-    }
-}
-
 impl RunErrorKind {
     /// The job the error is about, if any.
     pub fn job(&self) -> Option<JobId> {
         match self {
-            Self::SaveFailed { job, .. } | Self::SaverPanicked { job, .. } => Some(*job),
+            Self::SinkGone { last_job, .. } => Some(*last_job),
+            Self::SaveGaveUp { job } => Some(*job),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ mod builder;
 mod config;
 mod context;
 mod error;
+mod latency;
 mod meters;
 mod pick;
 mod report;
@@ -20,6 +21,8 @@ mod work;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -29,9 +32,11 @@ pub use error::{RunError, RunErrorKind};
 pub use report::{LatencySummary, RunReport, StopReason};
 pub use stats::{Progress, ProgressSnapshot};
 
-pub(crate) use context::lock as lock_unpoisoned;
-use context::{Context, latency_histogram, lock};
+use context::Context;
+use latency::latency_histogram;
 use stats::Stats;
+
+use crate::guard::lock;
 
 use crate::{
     Async, AsyncExecutor, Blocking, Execution, Executor, Job, JobId, JobMeta, JobPicker, JobSaver,
@@ -170,7 +175,7 @@ where
                 queue_tx.clone(),
                 Arc::clone(&room),
             ));
-            tasks.push(("picker", handle));
+            tasks.push((Task::Picker, handle));
         }
         drop(queue_tx);
         let dedicated = self.execution.needs_dedicated_workers();
@@ -181,39 +186,38 @@ where
             } else {
                 runtime.spawn(work)
             };
-            tasks.push(("worker", handle));
+            tasks.push((Task::Worker, handle));
         }
         drop(results_tx);
         for _ in 0..config.savers {
             let handle = runtime.spawn(save::save_loop(Arc::clone(&ctx), results_rx.clone()));
-            tasks.push(("saver", handle));
+            tasks.push((Task::Saver, handle));
         }
-        drop(results_rx);
 
-        // The tasks end in order: pickers stop, workers empty the queue, savers
-        // empty theirs. Meanwhile follow the shutdown handle, and on abandon
-        // release queued jobs; the run ends when the tasks are done *and* no
-        // release is half-way (dropping one would lose its job).
+        // Supervise every task at once: the first to die abandons the run, so
+        // nothing waits on it. Meanwhile follow the shutdown handle; on abandon
+        // release queued jobs; if every saver died, release the results they
+        // left. The run ends when the tasks are done *and* no release is
+        // half-way (dropping one would lose its job).
         let tasks_done = CancellationToken::new();
-        let finish = async {
-            for (task, handle) in tasks {
-                if let Err(panicked) = handle.await {
-                    ctx.fail(RunErrorKind::TaskDied {
-                        task,
-                        message: panicked.message,
-                    });
-                    ctx.abandon_now();
-                }
-            }
-            tasks_done.cancel();
-        };
+        let savers_dead = CancellationToken::new();
+        let finish = supervise(&ctx, tasks, &tasks_done, &savers_dead);
         let work = async {
-            tokio::join!(finish, release_on_abandon(&ctx, queue_rx, &tasks_done));
+            tokio::join!(
+                finish,
+                release_on_abandon(&ctx, queue_rx, &tasks_done),
+                release_orphaned_results(&ctx, results_rx, &tasks_done, &savers_dead),
+            );
         };
         tokio::select! {
             biased;
-            () = work => {}
+            _ = work => {}
             () = follow_shutdown(&ctx, &shutdown) => {}
+        }
+        // A run that stopped picking early leaves nothing in the picker's own
+        // buffers (a stage channel hands its queue back upstream).
+        if !ctx.abandon.is_cancelled() && !ctx.exhausted.load(Relaxed) {
+            self.picker.on_abandon().await;
         }
 
         let report = self.report(&ctx, &before, started, &shutdown);
@@ -270,20 +274,63 @@ where
             Picked::Exhausted => return Ok(Step::Exhausted),
         };
         self.stats.claim();
-        let job = meta.job_id();
+        let job = match crate::guard::guard(|| meta.job_id()) {
+            Ok(job) => job,
+            Err(message) => {
+                ctx.release(meta, JobId::new(u64::MAX), crate::ReleaseReason::Abandon)
+                    .await;
+                let report = self.report(&ctx, &before, started, &Shutdown::new());
+                return Err(RunError::new(
+                    RunErrorKind::CallbackPanicked {
+                        callback: "JobMeta::job_id",
+                        message,
+                    },
+                    report,
+                ));
+            }
+        };
         let picked_at = runtime.now();
-        let result = self
+        let delivered = std::sync::Mutex::new(None);
+        let _straggled = self
             .execution
-            .execute_job(runtime, input, &meta, self.config.job_timeout)
+            .execute_job(
+                runtime,
+                input,
+                meta,
+                self.config.job_timeout,
+                |result, meta| {
+                    *lock(&delivered) = Some((result, meta));
+                    std::future::ready(())
+                },
+            )
             .await;
+        let Some((result, meta)) = lock(&delivered).take() else {
+            return Err(RunError::new(
+                RunErrorKind::TaskDied {
+                    task: "step",
+                    message: "the executor delivered no result".to_owned(),
+                },
+                self.report(&ctx, &before, started, &Shutdown::new()),
+            ));
+        };
         let succeeded = result.is_ok();
         let done = work::Done {
             meta,
+            id: job,
             result,
             picked_at,
             span: tracing::Span::none(),
         };
-        save::save_one(&ctx, done, &mut latency_histogram()).await;
+        save::save_batch(&ctx, vec![done], &mut latency_histogram()).await;
+        let saved = self.stats.succeeded.load(Relaxed) + self.stats.failed.load(Relaxed)
+            > before.succeeded + before.failed;
+        if !saved {
+            let report = self.report(&ctx, &before, started, &Shutdown::new());
+            return Err(RunError::new(
+                RunErrorKind::SaveGaveUp { job },
+                report,
+            ));
+        }
         match ctx.take_fatal() {
             None => Ok(Step::Saved { job, succeeded }),
             Some(kind) => {
@@ -302,6 +349,8 @@ struct Baseline {
     panicked: u64,
     timed_out: u64,
     save_retries: u64,
+    fenced: u64,
+    stragglers: u64,
     pick_errors: u64,
     busy_nanos: u64,
 }
@@ -317,6 +366,8 @@ impl<P, X, S> JobRunner<P, X, S> {
             panicked: s.panicked.load(Relaxed),
             timed_out: s.timed_out.load(Relaxed),
             save_retries: s.save_retries.load(Relaxed),
+            fenced: s.fenced.load(Relaxed),
+            stragglers: s.stragglers.load(Relaxed),
             pick_errors: s.pick_errors.load(Relaxed),
             busy_nanos: s.busy_nanos.load(Relaxed),
         }
@@ -331,7 +382,9 @@ impl<P, X, S> JobRunner<P, X, S> {
     ) -> RunReport {
         let s = &self.stats;
         let since = |now: u64, then: u64| now.saturating_sub(then);
-        let stop = if ctx.abandon.is_cancelled() {
+        let stop = if ctx.downstream_gone.load(Relaxed) {
+            StopReason::DownstreamGone
+        } else if ctx.abandon.is_cancelled() {
             StopReason::Abandoned
         } else if ctx.exhausted.load(Relaxed) && !shutdown.is_draining() {
             StopReason::Exhausted
@@ -348,6 +401,9 @@ impl<P, X, S> JobRunner<P, X, S> {
             timed_out: since(s.timed_out.load(Relaxed), before.timed_out),
             released: std::mem::take(&mut *lock(&ctx.released)),
             release_failed: std::mem::take(&mut *lock(&ctx.release_failed)),
+            save_gave_up: std::mem::take(&mut *lock(&ctx.save_gave_up)),
+            fenced: since(s.fenced.load(Relaxed), before.fenced),
+            stragglers: since(s.stragglers.load(Relaxed), before.stragglers),
             save_retries: since(s.save_retries.load(Relaxed), before.save_retries),
             pick_errors: since(s.pick_errors.load(Relaxed), before.pick_errors),
             peak_claimed: s.peak_claimed.load(Relaxed),
@@ -385,7 +441,86 @@ async fn release_on_abandon<P, X, S, R>(
     ctx.picker.on_abandon().await;
     while let Ok(queued) = queue.recv().await {
         drop(queued.permit);
-        ctx.release(queued.job.meta).await;
+        ctx.release(queued.job.meta, queued.id, ctx.abandon_reason())
+            .await;
+    }
+}
+
+/// Which of the run's tasks a handle belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    Picker,
+    Worker,
+    Saver,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Picker => "picker",
+            Self::Worker => "worker",
+            Self::Saver => "saver",
+        }
+    }
+}
+
+/// Awaits every task at once. The first that dies fails the run with
+/// `TaskDied` and abandons it; once every saver is gone, `savers_dead` lets
+/// the results they would have saved be released instead.
+async fn supervise<P, X, S, R>(
+    ctx: &Context<P, X, S, R>,
+    tasks: Vec<(Task, crate::TaskHandle)>,
+    tasks_done: &CancellationToken,
+    savers_dead: &CancellationToken,
+) where
+    P: JobPicker,
+    R: Runtime,
+{
+    let mut savers = tasks.iter().filter(|(task, _)| *task == Task::Saver).count();
+    let mut running: FuturesUnordered<_> = tasks
+        .into_iter()
+        .map(|(task, handle)| async move { (task, handle.await) })
+        .collect();
+    while let Some((task, ended)) = running.next().await {
+        if let Err(panicked) = ended {
+            ctx.fail(RunErrorKind::TaskDied {
+                task: task.name(),
+                message: panicked.message,
+            });
+            ctx.abandon_now();
+        }
+        if task == Task::Saver {
+            savers -= 1;
+            if savers == 0 {
+                savers_dead.cancel();
+            }
+        }
+    }
+    tasks_done.cancel();
+}
+
+/// If every saver died while workers still had results for them, releases
+/// those results' jobs rather than dropping them.
+async fn release_orphaned_results<P, X, S, R>(
+    ctx: &Context<P, X, S, R>,
+    results: async_channel::Receiver<work::Done<S::Output, S::Failure, S::Metadata>>,
+    tasks_done: &CancellationToken,
+    savers_dead: &CancellationToken,
+) where
+    P: JobPicker<Metadata = S::Metadata>,
+    S: JobSaver,
+    R: Runtime,
+{
+    tokio::select! {
+        biased;
+        () = savers_dead.cancelled() => {}
+        () = tasks_done.cancelled() => {}
+    }
+    // No saver is left: whatever is queued, or still sent by a worker, has
+    // nobody to save it. Ends once the workers are gone and the queue empty.
+    while let Ok(done) = results.recv().await {
+        ctx.release(done.meta, done.id, crate::ReleaseReason::Abandon)
+            .await;
     }
 }
 
@@ -409,7 +544,10 @@ where
     tokio::select! {
         biased;
         () = shutdown.abandoned() => {}
-        () = grace => tracing::warn!(stage = %ctx.config.stage, "grace period over"),
+        () = grace => {
+            ctx.grace_expired.store(true, Relaxed);
+            tracing::warn!(stage = %ctx.config.stage, "grace period over");
+        }
     }
     tracing::info!(stage = %ctx.config.stage, "shutdown: abandoning unstarted jobs");
     ctx.abandon_now();

@@ -1,23 +1,25 @@
 //! The picker tasks: reserve room, pick, hand jobs to the workers.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use std::panic::AssertUnwindSafe;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Span;
 
 use super::RunErrorKind;
 use super::context::Context;
-use crate::outcome::panic_message;
-use crate::{Backoff, Job, JobMeta, JobPicker, Picked, Runtime};
+use crate::guard::{guard, panic_message};
+use crate::{Backoff, ErrorClass, Job, JobId, JobMeta, JobPicker, Picked, Runtime};
 
 /// A picked job on its way to a worker. The permit keeps its place in the
 /// prefetch bound until a worker takes it.
 pub(crate) struct Queued<I, M> {
     pub(crate) job: Job<I, M>,
+    /// The job's id, read once at pick time (user code, guarded there).
+    pub(crate) id: JobId,
     pub(crate) permit: Option<OwnedSemaphorePermit>,
     pub(crate) picked_at: Instant,
     pub(crate) span: Span,
@@ -40,6 +42,7 @@ pub(crate) async fn pick_loop<P, X, S, R>(
     let batch = ctx.config.pick_batch;
     // `validate` checked that the batch fits in a u32.
     let batch_permits = u32::try_from(batch).unwrap_or(u32::MAX);
+    let cancel_safe = guard(|| ctx.picker.pick_is_cancel_safe()).unwrap_or(false);
     let mut empty = Backoff::new(ctx.config.empty_backoff);
     let mut errors = Backoff::new(ctx.config.pick_error_backoff);
     loop {
@@ -64,32 +67,34 @@ pub(crate) async fn pick_loop<P, X, S, R>(
             }
         })
         .catch_unwind();
-        // A completed pick wins over a stop that arrives at the same time, so
-        // that no claimed job is dropped.
-        let picked = tokio::select! {
-            biased;
-            picked = picking => picked,
-            () = ctx.stop_picking.cancelled() => break,
+        // A pick in flight when picking stops may already hold a claim (a
+        // committed database claim whose reply is on its way): let it finish
+        // and run its jobs. Only a picker that says dropping is harmless has
+        // its pick dropped.
+        let picked = if cancel_safe {
+            tokio::select! {
+                biased;
+                picked = picking => picked,
+                () = ctx.stop_picking.cancelled() => break,
+            }
+        } else {
+            picking.await
         };
         ctx.meters
             .pick_seconds
             .record(ctx.runtime.now().saturating_duration_since(started));
         match picked {
-            Ok(Ok(Picked::Some(jobs))) => {
+            Ok(Ok(Picked::Some(Batch::One(job)))) => {
                 empty.reset();
                 errors.reset();
-                match jobs {
-                    Batch::One(job) => enqueue(&ctx, &queue, job, Some(permit)).await,
-                    Batch::Many(jobs) => {
-                        let mut permit = Some(permit);
-                        for job in jobs {
-                            let one = permit.as_mut().and_then(|p| p.split(1));
-                            enqueue(&ctx, &queue, job, one).await;
-                        }
-                    }
-                }
+                enqueue(&ctx, &queue, job, Some(permit)).await;
             }
-            Ok(Ok(Picked::Empty)) => {
+            Ok(Ok(Picked::Some(Batch::Many(jobs)))) if !jobs.is_empty() => {
+                empty.reset();
+                errors.reset();
+                enqueue_batch(&ctx, &queue, &room, jobs, permit).await;
+            }
+            Ok(Ok(Picked::Empty | Picked::Some(Batch::Many(_)))) => {
                 drop(permit);
                 errors.reset();
                 let delay = empty.next_delay(ctx.runtime.random_u64());
@@ -105,7 +110,7 @@ pub(crate) async fn pick_loop<P, X, S, R>(
                 drop(permit);
                 ctx.stats.pick_errors.fetch_add(1, Relaxed);
                 ctx.meters.pick_errors.increment(1);
-                if !ctx.picker.is_retryable(&error) {
+                if ctx.classify_pick_error(&error) != ErrorClass::Transient {
                     ctx.fail(RunErrorKind::PickFailed {
                         source: Box::new(error),
                     });
@@ -113,6 +118,7 @@ pub(crate) async fn pick_loop<P, X, S, R>(
                     break;
                 }
                 let delay = errors.next_delay(ctx.runtime.random_u64());
+                let error = crate::guard::describe(&error);
                 tracing::warn!(stage = %ctx.config.stage, %error, ?delay, "pick failed; backing off");
                 if !ctx.sleep_unless_stopped(delay).await {
                     break;
@@ -129,6 +135,64 @@ pub(crate) async fn pick_loop<P, X, S, R>(
     }
 }
 
+/// Queues a batch: the first jobs take their share of the reserved room; jobs
+/// beyond the batch size the picker was asked for wait here for room of their
+/// own, so the prefetch bound holds whatever the picker returns.
+async fn enqueue_batch<P, X, S, R>(
+    ctx: &Context<P, X, S, R>,
+    queue: &async_channel::Sender<Queued<P::Input, P::Metadata>>,
+    room: &Arc<Semaphore>,
+    jobs: Vec<Job<P::Input, P::Metadata>>,
+    permit: OwnedSemaphorePermit,
+) where
+    P: JobPicker,
+    R: Runtime,
+{
+    let mut reserved = Some(permit);
+    for job in jobs {
+        let mut one = reserved.as_mut().and_then(|p| p.split(1));
+        if one.is_none() {
+            one = tokio::select! {
+                biased;
+                () = ctx.abandon.cancelled() => None,
+                permit = Arc::clone(room).acquire_owned() => permit.ok(),
+            };
+        }
+        if one.is_none() {
+            // Abandoned while waiting for room: claim and release at once.
+            ctx.stats.claim();
+            let id = identify(ctx, &job.meta).unwrap_or(UNKNOWN_JOB);
+            ctx.release(job.meta, id, ctx.abandon_reason()).await;
+            continue;
+        }
+        enqueue(ctx, queue, job, one).await;
+    }
+}
+
+/// The id reported for a job whose `JobMeta::job_id` panicked.
+const UNKNOWN_JOB: JobId = JobId::new(u64::MAX);
+
+/// Reads a job's id, guarding the user's `job_id`. A metadata type whose
+/// `job_id` panics cannot be tracked: the run fails, and the job is released
+/// under a placeholder id so that it still goes back.
+fn identify<P, X, S, R>(ctx: &Context<P, X, S, R>, meta: &P::Metadata) -> Option<JobId>
+where
+    P: JobPicker,
+    R: Runtime,
+{
+    match guard(|| meta.job_id()) {
+        Ok(id) => Some(id),
+        Err(message) => {
+            ctx.fail(RunErrorKind::CallbackPanicked {
+                callback: "JobMeta::job_id",
+                message,
+            });
+            ctx.abandon_now();
+            None
+        }
+    }
+}
+
 async fn enqueue<P, X, S, R>(
     ctx: &Context<P, X, S, R>,
     queue: &async_channel::Sender<Queued<P::Input, P::Metadata>>,
@@ -141,14 +205,21 @@ async fn enqueue<P, X, S, R>(
     let claimed = ctx.stats.claim();
     ctx.meters.picked.increment(1);
     ctx.meters.claimed.set(claimed as f64);
+    let Some(id) = identify(ctx, &job.meta) else {
+        ctx.release(job.meta, UNKNOWN_JOB, ctx.abandon_reason())
+            .await;
+        return;
+    };
+    let attempt = guard(|| job.meta.attempt()).unwrap_or(0);
     let span = tracing::info_span!(
         "job",
         stage = %ctx.config.stage,
-        job_id = job.meta.job_id().get(),
-        attempt = job.meta.attempt(),
+        job_id = id.get(),
+        attempt,
     );
     let queued = Queued {
         job,
+        id,
         permit,
         picked_at: ctx.runtime.now(),
         span,
@@ -156,7 +227,8 @@ async fn enqueue<P, X, S, R>(
     // The prefetch permits bound the queue, so it is unbounded and a send only
     // fails if every worker is gone; then the job goes back to the picker.
     if let Err(refused) = queue.try_send(queued) {
-        let meta = refused.into_inner().job.meta;
-        ctx.release(meta).await;
+        let queued = refused.into_inner();
+        ctx.release(queued.job.meta, queued.id, ctx.abandon_reason())
+            .await;
     }
 }

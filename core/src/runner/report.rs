@@ -18,6 +18,9 @@ pub enum StopReason {
     /// Shutdown (or the grace period, or a fatal error) abandoned the run:
     /// unstarted jobs were released.
     Abandoned,
+    /// The next stage went away: jobs it could not take were released, and
+    /// the runner stopped picking.
+    DownstreamGone,
 }
 
 /// Percentiles of a latency distribution.
@@ -50,8 +53,9 @@ impl LatencySummary {
 /// What a run did: counts, released jobs, latencies.
 ///
 /// When a run ends, every picked job is accounted for:
-/// `picked == saved() + released.len() + release_failed.len()`
-/// ([`unaccounted`](Self::unaccounted) is zero).
+/// `picked == saved() + fenced + released.len() + release_failed.len()`
+/// ([`unaccounted`](Self::unaccounted) is zero). A job whose save gave up is
+/// listed in `save_gave_up` *and* in `released` (or `release_failed`).
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct RunReport {
@@ -73,6 +77,15 @@ pub struct RunReport {
     pub released: Vec<JobId>,
     /// Jobs whose release failed too (neither saved nor released).
     pub release_failed: Vec<JobId>,
+    /// Jobs whose save gave up (retries spent, or a permanent error), in
+    /// order; each was then released (or is in `release_failed`).
+    pub save_gave_up: Vec<JobId>,
+    /// Results dropped because the job's claim was superseded (the saver
+    /// classified the error as [`LostClaim`](crate::ErrorClass::LostClaim)).
+    pub fenced: u64,
+    /// Blocking jobs that ran past their timeout: saved as timed out, they
+    /// held their worker until their closure returned.
+    pub stragglers: u64,
     /// Save attempts that failed and were retried.
     pub save_retries: u64,
     /// Picker errors (each followed by a back-off).
@@ -104,6 +117,7 @@ impl RunReport {
     pub fn unaccounted(&self) -> u64 {
         self.picked
             .saturating_sub(self.saved())
+            .saturating_sub(self.fenced)
             .saturating_sub(self.released.len() as u64)
             .saturating_sub(self.release_failed.len() as u64)
     }

@@ -14,6 +14,8 @@ pub(crate) struct Stats {
     pub(crate) timed_out: AtomicU64,
     pub(crate) released: AtomicU64,
     pub(crate) save_retries: AtomicU64,
+    pub(crate) fenced: AtomicU64,
+    pub(crate) stragglers: AtomicU64,
     pub(crate) pick_errors: AtomicU64,
     pub(crate) claimed: AtomicU64,
     pub(crate) peak_claimed: AtomicU64,

@@ -6,13 +6,15 @@ use std::time::Instant;
 
 use tracing::{Instrument, Span};
 
-use super::context::{Context, latency_histogram, merge};
+use super::context::Context;
+use super::latency::{latency_histogram, merge, record};
 use super::pick::Queued;
-use crate::{Execution, JobPicker, JobResult, Runtime};
+use crate::{Execution, JobId, JobPicker, JobResult, Runtime};
 
 /// An executed job on its way to a saver.
 pub(crate) struct Done<O, F, M> {
     pub(crate) meta: M,
+    pub(crate) id: JobId,
     pub(crate) result: JobResult<O, F>,
     pub(crate) picked_at: Instant,
     pub(crate) span: Span,
@@ -26,6 +28,7 @@ pub(crate) async fn work_loop<P, X, S, R>(
 ) where
     P: JobPicker<Input = X::Input, Metadata = X::Metadata>,
     X: Execution,
+    S: Send + Sync + 'static,
     R: Runtime,
 {
     let mut exec_time = latency_histogram();
@@ -33,6 +36,7 @@ pub(crate) async fn work_loop<P, X, S, R>(
     while let Ok(queued) = queue.recv().await {
         let Queued {
             job,
+            id,
             permit,
             picked_at,
             span,
@@ -41,39 +45,56 @@ pub(crate) async fn work_loop<P, X, S, R>(
         drop(permit);
         ctx.meters.queue_depth.set(queue.len() as f64);
         if ctx.abandon.is_cancelled() {
-            ctx.release(job.meta).instrument(span).await;
+            ctx.release(job.meta, id, ctx.abandon_reason())
+                .instrument(span)
+                .await;
             continue;
         }
         let busy = ctx.stats.busy.fetch_add(1, Relaxed) + 1;
         ctx.meters.busy_workers.set(busy as f64);
         let started = ctx.runtime.now();
-        let result = ctx
+        let exec_time = &mut exec_time;
+        let deliver = |result: JobResult<X::Output, X::Failure>, meta| {
+            let took = ctx.runtime.now().saturating_duration_since(started);
+            ctx.meters.exec_seconds.record(took);
+            record(exec_time, took);
+            if let Err(error) = &result {
+                tracing::debug!(parent: &span, %error, "job failed");
+            }
+            let done = Done {
+                meta,
+                id,
+                result,
+                picked_at,
+                span: span.clone(),
+            };
+            let (ctx, results) = (&ctx, &results);
+            async move {
+                // Savers only go away if they died; the job is then handed back.
+                if let Err(refused) = results.send(done).await {
+                    let done = refused.into_inner();
+                    ctx.release(done.meta, done.id, ctx.abandon_reason())
+                        .instrument(done.span)
+                        .await;
+                }
+            }
+        };
+        let straggled = ctx
             .execution
-            .execute_job(&ctx.runtime, job.input, &job.meta, timeout)
+            .execute_job(&ctx.runtime, job.input, job.meta, timeout, deliver)
             .instrument(span.clone())
             .await;
+        if straggled {
+            ctx.stats.stragglers.fetch_add(1, Relaxed);
+            tracing::warn!(parent: &span, "a timed-out job held its worker until it returned");
+        }
+        // Busy until the work really stopped: a straggler kept its worker.
         let took = ctx.runtime.now().saturating_duration_since(started);
         let busy = ctx.stats.busy.fetch_sub(1, Relaxed).saturating_sub(1);
         ctx.meters.busy_workers.set(busy as f64);
-        ctx.meters.exec_seconds.record(took);
         ctx.stats
             .busy_nanos
             .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
-        exec_time.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
-        if let Err(error) = &result {
-            tracing::debug!(parent: &span, %error, "job failed");
-        }
-        let done = Done {
-            meta: job.meta,
-            result,
-            picked_at,
-            span,
-        };
-        // Savers only go away if they died; the job is then handed back.
-        if let Err(refused) = results.send(done).await {
-            let done = refused.into_inner();
-            ctx.release(done.meta).instrument(done.span).await;
-        }
     }
     merge(&ctx.exec_time, &exec_time);
 }
