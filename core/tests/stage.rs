@@ -176,10 +176,14 @@ async fn a_closed_empty_stage_is_exhausted_and_a_gone_downstream_hands_jobs_back
     assert!(matches!(rx.pick().await?, Picked::Some(job) if job.meta.id == first));
     assert!(matches!(rx.pick().await?, Picked::Exhausted));
 
-    // Once the downstream picker is gone, a send hands the job back upstream.
+    // Once the downstream picker is gone, a send is refused and the job given
+    // back to the sender (a runner then releases it to its own picker).
     let (tx, rx) = stage::channel::<u64, QueueMeta, _>(1, source.picker());
     drop(rx);
-    within("send to a gone stage", tx.send(b)).await?;
-    assert_eq!(source.pending_ids(), vec![second]);
+    let Err(refused) = within("send to a gone stage", tx.send(b)).await else {
+        panic!("a gone stage must refuse the job");
+    };
+    assert!(matches!(refused.error, stage::StageError::DownstreamGone));
+    assert_eq!(refused.job.meta.id, second);
     Ok(())
 }

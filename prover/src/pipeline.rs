@@ -98,6 +98,7 @@ pub(crate) struct Pipeline {
     prove: ProveRunner,
     witness_workers: u64,
     prover_workers: u64,
+    grace_period: Option<Duration>,
 }
 
 impl Pipeline {
@@ -130,19 +131,18 @@ impl Pipeline {
                 .savers(4)
                 .build()?;
         let saver = Arc::clone(&component.store).with_latency(&runtime, args.save_profile());
-        let mut prove = JobRunner::builder(rx, component.prover.clone(), saver)
+        let prove = JobRunner::builder(rx, component.prover.clone(), saver)
             .stage("prove")
             .workers(prover_workers)
             .prefetch(prover_workers)
-            .savers(8);
-        if let Some(grace) = args.grace_period {
-            prove = prove.grace_period(grace);
-        }
+            .savers(8)
+            .build()?;
         Ok(Self {
             witness,
-            prove: prove.build()?,
+            prove,
             witness_workers: args.witness_workers,
             prover_workers: args.prover_workers,
+            grace_period: args.grace_period,
         })
     }
 
@@ -157,16 +157,48 @@ impl Pipeline {
     }
 
     /// Runs both stages. A drain stops the witness stage's picking; the prover
-    /// stage finishes what the witness stage passed on, then stops.
+    /// stage finishes what the witness stage passed on, then stops. With a
+    /// grace period, the whole pipeline abandons once that long has passed
+    /// since the first signal.
     pub(crate) async fn run(self, shutdown: Shutdown) -> Vec<StageResult> {
-        let Self { witness, prove, .. } = self;
+        let Self {
+            witness,
+            prove,
+            grace_period,
+            ..
+        } = self;
         let runtime = TokioRuntime::current();
         // `into_run` drops the witness runner, and with it its stage saver, as
         // it ends: the channel closes and the prover finishes what is queued.
-        let (witness, prove) = tokio::join!(
-            witness.into_run(&runtime, shutdown.clone()),
-            prove.run(&runtime, shutdown.downstream())
-        );
+        let stages = async {
+            tokio::join!(
+                witness.into_run(&runtime, shutdown.clone()),
+                prove.run(&runtime, shutdown.downstream())
+            )
+        };
+        // The timer covers both stages: the prover stage only drains when the
+        // witness stage closes the channel, so a per-runner grace period on it
+        // would never start.
+        let grace = async {
+            let Some(grace) = grace_period else {
+                return std::future::pending().await;
+            };
+            shutdown.draining().await;
+            tokio::time::sleep(grace).await;
+            tracing::warn!(?grace, "grace period over: abandoning");
+            shutdown.abandon();
+        };
+        tokio::pin!(stages);
+        let ended = tokio::select! {
+            biased;
+            ended = &mut stages => Some(ended),
+            () = grace => None,
+        };
+        let (witness, prove) = match ended {
+            Some(ended) => ended,
+            // Abandoned: the stages release what they hold and finish.
+            None => stages.await,
+        };
         vec![witness, prove]
     }
 }

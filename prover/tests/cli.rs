@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread::sleep;
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
@@ -159,9 +158,10 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
-/// Starts the prover and waits until it prints its first progress line: by then
-/// its signal handlers are installed and its runners are running.
-fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+/// Starts the prover and waits until a progress line reports at least
+/// `finished` jobs done: by then its signal handlers are installed and its
+/// runners are running (an event from the process, not a sleep).
+fn start_after(args: &[&str], finished: u64) -> (Child, std::thread::JoinHandle<String>) {
     let mut child = prover()
         .args(args)
         .args(["--json", "--progress", "lines"])
@@ -174,7 +174,11 @@ fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
     let reader = std::thread::spawn(move || {
         let mut seen = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.starts_with("progress:") {
+            let done = line
+                .strip_prefix("progress: ")
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if done.is_some_and(|n| n >= finished) {
                 let _ = started_tx.send(());
             }
             seen.push_str(&line);
@@ -193,6 +197,11 @@ fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
     (child, reader)
 }
 
+/// Starts the prover and waits for its first progress line.
+fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+    start_after(args, 0)
+}
+
 fn finish(child: Child, stderr: std::thread::JoinHandle<String>) -> (Option<i32>, Value) {
     let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     let stderr = stderr.join().unwrap_or_default();
@@ -208,8 +217,7 @@ fn finish(child: Child, stderr: std::thread::JoinHandle<String>) -> (Option<i32>
 #[test]
 fn sigterm_drains_and_exits_zero() {
     // Far more jobs than can finish before the signal.
-    let (child, stderr) = start(&["run", "--jobs", "2000000", "--log-n", "6"]);
-    sleep(Duration::from_millis(300));
+    let (child, stderr) = start_after(&["run", "--jobs", "2000000", "--log-n", "6"], 1);
     signal(child.id(), "TERM");
     let (code, summary) = finish(child, stderr);
     assert_eq!(code, Some(0), "{summary:#}");
@@ -230,11 +238,36 @@ fn sigterm_drains_and_exits_zero() {
 #[test]
 fn a_second_signal_releases_unstarted_jobs_and_exits_non_zero() {
     // Slow proving: the stage channel and the prefetch buffers fill up.
-    let (child, stderr) = start(&["run", "--jobs", "1000", "--log-n", "16", "--batch", "8"]);
-    sleep(Duration::from_millis(500));
+    let (child, stderr) = start_after(&["run", "--jobs", "1000", "--log-n", "16", "--batch", "8"], 1);
     signal(child.id(), "TERM");
-    sleep(Duration::from_millis(50));
     signal(child.id(), "INT");
+    let (code, summary) = finish(child, stderr);
+    assert_eq!(code, Some(3), "{summary:#}");
+    assert_eq!(summary["ending"], "abandoned");
+    let released = summary["released"].as_array().map_or(0, Vec::len);
+    assert!(released > 0, "{summary:#}");
+    assert_accounted(&summary);
+}
+
+#[test]
+fn the_grace_period_turns_a_drain_into_abandon() {
+    // Slow proving: when the signal comes, jobs wait in the prefetch buffers
+    // and the stage channel. One signal only: the grace period abandons.
+    let (child, stderr) = start_after(
+        &[
+            "run",
+            "--jobs",
+            "1000",
+            "--log-n",
+            "16",
+            "--batch",
+            "8",
+            "--grace-period",
+            "1ms",
+        ],
+        1,
+    );
+    signal(child.id(), "TERM");
     let (code, summary) = finish(child, stderr);
     assert_eq!(code, Some(3), "{summary:#}");
     assert_eq!(summary["ending"], "abandoned");
@@ -246,19 +279,25 @@ fn a_second_signal_releases_unstarted_jobs_and_exits_non_zero() {
 #[test]
 fn metrics_are_served_for_prometheus() {
     use std::io::{Read, Write};
-    // A port unlikely to be taken; the test only needs it for a second.
-    let port = 20_000 + std::process::id() % 20_000;
-    let addr = format!("127.0.0.1:{port}");
-    let (child, stderr) = start(&[
-        "run",
-        "--jobs",
-        "2000000",
-        "--log-n",
-        "6",
-        "--metrics-addr",
-        &addr,
-    ]);
-    sleep(Duration::from_millis(300));
+    // A free port, from the OS (the exporter binds its own listener, so the
+    // prover cannot be handed port 0 and asked which it got).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+        .to_string();
+    // Once jobs are done, every stage has recorded its metrics.
+    let (child, stderr) = start_after(
+        &[
+            "run",
+            "--jobs",
+            "2000000",
+            "--log-n",
+            "6",
+            "--metrics-addr",
+            &addr,
+        ],
+        1,
+    );
     let mut body = String::new();
     let fetched = std::net::TcpStream::connect(&addr).and_then(|mut stream| {
         stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;

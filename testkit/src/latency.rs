@@ -9,7 +9,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use pjp_core::{JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Runtime};
+use pjp_core::{
+    ErrorClass, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, ReleaseReason, Runtime,
+    SaveResults,
+};
 
 /// How long one round trip to a picker's or saver's backend takes: uniform
 /// between `min` and `max`, plus, with probability `spike_rate`, a spike of
@@ -270,12 +273,20 @@ impl<T, R: Runtime> Latent<T, R> {
         &self.profile
     }
 
-    async fn round_trip(&self) {
+    /// Runs `call` as the server would: half a round trip for the request to
+    /// arrive, the call itself (the claim commits here), then half for the
+    /// reply. A caller that drops the future during the reply's leg has lost a
+    /// claim that the server made, as over a real network.
+    async fn remote<O>(&self, call: impl Future<Output = O>) -> O {
         if self.profile.is_zero() {
-            return;
+            return call.await;
         }
         let delay = self.profile.sample(self.runtime.random_u64());
-        self.runtime.sleep(delay).await;
+        let request = delay / 2;
+        self.runtime.sleep(request).await;
+        let reply = call.await;
+        self.runtime.sleep(delay.saturating_sub(request)).await;
+        reply
     }
 }
 
@@ -286,21 +297,23 @@ impl<P: JobPicker, R: Runtime> JobPicker for Latent<P, R> {
 
     /// # Cancellation safety
     ///
-    /// Cancel safe if the wrapped pick is: dropping it during the round trip
-    /// claims nothing.
+    /// Not cancel safe, like a database pick: the wrapped pick runs half-way
+    /// through the round trip, so a pick dropped during the reply's leg has
+    /// claimed a job it never hands out.
     async fn pick(&self) -> PickResult<P::Input, P::Metadata, P::Error> {
-        self.round_trip().await;
-        self.inner.pick().await
+        self.remote(self.inner.pick()).await
     }
 
     async fn pick_many(&self, max: usize) -> PickManyResult<P::Input, P::Metadata, P::Error> {
-        self.round_trip().await;
-        self.inner.pick_many(max).await
+        self.remote(self.inner.pick_many(max)).await
     }
 
     async fn release(&self, meta: P::Metadata) -> Result<(), P::Error> {
-        self.round_trip().await;
-        self.inner.release(meta).await
+        self.remote(self.inner.release(meta)).await
+    }
+
+    async fn release_for(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
+        self.remote(self.inner.release_for(meta, reason)).await
     }
 
     async fn on_abandon(&self) {
@@ -309,6 +322,10 @@ impl<P: JobPicker, R: Runtime> JobPicker for Latent<P, R> {
 
     fn is_retryable(&self, error: &P::Error) -> bool {
         self.inner.is_retryable(error)
+    }
+
+    fn classify(&self, error: &P::Error) -> ErrorClass {
+        self.inner.classify(error)
     }
 }
 
@@ -323,12 +340,23 @@ impl<S: JobSaver, R: Runtime> JobSaver for Latent<S, R> {
         result: &JobResult<S::Output, S::Failure>,
         meta: &S::Metadata,
     ) -> Result<(), S::Error> {
-        self.round_trip().await;
-        self.inner.save(result, meta).await
+        self.remote(self.inner.save(result, meta)).await
+    }
+
+    /// One round trip for the whole batch, as a batched statement would take.
+    async fn save_many(
+        &self,
+        batch: &[(&JobResult<S::Output, S::Failure>, &S::Metadata)],
+    ) -> SaveResults<S::Error> {
+        self.remote(self.inner.save_many(batch)).await
     }
 
     fn is_retryable(&self, error: &S::Error) -> bool {
         self.inner.is_retryable(error)
+    }
+
+    fn classify(&self, error: &S::Error) -> ErrorClass {
+        self.inner.classify(error)
     }
 }
 

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use pjp_core::{
-    Executor, JobMeta, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Runtime,
+    ErrorClass, Executor, JobMeta, JobPicker, JobResult, JobSaver, PickManyResult, PickResult,
+    ReleaseReason, Runtime,
 };
 
 use super::{ExecFault, ExecFaults, FaultError, IoFaults, unit};
@@ -88,15 +89,35 @@ impl<P: JobPicker, R: Runtime> JobPicker for Faulty<P, R> {
         self.inner.release(meta).await.map_err(FaultError::Inner)
     }
 
+    async fn release_for(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), Self::Error> {
+        if self.faults.releases
+            && let Some(fault) = self.fault()
+        {
+            return Err(fault);
+        }
+        self.inner
+            .release_for(meta, reason)
+            .await
+            .map_err(FaultError::Inner)
+    }
+
     async fn on_abandon(&self) {
         self.inner.on_abandon().await;
     }
 
     fn is_retryable(&self, error: &Self::Error) -> bool {
+        self.classify(error) == ErrorClass::Transient
+    }
+
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
         match error {
-            FaultError::Inner(e) => self.inner.is_retryable(e),
-            FaultError::Injected | FaultError::Outage => true,
+            FaultError::Inner(e) => self.inner.classify(e),
+            FaultError::Injected | FaultError::Outage => ErrorClass::Transient,
         }
+    }
+
+    fn pick_is_cancel_safe(&self) -> bool {
+        self.inner.pick_is_cancel_safe()
     }
 }
 
@@ -121,9 +142,13 @@ impl<S: JobSaver, R: Runtime> JobSaver for Faulty<S, R> {
     }
 
     fn is_retryable(&self, error: &Self::Error) -> bool {
+        self.classify(error) == ErrorClass::Transient
+    }
+
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
         match error {
-            FaultError::Inner(e) => self.inner.is_retryable(e),
-            FaultError::Injected | FaultError::Outage => true,
+            FaultError::Inner(e) => self.inner.classify(e),
+            FaultError::Injected | FaultError::Outage => ErrorClass::Transient,
         }
     }
 }

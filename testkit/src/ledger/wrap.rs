@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use pjp_core::{Executor, Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Picked};
+use pjp_core::{
+    ErrorClass, Executor, Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Picked,
+    ReleaseReason, SaveResults,
+};
 
 use super::Ledger;
 
@@ -77,12 +80,30 @@ impl<P: JobPicker> JobPicker for Recorded<P> {
         released
     }
 
+    async fn release_for(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
+        self.ledger.record_release(&meta);
+        let failed = meta.clone();
+        let released = self.inner.release_for(meta, reason).await;
+        if released.is_err() {
+            self.ledger.record_release_failed(&failed);
+        }
+        released
+    }
+
     async fn on_abandon(&self) {
         self.inner.on_abandon().await;
     }
 
     fn is_retryable(&self, error: &P::Error) -> bool {
         self.inner.is_retryable(error)
+    }
+
+    fn classify(&self, error: &P::Error) -> ErrorClass {
+        self.inner.classify(error)
+    }
+
+    fn pick_is_cancel_safe(&self) -> bool {
+        self.inner.pick_is_cancel_safe()
     }
 }
 
@@ -104,8 +125,25 @@ impl<S: JobSaver> JobSaver for Recorded<S> {
         saved
     }
 
+    async fn save_many(
+        &self,
+        batch: &[(&JobResult<S::Output, S::Failure>, &S::Metadata)],
+    ) -> SaveResults<S::Error> {
+        let outcomes = self.inner.save_many(batch).await;
+        for ((result, meta), outcome) in batch.iter().zip(&outcomes) {
+            if outcome.is_ok() {
+                self.ledger.record_save(*meta, result.is_ok());
+            }
+        }
+        outcomes
+    }
+
     fn is_retryable(&self, error: &S::Error) -> bool {
         self.inner.is_retryable(error)
+    }
+
+    fn classify(&self, error: &S::Error) -> ErrorClass {
+        self.inner.classify(error)
     }
 }
 
