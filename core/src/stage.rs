@@ -410,7 +410,11 @@ where
     async fn on_abandon(&self) {
         for job in self.shared.abandon() {
             let id = job.meta.job_id();
-            if let Err(error) = self.shared.hand_back(job.meta, ReleaseReason::Abandon).await {
+            if let Err(error) = self
+                .shared
+                .hand_back(job.meta, ReleaseReason::Abandon)
+                .await
+            {
                 tracing::error!(job = %id, %error, "stage channel: could not hand a queued job back upstream");
             }
         }

@@ -43,7 +43,10 @@ fn a_send_racing_an_abandon_never_strands_its_job() {
     const SENDERS: u64 = 3;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     for round in 0..20_000u64 {
-        assert!(std::time::Instant::now() < deadline, "stress test ran too long");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stress test ran too long"
+        );
         let upstream = Arc::new(Upstream::default());
         let (tx, rx) = stage::channel::<u64, JobId, _>(8, Arc::clone(&upstream));
         let barrier = Arc::new(Barrier::new(SENDERS as usize + 1));
@@ -52,14 +55,18 @@ fn a_send_racing_an_abandon_never_strands_its_job() {
                 let (barrier, tx) = (Arc::clone(&barrier), tx.clone());
                 std::thread::spawn(move || {
                     let id = JobId::new(round * SENDERS + n);
-                    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
                     barrier.wait();
                     runtime.block_on(tx.send(Job::new(id.get(), id))).is_ok()
                 })
             })
             .collect();
         drop(tx);
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         barrier.wait();
         runtime.block_on(rx.on_abandon());
         let accepted = senders
@@ -70,7 +77,11 @@ fn a_send_racing_an_abandon_never_strands_its_job() {
         let handed_back = upstream.0.lock().unwrap().len();
         // Exactly one home per job: handed back upstream by the drain, or
         // refused to its sender (who releases it). Never left in the channel.
-        assert_eq!(rx.len(), 0, "round {round}: a job was stranded in the channel");
+        assert_eq!(
+            rx.len(),
+            0,
+            "round {round}: a job was stranded in the channel"
+        );
         assert_eq!(
             SENDERS as usize - accepted + handed_back,
             SENDERS as usize,
@@ -118,7 +129,11 @@ async fn upstream_stops_once_its_downstream_is_gone() -> anyhow::Result<()> {
         gate.open();
     };
     let (ra, rb, ()) = within("abandon downstream", async {
-        tokio::join!(a.into_run(&rt, Shutdown::new()), b.run(&rt, b_shutdown.clone()), stop)
+        tokio::join!(
+            a.into_run(&rt, Shutdown::new()),
+            b.run(&rt, b_shutdown.clone()),
+            stop
+        )
     })
     .await;
     let (ra, rb) = (ra?, rb?);
@@ -131,7 +146,11 @@ async fn upstream_stops_once_its_downstream_is_gone() -> anyhow::Result<()> {
     assert_eq!(ra.picked, ra.succeeded + ra.released.len() as u64);
     assert!(ra.picked < 20, "A kept picking after its downstream left");
     assert_eq!(sink.saved_count(), 1);
-    assert_eq!(source.pending(), 19, "every other job is back at the source");
+    assert_eq!(
+        source.pending(),
+        19,
+        "every other job is back at the source"
+    );
     assert!(source.pick_counts().iter().all(|&n| n <= 1));
     Ok(())
 }
@@ -230,11 +249,7 @@ async fn one_exhausted_picker_stops_the_others() -> anyhow::Result<()> {
         ))
         .build()?;
     let rt = TokioRuntime::current();
-    let report = within(
-        "exhausted run",
-        runner.run(&rt, Shutdown::new()),
-    )
-    .await?;
+    let report = within("exhausted run", runner.run(&rt, Shutdown::new())).await?;
     assert_eq!(report.stop, StopReason::Exhausted);
     Ok(())
 }
@@ -299,10 +314,9 @@ async fn an_oversized_batch_counts_against_the_prefetch_bound() -> anyhow::Resul
         gate.open();
     };
     let rt = TokioRuntime::current();
-    let (report, ()) = within(
-        "oversized batches",
-        async { tokio::join!(runner.run(&rt, Shutdown::new()), open) },
-    )
+    let (report, ()) = within("oversized batches", async {
+        tokio::join!(runner.run(&rt, Shutdown::new()), open)
+    })
     .await;
     let report = report?;
     assert_eq!(report.succeeded, 60);
@@ -389,7 +403,11 @@ impl JobSaver for PanickyClassifier {
     type Metadata = QueueMeta;
     type Error = QueueError;
 
-    async fn save(&self, result: &JobResult<u64, String>, meta: &QueueMeta) -> Result<(), QueueError> {
+    async fn save(
+        &self,
+        result: &JobResult<u64, String>,
+        meta: &QueueMeta,
+    ) -> Result<(), QueueError> {
         if meta.id.get() == 3 && self.failed_once.fetch_add(1, Ordering::SeqCst) == 0 {
             return Err(QueueError::UnknownJob(meta.id));
         }

@@ -238,7 +238,10 @@ fn sigterm_drains_and_exits_zero() {
 #[test]
 fn a_second_signal_releases_unstarted_jobs_and_exits_non_zero() {
     // Slow proving: the stage channel and the prefetch buffers fill up.
-    let (child, stderr) = start_after(&["run", "--jobs", "1000", "--log-n", "16", "--batch", "8"], 1);
+    let (child, stderr) = start_after(
+        &["run", "--jobs", "1000", "--log-n", "16", "--batch", "8"],
+        1,
+    );
     signal(child.id(), "TERM");
     signal(child.id(), "INT");
     let (code, summary) = finish(child, stderr);

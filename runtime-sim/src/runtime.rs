@@ -24,9 +24,11 @@ use tokio::sync::Semaphore;
 ///   cores, sleeps its modeled cost (the executor's
 ///   [`cost_hint`](pjp_core::Executor::cost_hint)) with seeded jitter, then
 ///   runs the closure inline. Zero-cost work runs at once, without a core.
-///   A `spawn_blocking` dropped before its cost has elapsed (a job timeout)
-///   frees its core and never runs its closure — where a real pool would
-///   finish it and discard the result.
+///   [`spawn_blocking`](Runtime::spawn_blocking) (the pool a job timeout
+///   uses) runs its closure as soon as it has a core and then holds the core
+///   for the modeled cost, as a real pool starts work at once. The runner
+///   never drops it at a timeout: it saves the job as timed out and keeps the
+///   worker until the work returns, as on tokio.
 ///   [`spawn_worker`](Runtime::spawn_worker) is an ordinary task.
 /// * **Time** is madsim's virtual clock, sleeps are exact (madsim's own
 ///   `sleep` rounds up to 1 ms); **randomness** is madsim's seeded generator.
@@ -165,6 +167,12 @@ impl SimRuntime {
     async fn occupy(&self, cost: Duration) -> Option<tokio::sync::SemaphorePermit<'_>> {
         // The semaphore is never closed, so this never fails.
         let core = self.inner.cores.acquire().await.ok();
+        self.spend(cost).await;
+        core
+    }
+
+    /// Sleeps a jittered `cost`, counting it as busy core time.
+    async fn spend(&self, cost: Duration) {
         let cost = self.jittered(cost);
         let started = self.inner.time.elapsed();
         let account = Account {
@@ -175,7 +183,6 @@ impl SimRuntime {
             sleep.await;
         }
         drop(account);
-        core
     }
 }
 
@@ -247,13 +254,21 @@ impl Runtime for SimRuntime {
         W: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _core = if cost.is_zero() {
-            None
-        } else {
-            self.occupy(cost).await
+        let run = || {
+            std::panic::catch_unwind(AssertUnwindSafe(work))
+                .map_err(|payload| TaskPanicked::from_payload(payload.as_ref()))
         };
-        std::panic::catch_unwind(AssertUnwindSafe(work))
-            .map_err(|payload| TaskPanicked::from_payload(payload.as_ref()))
+        if cost.is_zero() {
+            return run();
+        }
+        // On a real pool the closure starts as soon as it has a thread, so a
+        // timed-out job has begun before the runner moves on: run it when it
+        // gets a core, and make its result wait out the modeled cost.
+        let core = self.inner.cores.acquire().await.ok();
+        let result = run();
+        self.spend(cost).await;
+        drop(core);
+        result
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {

@@ -128,7 +128,12 @@ where
     /// Hands a claimed job back to the picker, retrying transient errors per
     /// the save retry policy. Returns whether it was released; either way the
     /// job is accounted for (in `released` or `release_failed`).
-    pub(crate) async fn release(&self, meta: P::Metadata, job: JobId, reason: ReleaseReason) -> bool {
+    pub(crate) async fn release(
+        &self,
+        meta: P::Metadata,
+        job: JobId,
+        reason: ReleaseReason,
+    ) -> bool {
         let policy = self.config.save_retry;
         let mut backoff = Backoff::new(policy.backoff());
         let mut attempt = 1;

@@ -14,7 +14,9 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 pub enum RunErrorKind {
     /// Too many jobs in a row gave up saving: the sink is gone. The runner
     /// stopped picking and drained; each of those jobs was released.
-    #[error("the sink is gone: {jobs} job(s) in a row gave up saving, the last {last_job}: {last_error}")]
+    #[error(
+        "the sink is gone: {jobs} job(s) in a row gave up saving, the last {last_job}: {last_error}"
+    )]
     SinkGone {
         /// Jobs in a row whose saves gave up.
         jobs: u32,

@@ -326,10 +326,7 @@ where
             > before.succeeded + before.failed;
         if !saved {
             let report = self.report(&ctx, &before, started, &Shutdown::new());
-            return Err(RunError::new(
-                RunErrorKind::SaveGaveUp { job },
-                report,
-            ));
+            return Err(RunError::new(RunErrorKind::SaveGaveUp { job }, report));
         }
         match ctx.take_fatal() {
             None => Ok(Step::Saved { job, succeeded }),
@@ -476,7 +473,10 @@ async fn supervise<P, X, S, R>(
     P: JobPicker,
     R: Runtime,
 {
-    let mut savers = tasks.iter().filter(|(task, _)| *task == Task::Saver).count();
+    let mut savers = tasks
+        .iter()
+        .filter(|(task, _)| *task == Task::Saver)
+        .count();
     let mut running: FuturesUnordered<_> = tasks
         .into_iter()
         .map(|(task, handle)| async move { (task, handle.await) })

@@ -17,10 +17,11 @@ use super::context::Context;
 use super::latency::{latency_histogram, merge, record};
 use super::work::Done;
 use crate::guard::{describe, lock, panic_message};
-use crate::{Backoff, ErrorClass, ExecError, JobPicker, JobResult, JobSaver, ReleaseReason, Runtime};
+use crate::{
+    Backoff, ErrorClass, ExecError, JobPicker, JobResult, JobSaver, ReleaseReason, Runtime,
+};
 
-type DoneOf<S> =
-    Done<<S as JobSaver>::Output, <S as JobSaver>::Failure, <S as JobSaver>::Metadata>;
+type DoneOf<S> = Done<<S as JobSaver>::Output, <S as JobSaver>::Failure, <S as JobSaver>::Metadata>;
 
 /// One saver task. Several run at once when `savers > 1`.
 pub(crate) async fn save_loop<P, X, S, R>(
@@ -129,7 +130,9 @@ pub(crate) async fn save_batch<P, X, S, R>(
             }
         }
         if !retry.is_empty() {
-            ctx.stats.save_retries.fetch_add(retry.len() as u64, Relaxed);
+            ctx.stats
+                .save_retries
+                .fetch_add(retry.len() as u64, Relaxed);
             ctx.meters.save_retries.increment(retry.len() as u64);
             ctx.runtime
                 .sleep(backoff.next_delay(ctx.runtime.random_u64()))
@@ -256,8 +259,12 @@ where
 
 /// Gives up on one job: release it, report it, and go on, unless too many
 /// jobs in a row have given up.
-async fn give_up<P, X, S, R>(ctx: &Context<P, X, S, R>, done: DoneOf<S>, attempts: u32, error: String)
-where
+async fn give_up<P, X, S, R>(
+    ctx: &Context<P, X, S, R>,
+    done: DoneOf<S>,
+    attempts: u32,
+    error: String,
+) where
     P: JobPicker<Metadata = S::Metadata>,
     S: JobSaver,
     R: Runtime,

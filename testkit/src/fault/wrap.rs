@@ -89,7 +89,11 @@ impl<P: JobPicker, R: Runtime> JobPicker for Faulty<P, R> {
         self.inner.release(meta).await.map_err(FaultError::Inner)
     }
 
-    async fn release_for(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), Self::Error> {
+    async fn release_for(
+        &self,
+        meta: P::Metadata,
+        reason: ReleaseReason,
+    ) -> Result<(), Self::Error> {
         if self.faults.releases
             && let Some(fault) = self.fault()
         {

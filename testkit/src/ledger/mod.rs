@@ -567,11 +567,19 @@ impl Ledger {
     /// [`check`](Self::check), and also that a drain completed: no job was
     /// released (a drain saves every picked job; only abandon releases).
     pub fn check_drained(&self) -> Result<LedgerSummary, LedgerError> {
-        self.check_with(|state, found| {
+        self.check_drained_except(&[])
+    }
+
+    /// [`check_drained`](Self::check_drained), allowing the release of the
+    /// jobs in `gave_up`: a runner releases a job whose save gave up and goes
+    /// on (the report's `save_gave_up`).
+    pub fn check_drained_except(&self, gave_up: &[JobId]) -> Result<LedgerSummary, LedgerError> {
+        let gave_up: std::collections::HashSet<JobId> = gave_up.iter().copied().collect();
+        self.check_with(move |state, found| {
             let mut released: Vec<JobId> = state
                 .jobs
                 .iter()
-                .filter(|(_, t)| t.released && t.saves == 0)
+                .filter(|(job, t)| t.released && t.saves == 0 && !gave_up.contains(job))
                 .map(|(&job, _)| job)
                 .collect();
             released.sort_unstable();
