@@ -133,7 +133,7 @@ pub use runner::{
     RunReport, RunnerBuilder, RunnerConfig, Step, StopReason,
 };
 pub use runtime::{Runtime, TaskHandle, TaskPanicked};
-pub use saver::{JobSaver, SaveResults};
+pub use saver::{JobSaver, SaveBatch, SaveResults};
 pub use shutdown::Shutdown;
 
 /// The README's examples, compiled and run as doc tests.

@@ -7,6 +7,9 @@ use crate::{ErrorClass, JobMeta, JobResult};
 /// What [`JobSaver::save_many`] resolves to: one outcome per job, in batch order.
 pub type SaveResults<E> = Vec<Result<(), E>>;
 
+/// What [`JobSaver::save_many`] receives: each job's result with its metadata.
+pub type SaveBatch<'a, O, F, M> = [(&'a JobResult<O, F>, &'a M)];
+
 /// Stores each job's result: an output, or the reason it failed.
 ///
 /// The saver receives references, so that the runner can retry a failed save
@@ -69,7 +72,7 @@ pub trait JobSaver: Send + Sync + 'static {
     /// is above 1.
     fn save_many(
         &self,
-        batch: &[(&JobResult<Self::Output, Self::Failure>, &Self::Metadata)],
+        batch: &SaveBatch<'_, Self::Output, Self::Failure, Self::Metadata>,
     ) -> impl Future<Output = SaveResults<Self::Error>> + Send {
         async move {
             let mut outcomes = Vec::with_capacity(batch.len());
@@ -114,7 +117,7 @@ impl<S: JobSaver + ?Sized> JobSaver for std::sync::Arc<S> {
 
     fn save_many(
         &self,
-        batch: &[(&JobResult<Self::Output, Self::Failure>, &Self::Metadata)],
+        batch: &SaveBatch<'_, Self::Output, Self::Failure, Self::Metadata>,
     ) -> impl Future<Output = SaveResults<Self::Error>> + Send {
         (**self).save_many(batch)
     }

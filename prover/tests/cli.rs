@@ -197,11 +197,6 @@ fn start_after(args: &[&str], finished: u64) -> (Child, std::thread::JoinHandle<
     (child, reader)
 }
 
-/// Starts the prover and waits for its first progress line.
-fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
-    start_after(args, 0)
-}
-
 fn finish(child: Child, stderr: std::thread::JoinHandle<String>) -> (Option<i32>, Value) {
     let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     let stderr = stderr.join().unwrap_or_default();

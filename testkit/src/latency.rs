@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pjp_core::{
     ErrorClass, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, ReleaseReason, Runtime,
-    SaveResults,
+    SaveBatch, SaveResults,
 };
 
 /// How long one round trip to a picker's or saver's backend takes: uniform
@@ -346,7 +346,7 @@ impl<S: JobSaver, R: Runtime> JobSaver for Latent<S, R> {
     /// One round trip for the whole batch, as a batched statement would take.
     async fn save_many(
         &self,
-        batch: &[(&JobResult<S::Output, S::Failure>, &S::Metadata)],
+        batch: &SaveBatch<'_, S::Output, S::Failure, S::Metadata>,
     ) -> SaveResults<S::Error> {
         self.remote(self.inner.save_many(batch)).await
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pjp_core::{
     ErrorClass, Executor, Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Picked,
-    ReleaseReason, SaveResults,
+    ReleaseReason, SaveBatch, SaveResults,
 };
 
 use super::Ledger;
@@ -127,7 +127,7 @@ impl<S: JobSaver> JobSaver for Recorded<S> {
 
     async fn save_many(
         &self,
-        batch: &[(&JobResult<S::Output, S::Failure>, &S::Metadata)],
+        batch: &SaveBatch<'_, S::Output, S::Failure, S::Metadata>,
     ) -> SaveResults<S::Error> {
         let outcomes = self.inner.save_many(batch).await;
         for ((result, meta), outcome) in batch.iter().zip(&outcomes) {
