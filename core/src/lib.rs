@@ -91,10 +91,12 @@
 //! * **Executor errors and panics are results**, saved as [`ExecError`]s; the
 //!   runner keeps running.
 //! * **Transient I/O errors are retried** with capped, jittered exponential
-//!   [`Backoff`]. A save gives up only after its [`RetryPolicy`]; the runner then
-//!   releases the job, abandons, and returns a [`RunError`] naming it.
-//! * **Cancellation drains** ([`Shutdown`]): picking stops at once, picked jobs
-//!   are executed and saved. A second signal or the grace period abandons:
+//!   [`Backoff`], by [`ErrorClass`]. A save gives up only after its
+//!   [`RetryPolicy`] (by default at least a minute); the runner then releases
+//!   the job, lists it in [`RunReport::save_gave_up`] and goes on. Only a run
+//!   of such jobs in a row ends the run, with [`RunErrorKind::SinkGone`].
+//! * **Cancellation drains** ([`Shutdown`]): picking stops at once, a pick in
+//!   flight finishes, picked jobs are executed and saved. A second signal or the grace period abandons:
 //!   unstarted jobs are released and listed in the report.
 //! * **Bounded work in flight**: see [`RunnerConfig`] for the exact bound.
 //! * **Latency hiding**: several picks (or batched picks) and several saves run

@@ -24,7 +24,7 @@
 //!   channel go back there too.
 //! * Once B has abandoned (or its picker is dropped), the channel refuses
 //!   sends: runner A's save of such a job fails with
-//!   [`ErrorClass::DownstreamGone`](crate::ErrorClass::DownstreamGone), so A
+//!   [`ErrorClass::DownstreamGone`], so A
 //!   releases the job (counted as released, not succeeded), stops picking and
 //!   finishes with [`StopReason::DownstreamGone`](crate::StopReason::DownstreamGone).
 //!   Checking for the abandon and queueing a job happen under one lock, so a

@@ -14,6 +14,17 @@ use pjp_runtime_tokio::TokioRuntime;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
+/// The two tests run one at a time: tracing caches each callsite's interest
+/// process-wide, and a run on another thread with no subscriber can cache
+/// "never" for the `job` span between our scoped subscriber's checks.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -23,6 +34,7 @@ fn current_thread() -> tokio::runtime::Runtime {
 
 #[test]
 fn counters_gauges_and_histograms_are_recorded_per_stage() {
+    let _serial = one_at_a_time();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let queue = Queue::closed_with(1..=30);
@@ -97,6 +109,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for JobSpans {
 
 #[test]
 fn every_job_gets_a_span_with_its_id_stage_and_attempt() {
+    let _serial = one_at_a_time();
     let spans = JobSpans::default();
     let subscriber = tracing_subscriber::registry().with(spans.clone());
     let queue = Queue::closed_with(0..5);
@@ -105,6 +118,8 @@ fn every_job_gets_a_span_with_its_id_stage_and_attempt() {
         .build()
         .expect("config");
     tracing::subscriber::with_default(subscriber, || {
+        // Interest cached while no subscriber was set must not hide our spans.
+        tracing::callsite::rebuild_interest_cache();
         let rt = current_thread();
         let runtime = TokioRuntime::from_handle(rt.handle().clone());
         rt.block_on(runner.run(&runtime, Shutdown::new()))
