@@ -218,6 +218,11 @@ pub struct PickerOptions {
     /// Consecutive [`Picked::Empty`] answers after which a source counts as
     /// drained (with a 1 ms sleep between). Default 3.
     pub empty_polls: u32,
+    /// When to drop the pick of the dropped-pick check, if it has not
+    /// returned: the dangerous moment is after the claim was sent and before
+    /// the reply came back, so set it to about half the picker's round trip.
+    /// Zero (the default) drops after the first poll.
+    pub drop_after: Duration,
 }
 
 impl Default for PickerOptions {
@@ -226,6 +231,7 @@ impl Default for PickerOptions {
             jobs: 16,
             settle: Duration::ZERO,
             empty_polls: 3,
+            drop_after: Duration::ZERO,
         }
     }
 }
@@ -240,6 +246,12 @@ impl PickerOptions {
     /// Sets [`settle`](Self::settle).
     pub fn settle(mut self, settle: Duration) -> Self {
         self.settle = settle;
+        self
+    }
+
+    /// Sets [`drop_after`](Self::drop_after).
+    pub fn drop_after(mut self, drop_after: Duration) -> Self {
+        self.drop_after = drop_after;
         self
     }
 }
@@ -396,8 +408,19 @@ where
     let picker = make(n).await;
     let outcome = async {
         let mut ids = Vec::new();
-        // Poll once and drop if pending: a completed pick keeps its job.
-        match picker.pick().now_or_never() {
+        // Drop the pick if it is still pending at `drop_after` (or after its
+        // first poll): a completed pick keeps its job, a dropped one must have
+        // claimed nothing or let its claim come back.
+        let picked = if options.drop_after.is_zero() {
+            picker.pick().now_or_never()
+        } else {
+            tokio::select! {
+                biased;
+                picked = picker.pick() => Some(picked),
+                () = runtime.sleep(options.drop_after) => None,
+            }
+        };
+        match picked {
             Some(Ok(Picked::Some(job))) => ids.push((job.meta.job_id(), job.meta.attempt())),
             Some(Err(e)) => return Err(format!("pick failed: {e}")),
             Some(Ok(_)) | None => {}

@@ -243,3 +243,32 @@ async fn executors_are_checked_for_determinism_and_panics() -> anyhow::Result<()
     assert!(broken.failed(Check::NoPanics), "{broken}");
     Ok(())
 }
+
+/// The dropped-pick check drops at the dangerous moment when told the round
+/// trip: after a remote claim was made, before its reply arrived. A queue
+/// without leases then loses the job, and the check says so. (Paused tokio
+/// time: the order of the claim and the drop is fixed, not raced.)
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_pick_dropped_between_claim_and_reply_is_caught() {
+    let rt = TokioRuntime::current();
+    let round_trip = LatencyProfile::fixed(Duration::from_millis(20));
+    let options = conformance::PickerOptions::default().drop_after(Duration::from_millis(15));
+    let failed = conformance::check_picker_with(&rt, options, async |n| {
+        Queue::closed_with(0..n)
+            .picker()
+            .with_latency(&rt, round_trip.clone())
+    })
+    .await
+    .expect_err("a claim made before the reply and then dropped is lost");
+    assert!(failed.failed(Check::DroppedPickClaimsNothing), "{failed}");
+
+    // Dropped after its first poll (before the request arrived), the same
+    // picker claims nothing: the check passes.
+    let report = conformance::check_picker(&rt, async |n| {
+        Queue::closed_with(0..n)
+            .picker()
+            .with_latency(&rt, round_trip.clone())
+    })
+    .await;
+    assert!(report.is_ok(), "{report:?}");
+}

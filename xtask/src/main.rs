@@ -124,6 +124,45 @@ fn test(args: &[String]) -> Result<()> {
             sim_cargo()?.args(["test", "--release", "-p", "pjp-runtime-sim"]),
         )?;
     }
+    gpu_tally(&root)
+}
+
+/// Runs the GPU tests once more with their output shown and counts those that
+/// ran on a GPU and those that skipped for want of one: a skipped GPU test
+/// passes as `ok`, so without this line a GPU-less run looks like coverage.
+fn gpu_tally(root: &std::path::Path) -> Result<()> {
+    eprintln!("xtask: counting GPU tests");
+    let output = cargo()
+        .args([
+            "test",
+            "-p",
+            "pjp-gpu",
+            "--test",
+            "gpu",
+            "--",
+            "--nocapture",
+        ])
+        .current_dir(root)
+        .output()
+        .context("could not start the GPU tests")?;
+    if !output.status.success() {
+        bail!(
+            "the GPU tests failed:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ran = stdout.lines().filter(|l| l.starts_with("GPU: ")).count();
+    let skipped = stdout
+        .lines()
+        .filter(|l| l.starts_with("SKIPPED: "))
+        .count();
+    let reason = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SKIPPED: "))
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    eprintln!("xtask: GPU tests: {ran} ran on a GPU, {skipped} skipped for want of a GPU{reason}");
     Ok(())
 }
 
