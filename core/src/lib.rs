@@ -127,6 +127,7 @@ pub use backoff::{Backoff, BackoffPolicy, RetryPolicy};
 pub use execution::{Async, Blocking, Execution};
 pub use executor::{AsyncExecutor, Executor};
 pub use failure::{ErrorClass, ReleaseReason};
+pub use guard::panic_message;
 pub use job::{Job, JobId, JobMeta};
 pub use outcome::{ExecError, JobResult};
 pub use picker::{JobPicker, PickManyResult, PickResult, Picked};

@@ -127,7 +127,7 @@ pub fn compile_source(source: &str, arch: ComputeCapability) -> Result<CompiledK
         cudarc::nvrtc::compile_ptx_with_opts(source, opts)
     }))
     .map_err(|payload| CudaError::Panicked {
-        message: panic_message(payload.as_ref()),
+        message: pjp_core::panic_message(payload.as_ref()),
     })?;
     let image = compiled.map_err(|e| match e {
         CompileError::CompileError { log, .. } => CudaError::Compile {
@@ -149,15 +149,4 @@ pub fn compile_source(source: &str, arch: ComputeCapability) -> Result<CompiledK
         text,
         image,
     })
-}
-
-/// Turns a caught panic payload into a message.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
 }

@@ -93,14 +93,6 @@ pub struct SimFailure {
     pub replay: String,
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
-}
-
 /// Runs `make()`'s future in a fresh madsim simulation seeded with `seed`,
 /// on a fresh thread (so that even `HashMap` iteration order is seeded), and
 /// returns its output, or the failure with the command that replays it.
@@ -134,7 +126,7 @@ where
     };
     joined.map_err(|payload| SimFailure {
         seed,
-        message: panic_text(payload.as_ref()),
+        message: pjp_core::panic_message(payload.as_ref()),
         replay,
     })
 }

@@ -84,12 +84,7 @@ pub fn quiet_injected_panics() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(INJECTED_PANIC)) {
+            if !pjp_core::panic_message(info.payload()).starts_with(INJECTED_PANIC) {
                 previous(info);
             }
         }));

@@ -18,7 +18,9 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchCon
 pub use self::error::{CuResult, CudaError};
 pub use self::info::{ComputeCapability, CudaVersion, DeviceInfo};
 use crate::ffi::{self, DriverLib, LaunchFailure, NvrtcLib};
-use crate::kernel::{self, panic_message};
+use pjp_core::panic_message;
+
+use crate::kernel;
 use crate::plan::{Kernel, LaunchPlan};
 use crate::{Direction, NttError, Twiddles};
 
