@@ -4,7 +4,6 @@
 mod common;
 
 use std::future::Future;
-use std::time::Duration;
 
 use common::{Doubler, Queue};
 use pjp_core::{JobRunner, RetryPolicy, Shutdown};
@@ -34,9 +33,13 @@ async fn claimed_jobs_never_exceed_the_configured_bound() -> anyhow::Result<()> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_saver_holds_the_pipeline_within_bounds() -> anyhow::Result<()> {
-    struct SlowSaver(pjp_testkit::QueueSaver<u64, u64, String>);
-    impl pjp_core::JobSaver for SlowSaver {
+async fn a_stalled_saver_holds_the_pipeline_within_bounds() -> anyhow::Result<()> {
+    /// A saver whose saves wait until the test opens it: the bottleneck.
+    struct Stalled {
+        inner: pjp_testkit::QueueSaver<u64, u64, String>,
+        open: tokio::sync::watch::Receiver<bool>,
+    }
+    impl pjp_core::JobSaver for Stalled {
         type Output = u64;
         type Failure = String;
         type Metadata = pjp_testkit::QueueMeta;
@@ -46,22 +49,40 @@ async fn a_slow_saver_holds_the_pipeline_within_bounds() -> anyhow::Result<()> {
             result: &pjp_core::JobResult<u64, String>,
             meta: &Self::Metadata,
         ) -> Result<(), Self::Error> {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            self.0.save(result, meta).await
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+            self.inner.save(result, meta).await
         }
     }
     let queue = Queue::closed_with(0..100);
-    let runner = JobRunner::builder(queue.picker(), Doubler::default(), SlowSaver(queue.saver()))
+    let (open_tx, open_rx) = tokio::sync::watch::channel(false);
+    let saver = Stalled {
+        inner: queue.saver(),
+        open: open_rx,
+    };
+    let runner = JobRunner::builder(queue.picker(), Doubler::default(), saver)
         .workers(2)
         .prefetch(2)
         .save_queue(1)
         .savers(1)
         .build()?;
-    let report = runner
-        .run(&TokioRuntime::current(), Shutdown::new())
-        .await?;
+    let progress = runner.progress();
+    let max = runner.config().max_claimed() as u64;
+    let open = async {
+        // With the saver stalled, the pipeline fills up to its bound, and no further.
+        common::eventually("the pipeline filled up", || {
+            progress.snapshot().claimed == max
+        })
+        .await;
+        let _ = open_tx.send(true);
+    };
+    let rt = TokioRuntime::current();
+    let (report, ()) = common::within("stalled saver", async {
+        tokio::join!(runner.run(&rt, Shutdown::new()), open)
+    })
+    .await;
+    let report = report?;
     assert_eq!(report.succeeded, 100);
-    // The saver is the bottleneck, so the pipeline fills up to its bound.
     assert_eq!(report.peak_claimed, report.max_claimed);
     Ok(())
 }

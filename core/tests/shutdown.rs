@@ -131,8 +131,10 @@ async fn grace_period_turns_drain_into_abandon() -> anyhow::Result<()> {
 async fn cancel_interrupts_a_long_back_off() -> anyhow::Result<()> {
     // An empty, open queue: the picker backs off for an hour.
     let queue = Queue::new();
+    let picker = common::Observed::new(queue.picker());
+    let picks = Arc::clone(&picker.picks);
     let runner = Arc::new(
-        JobRunner::builder(queue.picker(), Doubler::default(), queue.saver())
+        JobRunner::builder(picker, Doubler::default(), queue.saver())
             .empty_backoff(BackoffPolicy::new(
                 Duration::from_secs(3600),
                 Duration::from_secs(3600),
@@ -144,7 +146,11 @@ async fn cancel_interrupts_a_long_back_off() -> anyhow::Result<()> {
         let (runner, shutdown) = (Arc::clone(&runner), shutdown.clone());
         async move { runner.run(&TokioRuntime::current(), shutdown).await }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The first pick found nothing: the picker is now in its hour-long back-off.
+    eventually("the first pick", || {
+        picks.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await;
     assert!(!run.is_finished());
     shutdown.signal();
     let report = within("cancel during back-off", run).await??;

@@ -4,22 +4,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Doubler, Queue};
+use common::{Doubler, Gated, Queue, eventually, within};
 use pjp_core::{AsyncExecutor, ExecError, Executor, JobRunner, Shutdown};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::QueueMeta;
 
-struct SlowOnZero;
+/// Job 0 blocks until the gate opens; the others return at once.
+#[derive(Default)]
+struct HangsOnZero(Gated);
 
-impl Executor for SlowOnZero {
+impl Executor for HangsOnZero {
     type Input = u64;
     type Output = u64;
     type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, meta: &QueueMeta) -> Result<u64, String> {
         if input == 0 {
-            std::thread::sleep(Duration::from_millis(300));
+            let _ = self.0.execute(input, meta);
         }
         Ok(input)
     }
@@ -28,12 +30,27 @@ impl Executor for SlowOnZero {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_job_past_its_timeout_is_saved_as_timed_out() -> anyhow::Result<()> {
     let queue = Queue::closed_with(0..5);
-    let runner = JobRunner::builder(queue.picker(), SlowOnZero, queue.saver())
-        .job_timeout(Duration::from_millis(30))
-        .build()?;
-    let report = runner
-        .run(&TokioRuntime::current(), Shutdown::new())
-        .await?;
+    let executor = std::sync::Arc::new(HangsOnZero::default());
+    // Long enough that the instant jobs never time out on a loaded machine;
+    // job 0 never returns before its timeout, since the gate opens only after.
+    let runner = JobRunner::builder(
+        queue.picker(),
+        std::sync::Arc::clone(&executor),
+        queue.saver(),
+    )
+    .job_timeout(Duration::from_millis(300))
+    .build()?;
+    let progress = runner.progress();
+    let open = async {
+        eventually("job 0 timed out", || progress.snapshot().failed == 1).await;
+        executor.0.open();
+    };
+    let rt = TokioRuntime::current();
+    let (report, ()) = within("timeouts", async {
+        tokio::join!(runner.run(&rt, Shutdown::new()), open)
+    })
+    .await;
+    let report = report?;
     assert_eq!(
         (report.timed_out, report.failed, report.succeeded),
         (1, 1, 4)
@@ -42,7 +59,7 @@ async fn blocking_job_past_its_timeout_is_saved_as_timed_out() -> anyhow::Result
     assert_eq!(
         zero.map(|s| s.result),
         Some(Err(ExecError::TimedOut {
-            after: Duration::from_millis(30)
+            after: Duration::from_millis(300)
         }))
     );
     Ok(())
@@ -79,7 +96,9 @@ impl AsyncExecutor for Sleeper {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: the hour-long sleep times out and the short ones do not,
+// whatever the machine is doing.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn async_job_past_its_timeout_is_dropped_and_saved_as_timed_out() -> anyhow::Result<()> {
     let queue = Queue::closed_with([1, 3_600_000, 2]);
     let runner = JobRunner::builder_async(queue.picker(), Sleeper, queue.saver())

@@ -186,6 +186,37 @@ impl Executor for Gated {
     }
 }
 
+/// A picker that counts the picks that returned.
+pub struct Observed<P> {
+    pub inner: P,
+    pub picks: std::sync::Arc<AtomicUsize>,
+}
+
+impl<P> Observed<P> {
+    pub fn new(inner: P) -> Self {
+        Self {
+            inner,
+            picks: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl<P: JobPicker> JobPicker for Observed<P> {
+    type Input = P::Input;
+    type Metadata = P::Metadata;
+    type Error = P::Error;
+
+    async fn pick(&self) -> pjp_core::PickResult<P::Input, P::Metadata, P::Error> {
+        let picked = self.inner.pick().await;
+        self.picks.fetch_add(1, Ordering::SeqCst);
+        picked
+    }
+
+    async fn release(&self, meta: P::Metadata) -> Result<(), P::Error> {
+        self.inner.release(meta).await
+    }
+}
+
 /// Waits until `f` holds, polling; a hang guard for tests, not a timing assertion.
 pub async fn eventually(what: &str, f: impl Fn() -> bool) {
     let guard = tokio::time::timeout(Duration::from_secs(30), async {
