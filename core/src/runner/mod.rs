@@ -59,8 +59,14 @@ pub struct JobRunner<P, X, S> {
 impl<P, E, S> JobRunner<P, Blocking<E>, S>
 where
     E: Executor,
+    P: JobPicker<Input = E::Input, Metadata = E::Metadata>,
+    S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = E::Metadata>,
 {
     /// Starts building a runner for a synchronous (CPU/GPU-bound) executor.
+    ///
+    /// The three parts must fit together (the picker's input and metadata are
+    /// the executor's, the saver takes the executor's output and error): a
+    /// mismatch is a compile error here, where the parts are chosen.
     pub fn builder(picker: P, executor: E, saver: S) -> RunnerBuilder<P, Blocking<E>, S> {
         RunnerBuilder::new(picker, Blocking::new(executor), saver)
     }
@@ -69,8 +75,11 @@ where
 impl<P, E, S> JobRunner<P, Async<E>, S>
 where
     E: AsyncExecutor,
+    P: JobPicker<Input = E::Input, Metadata = E::Metadata>,
+    S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = E::Metadata>,
 {
-    /// Starts building a runner for an executor that awaits.
+    /// Starts building a runner for an executor that awaits. The parts must
+    /// fit together, as for [`builder`](JobRunner::builder).
     pub fn builder_async(picker: P, executor: E, saver: S) -> RunnerBuilder<P, Async<E>, S> {
         RunnerBuilder::new(picker, Async::new(executor), saver)
     }
