@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 
 use crate::guard::guard;
-use crate::{AsyncExecutor, ExecError, Executor, JobMeta, JobResult, Runtime};
+use crate::{AsyncExecutor, ExecError, Executor, JobContext, JobMeta, JobResult, Runtime};
 
 mod sealed {
     pub trait Sealed {}
@@ -39,13 +39,16 @@ pub trait Execution: sealed::Sealed + Send + Sync + 'static {
     /// the result to `deliver` as soon as it is known. Resolves once the work
     /// has really stopped: for a blocking job past its timeout, that is when
     /// its closure returns (which cannot be interrupted). Resolves to whether
-    /// the job was such a straggler.
+    /// the job was such a straggler. A job cancelled through `job` is
+    /// delivered as [`ExecError::Cancelled`].
     #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
     fn execute_job<R, D, Fut>(
         &self,
         runtime: &R,
         input: Self::Input,
         meta: Self::Metadata,
+        job: JobContext,
         timeout: Option<Duration>,
         deliver: D,
     ) -> impl Future<Output = bool> + Send
@@ -96,6 +99,15 @@ impl<E> Async<E> {
 }
 
 impl<E> sealed::Sealed for Blocking<E> {}
+
+/// A result that arrived after its job was cancelled is not wanted.
+fn unless_cancelled<O, F>(job: &JobContext, result: JobResult<O, F>) -> JobResult<O, F> {
+    if job.is_cancelled() {
+        Err(ExecError::Cancelled)
+    } else {
+        result
+    }
+}
 impl<E> sealed::Sealed for Async<E> {}
 
 fn flatten<O, F>(caught: std::thread::Result<Result<O, F>>) -> JobResult<O, F> {
@@ -121,6 +133,7 @@ impl<E: Executor> Execution for Blocking<E> {
         runtime: &R,
         input: E::Input,
         meta: E::Metadata,
+        job: JobContext,
         timeout: Option<Duration>,
         deliver: D,
     ) -> bool
@@ -139,23 +152,26 @@ impl<E: Executor> Execution for Blocking<E> {
         };
         let Some(limit) = timeout else {
             let exec = &*self.0;
-            let job_meta = &meta;
+            let (job_meta, context) = (&meta, &job);
             // Flatten inside the closure so that no `Box<dyn Any>` crosses an
             // await point (that trips rustc's higher-ranked `Send` inference).
             let result = runtime
                 .run_blocking(cost, move || {
                     flatten(catch_unwind(AssertUnwindSafe(|| {
-                        exec.execute(input, job_meta)
+                        exec.execute_with(input, job_meta, context)
                     })))
                 })
                 .await;
-            deliver(result, meta).await;
+            deliver(unless_cancelled(&job, result), meta).await;
             return false;
         };
         let exec = Arc::clone(&self.0);
         let owned_meta = meta.clone();
+        let context = job.clone();
         let work = runtime
-            .spawn_blocking(cost, move || exec.execute(input, &owned_meta))
+            .spawn_blocking(cost, move || {
+                exec.execute_with(input, &owned_meta, &context)
+            })
             .map(|done| match done {
                 Ok(result) => result.map_err(ExecError::Failed),
                 Err(panicked) => Err(ExecError::Panicked {
@@ -170,7 +186,7 @@ impl<E: Executor> Execution for Blocking<E> {
         };
         match finished {
             Some(result) => {
-                deliver(result, meta).await;
+                deliver(unless_cancelled(&job, result), meta).await;
                 false
             }
             None => {
@@ -198,6 +214,7 @@ impl<E: AsyncExecutor> Execution for Async<E> {
         runtime: &R,
         input: E::Input,
         meta: E::Metadata,
+        job: JobContext,
         timeout: Option<Duration>,
         deliver: D,
     ) -> bool
@@ -207,10 +224,18 @@ impl<E: AsyncExecutor> Execution for Async<E> {
         Fut: Future<Output = ()> + Send,
     {
         let result = {
-            // An async job is dropped at its timeout: nothing keeps running.
-            let work = AssertUnwindSafe(self.0.execute(input, &meta))
+            // An async job is dropped at its timeout or its cancellation:
+            // nothing keeps running.
+            let run = AssertUnwindSafe(self.0.execute(input, &meta))
                 .catch_unwind()
                 .map(flatten);
+            let work = async {
+                tokio::select! {
+                    biased;
+                    result = run => result,
+                    () = job.cancelled() => Err(ExecError::Cancelled),
+                }
+            };
             match timeout {
                 None => work.await,
                 Some(limit) => {

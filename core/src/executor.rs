@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::JobMeta;
+use crate::{JobContext, JobMeta};
 
 /// The heavy payload of a component: turns one job's input into its output.
 ///
@@ -46,6 +46,22 @@ pub trait Executor: Send + Sync + 'static {
         input: Self::Input,
         meta: &Self::Metadata,
     ) -> Result<Self::Output, Self::Error>;
+
+    /// Executes one job, able to see whether it was cancelled
+    /// ([`JobContext::is_cancelled`]): the runner calls this one. Override it
+    /// in an executor that runs long enough to be worth stopping (check the
+    /// context between rounds of a proof); the default calls
+    /// [`execute`](Self::execute). A job cancelled while it runs is saved as
+    /// [`ExecError::Cancelled`](crate::ExecError::Cancelled) whatever it returns.
+    fn execute_with(
+        &self,
+        input: Self::Input,
+        meta: &Self::Metadata,
+        job: &JobContext,
+    ) -> Result<Self::Output, Self::Error> {
+        let _ = job;
+        self.execute(input, meta)
+    }
 
     /// The modeled cost of executing `input`, used by simulated runtimes to advance
     /// virtual time (real runtimes ignore it). Defaults to zero.
@@ -112,6 +128,15 @@ impl<E: Executor + ?Sized> Executor for std::sync::Arc<E> {
         meta: &Self::Metadata,
     ) -> Result<Self::Output, Self::Error> {
         (**self).execute(input, meta)
+    }
+
+    fn execute_with(
+        &self,
+        input: Self::Input,
+        meta: &Self::Metadata,
+        job: &JobContext,
+    ) -> Result<Self::Output, Self::Error> {
+        (**self).execute_with(input, meta, job)
     }
 
     fn cost_hint(&self, input: &Self::Input) -> Duration {

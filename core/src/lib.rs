@@ -110,6 +110,7 @@
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
 
 mod backoff;
+mod cancel;
 mod execution;
 mod executor;
 mod failure;
@@ -124,6 +125,7 @@ mod shutdown;
 pub mod stage;
 
 pub use backoff::{Backoff, BackoffPolicy, RetryPolicy};
+pub use cancel::{JobCancels, JobContext};
 pub use execution::{Async, Blocking, Execution};
 pub use executor::{AsyncExecutor, Executor};
 pub use failure::{ErrorClass, ReleaseReason};

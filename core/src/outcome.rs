@@ -26,6 +26,8 @@ pub enum ExecError<F> {
         /// The timeout that was exceeded.
         after: Duration,
     },
+    /// The job was cancelled while it ran ([`JobCancels`](crate::JobCancels)).
+    Cancelled,
 }
 
 impl<F> ExecError<F> {
@@ -61,6 +63,7 @@ impl<F> ExecError<F> {
             Self::Failed(e) => ExecError::Failed(f(e)),
             Self::Panicked { message } => ExecError::Panicked { message },
             Self::TimedOut { after } => ExecError::TimedOut { after },
+            Self::Cancelled => ExecError::Cancelled,
         }
     }
 }
@@ -71,6 +74,7 @@ impl<F: fmt::Display> fmt::Display for ExecError<F> {
             Self::Failed(e) => write!(f, "executor failed: {e}"),
             Self::Panicked { message } => write!(f, "executor panicked: {message}"),
             Self::TimedOut { after } => write!(f, "job timed out after {after:?}"),
+            Self::Cancelled => f.write_str("job cancelled"),
         }
     }
 }

@@ -446,3 +446,80 @@ async fn a_panicking_callback_does_not_stall_the_run() -> anyhow::Result<()> {
     assert_eq!(queue.saved_count(), 10);
     Ok(())
 }
+
+/// Hook: a running job can be cancelled by id (a lost lease). A blocking
+/// executor sees it through its context and stops; the job is saved as
+/// cancelled and counted.
+struct UntilCancelled {
+    started: Notify,
+}
+
+impl Executor for UntilCancelled {
+    type Input = u64;
+    type Output = u64;
+    type Metadata = QueueMeta;
+    type Error = String;
+
+    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+        Ok(input)
+    }
+
+    fn execute_with(
+        &self,
+        input: u64,
+        _meta: &QueueMeta,
+        job: &pjp_core::JobContext,
+    ) -> Result<u64, String> {
+        if input != 0 {
+            return Ok(input);
+        }
+        self.started.notify_one();
+        // A long proof checking for cancellation between rounds; bounded so a
+        // broken runner fails the test instead of hanging it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !job.is_cancelled() {
+            assert!(std::time::Instant::now() < deadline, "never cancelled");
+            std::thread::yield_now();
+        }
+        Err("stopped".to_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_can_be_cancelled_by_id() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..4);
+    let executor = Arc::new(UntilCancelled {
+        started: Notify::new(),
+    });
+    let cancels = pjp_core::JobCancels::new();
+    let runner = JobRunner::builder(queue.picker(), Arc::clone(&executor), queue.saver())
+        .workers(2)
+        .job_cancels(cancels.clone())
+        .build()?;
+    let cancel = async {
+        executor.started.notified().await;
+        assert!(cancels.running().contains(&JobId::new(0)));
+        assert!(cancels.cancel(JobId::new(0)));
+    };
+    let rt = TokioRuntime::current();
+    let (report, ()) = within("cancel by id", async {
+        tokio::join!(runner.run(&rt, Shutdown::new()), cancel)
+    })
+    .await;
+    let report = report?;
+    assert_eq!(
+        (report.cancelled, report.failed, report.succeeded),
+        (1, 1, 3)
+    );
+    let zero = queue.saved().into_iter().find(|s| s.meta.id.get() == 0);
+    assert_eq!(
+        zero.map(|s| s.result),
+        Some(Err(pjp_core::ExecError::Cancelled))
+    );
+    assert!(
+        cancels.running().is_empty(),
+        "finished jobs are deregistered"
+    );
+    assert!(!cancels.cancel(JobId::new(0)));
+    Ok(())
+}

@@ -135,6 +135,17 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
         self
     }
 
+    /// Tracks the jobs executing, so that `cancels` can list them and cancel
+    /// one by id (a lost lease): the executor sees it through
+    /// [`JobContext`](crate::JobContext), an async executor's future is
+    /// dropped, and the job is saved as
+    /// [`ExecError::Cancelled`](crate::ExecError::Cancelled). Default: none
+    /// (nothing is tracked).
+    pub fn job_cancels(mut self, cancels: crate::JobCancels) -> Self {
+        self.config.job_cancels = Some(cancels);
+        self
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: RunnerConfig) -> Self {
         self.config = config;

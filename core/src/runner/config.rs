@@ -35,6 +35,7 @@ pub struct RunnerConfig {
     pub(crate) save_retry: RetryPolicy,
     pub(crate) job_timeout: Option<Duration>,
     pub(crate) grace_period: Option<Duration>,
+    pub(crate) job_cancels: Option<crate::JobCancels>,
 }
 
 impl Default for RunnerConfig {
@@ -58,6 +59,7 @@ impl Default for RunnerConfig {
             save_retry: RetryPolicy::default(),
             job_timeout: None,
             grace_period: None,
+            job_cancels: None,
         }
     }
 }

@@ -306,6 +306,7 @@ where
                 runtime,
                 input,
                 meta,
+                crate::JobContext::detached(),
                 self.config.job_timeout,
                 |result, meta| {
                     *lock(&delivered) = Some((result, meta));
@@ -357,6 +358,7 @@ struct Baseline {
     save_retries: u64,
     fenced: u64,
     stragglers: u64,
+    cancelled: u64,
     pick_errors: u64,
     busy_nanos: u64,
 }
@@ -374,6 +376,7 @@ impl<P, X, S> JobRunner<P, X, S> {
             save_retries: s.save_retries.load(Relaxed),
             fenced: s.fenced.load(Relaxed),
             stragglers: s.stragglers.load(Relaxed),
+            cancelled: s.cancelled.load(Relaxed),
             pick_errors: s.pick_errors.load(Relaxed),
             busy_nanos: s.busy_nanos.load(Relaxed),
         }
@@ -410,6 +413,7 @@ impl<P, X, S> JobRunner<P, X, S> {
             save_gave_up: std::mem::take(&mut *lock(&ctx.save_gave_up)),
             fenced: since(s.fenced.load(Relaxed), before.fenced),
             stragglers: since(s.stragglers.load(Relaxed), before.stragglers),
+            cancelled: since(s.cancelled.load(Relaxed), before.cancelled),
             save_retries: since(s.save_retries.load(Relaxed), before.save_retries),
             pick_errors: since(s.pick_errors.load(Relaxed), before.pick_errors),
             peak_claimed: s.peak_claimed.load(Relaxed),

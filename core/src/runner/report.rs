@@ -73,6 +73,8 @@ pub struct RunReport {
     pub panicked: u64,
     /// Of `failed`: per-job timeouts.
     pub timed_out: u64,
+    /// Of `failed`: jobs cancelled while they ran ([`JobCancels`](crate::JobCancels)).
+    pub cancelled: u64,
     /// Jobs handed back to the picker, in release order.
     pub released: Vec<JobId>,
     /// Jobs whose release failed too (neither saved nor released).

@@ -219,6 +219,8 @@ fn saved<P, X, S, R, O, F>(
                 stats.panicked.fetch_add(1, Relaxed);
             } else if matches!(error, ExecError::TimedOut { .. }) {
                 stats.timed_out.fetch_add(1, Relaxed);
+            } else if matches!(error, ExecError::Cancelled) {
+                stats.cancelled.fetch_add(1, Relaxed);
             }
         }
     }

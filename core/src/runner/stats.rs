@@ -16,6 +16,7 @@ pub(crate) struct Stats {
     pub(crate) save_retries: AtomicU64,
     pub(crate) fenced: AtomicU64,
     pub(crate) stragglers: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
     pub(crate) pick_errors: AtomicU64,
     pub(crate) claimed: AtomicU64,
     pub(crate) peak_claimed: AtomicU64,

@@ -9,7 +9,7 @@ use tracing::{Instrument, Span};
 use super::context::Context;
 use super::latency::{latency_histogram, merge, record};
 use super::pick::Queued;
-use crate::{Execution, JobId, JobPicker, JobResult, Runtime};
+use crate::{Execution, JobContext, JobId, JobPicker, JobResult, Runtime};
 
 /// An executed job on its way to a saver.
 pub(crate) struct Done<O, F, M> {
@@ -79,9 +79,17 @@ pub(crate) async fn work_loop<P, X, S, R>(
                 }
             }
         };
+        // Tracked only when the user asked for a handle: no cost otherwise.
+        let (context, _running) = match &ctx.config.job_cancels {
+            Some(cancels) => {
+                let (context, running) = cancels.start(id);
+                (context, Some(running))
+            }
+            None => (JobContext::detached(), None),
+        };
         let straggled = ctx
             .execution
-            .execute_job(&ctx.runtime, job.input, job.meta, timeout, deliver)
+            .execute_job(&ctx.runtime, job.input, job.meta, context, timeout, deliver)
             .instrument(span.clone())
             .await;
         if straggled {

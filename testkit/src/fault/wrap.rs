@@ -198,6 +198,16 @@ impl<E: Executor, R: Runtime> Executor for FaultyExecutor<E, R> {
     /// With probability `panic_rate`, deliberately: the runner saves the job
     /// as panicked.
     fn execute(&self, input: E::Input, meta: &E::Metadata) -> Result<E::Output, Self::Error> {
+        self.execute_with(input, meta, &pjp_core::JobContext::detached())
+    }
+
+    /// As [`execute`](Self::execute), passing the job's context on.
+    fn execute_with(
+        &self,
+        input: E::Input,
+        meta: &E::Metadata,
+        job: &pjp_core::JobContext,
+    ) -> Result<E::Output, Self::Error> {
         let f = &self.faults;
         if f.panic_rate > 0.0 || f.error_rate > 0.0 {
             let draw = unit(self.runtime.random_u64());
@@ -208,7 +218,9 @@ impl<E: Executor, R: Runtime> Executor for FaultyExecutor<E, R> {
                 return Err(ExecFault::Injected);
             }
         }
-        self.inner.execute(input, meta).map_err(ExecFault::Inner)
+        self.inner
+            .execute_with(input, meta, job)
+            .map_err(ExecFault::Inner)
     }
 
     fn cost_hint(&self, input: &E::Input) -> Duration {

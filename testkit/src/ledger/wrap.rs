@@ -158,6 +158,16 @@ impl<E: Executor> Executor for Recorded<E> {
         self.inner.execute(input, meta)
     }
 
+    fn execute_with(
+        &self,
+        input: E::Input,
+        meta: &E::Metadata,
+        job: &pjp_core::JobContext,
+    ) -> Result<E::Output, E::Error> {
+        self.ledger.record_execution(meta);
+        self.inner.execute_with(input, meta, job)
+    }
+
     fn cost_hint(&self, input: &E::Input) -> Duration {
         self.inner.cost_hint(input)
     }
