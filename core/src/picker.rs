@@ -130,6 +130,25 @@ pub trait JobPicker: Send + Sync + 'static {
         self.release(meta)
     }
 
+    /// Hands a batch of jobs back in one round trip where the backend allows
+    /// (one statement releasing every lease). Resolves to one outcome per job,
+    /// in order; the runner retries the ones that failed transiently one by
+    /// one. The runner calls it on abandon, for the jobs queued unstarted. The
+    /// default calls [`release_for`](Self::release_for) for each.
+    fn release_many(
+        &self,
+        metas: Vec<Self::Metadata>,
+        reason: ReleaseReason,
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(metas.len());
+            for meta in metas {
+                outcomes.push(self.release_for(meta, reason).await);
+            }
+            outcomes
+        }
+    }
+
     /// Called once when a run abandons, after picking has stopped, and at the
     /// end of a run that stopped picking before its source was exhausted:
     /// release any jobs the picker buffered on its own side (a stage channel's
@@ -196,6 +215,14 @@ impl<P: JobPicker + ?Sized> JobPicker for std::sync::Arc<P> {
         reason: ReleaseReason,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         (**self).release_for(meta, reason)
+    }
+
+    fn release_many(
+        &self,
+        metas: Vec<Self::Metadata>,
+        reason: ReleaseReason,
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send {
+        (**self).release_many(metas, reason)
     }
 
     fn on_abandon(&self) -> impl Future<Output = ()> + Send {

@@ -523,3 +523,70 @@ async fn a_running_job_can_be_cancelled_by_id() -> anyhow::Result<()> {
     assert!(!cancels.cancel(JobId::new(0)));
     Ok(())
 }
+
+/// Hook: on abandon, the jobs queued unstarted go back in one `release_many`.
+struct CountsBatches {
+    inner: QueuePicker<u64, u64, String>,
+    batches: Mutex<Vec<usize>>,
+}
+
+impl JobPicker for CountsBatches {
+    type Input = u64;
+    type Metadata = QueueMeta;
+    type Error = QueueError;
+
+    async fn pick(&self) -> Result<Picked<Job<u64, QueueMeta>>, QueueError> {
+        self.inner.pick().await
+    }
+
+    async fn release(&self, meta: QueueMeta) -> Result<(), QueueError> {
+        self.inner.release(meta).await
+    }
+
+    async fn release_many(
+        &self,
+        metas: Vec<QueueMeta>,
+        _reason: pjp_core::ReleaseReason,
+    ) -> Vec<Result<(), QueueError>> {
+        self.batches.lock().unwrap().push(metas.len());
+        let mut outcomes = Vec::new();
+        for meta in metas {
+            outcomes.push(self.inner.release(meta).await);
+        }
+        outcomes
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandon_releases_the_queued_jobs_in_one_batch() -> anyhow::Result<()> {
+    let queue = Queue::new();
+    queue.extend(0..100);
+    let picker = Arc::new(CountsBatches {
+        inner: queue.picker(),
+        batches: Mutex::default(),
+    });
+    let gate = Arc::new(Gated::default());
+    let runner = JobRunner::builder(Arc::clone(&picker), Arc::clone(&gate), queue.saver())
+        .workers(1)
+        .prefetch(5)
+        .build()?;
+    let shutdown = Shutdown::new();
+    let progress = runner.progress();
+    let stop = async {
+        gate.wait_started(1).await;
+        eventually("prefetch full", || progress.snapshot().picked == 6).await;
+        shutdown.abandon();
+        eventually("queued jobs released", || progress.snapshot().released == 5).await;
+        gate.open();
+    };
+    let rt = TokioRuntime::current();
+    let (report, ()) = within("abandon", async {
+        tokio::join!(runner.run(&rt, shutdown.clone()), stop)
+    })
+    .await;
+    let report = report?;
+    assert_eq!((report.released.len(), report.succeeded), (5, 1));
+    assert_eq!(*picker.batches.lock().unwrap(), vec![5]);
+    assert_eq!(queue.pending(), 99);
+    Ok(())
+}

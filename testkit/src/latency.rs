@@ -316,6 +316,15 @@ impl<P: JobPicker, R: Runtime> JobPicker for Latent<P, R> {
         self.remote(self.inner.release_for(meta, reason)).await
     }
 
+    /// One round trip for the whole batch.
+    async fn release_many(
+        &self,
+        metas: Vec<P::Metadata>,
+        reason: ReleaseReason,
+    ) -> Vec<Result<(), P::Error>> {
+        self.remote(self.inner.release_many(metas, reason)).await
+    }
+
     async fn on_abandon(&self) {
         self.inner.on_abandon().await;
     }

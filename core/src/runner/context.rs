@@ -163,17 +163,65 @@ where
                 .sleep(backoff.next_delay(self.runtime.random_u64()))
                 .await;
         };
-        let claimed = self.stats.unclaim();
-        self.meters.claimed.set(claimed as f64);
         if released {
-            self.stats.released.fetch_add(1, Relaxed);
-            self.meters.released.increment(1);
-            lock(&self.released).push(job);
-            tracing::info!(stage = %self.config.stage, %job, %reason, "released");
+            self.released_one(job, reason);
         } else {
-            lock(&self.release_failed).push(job);
+            self.release_failed_one(job);
         }
         released
+    }
+
+    /// Hands a batch of jobs back with one `release_many`; a job whose release
+    /// failed transiently (or got no outcome) is retried alone, as
+    /// [`release`](Self::release) does. Every job ends in `released` or
+    /// `release_failed`.
+    pub(crate) async fn release_batch(
+        &self,
+        metas: Vec<P::Metadata>,
+        ids: Vec<JobId>,
+        reason: ReleaseReason,
+    ) {
+        if metas.len() == 1 {
+            if let (Some(meta), Some(&id)) = (metas.into_iter().next(), ids.first()) {
+                self.release(meta, id, reason).await;
+            }
+            return;
+        }
+        let retry_copies = metas.clone();
+        let outcomes = AssertUnwindSafe(self.picker.release_many(metas, reason))
+            .catch_unwind()
+            .await
+            .unwrap_or_default();
+        let mut outcomes = outcomes.into_iter();
+        for (meta, id) in retry_copies.into_iter().zip(ids) {
+            match outcomes.next() {
+                Some(Ok(())) => self.released_one(id, reason),
+                Some(Err(error)) if self.classify_pick_error(&error) != ErrorClass::Transient => {
+                    let error = describe(&error);
+                    tracing::error!(stage = %self.config.stage, job = %id, %error, "release failed; giving up");
+                    self.release_failed_one(id);
+                }
+                // Transient, missing, or the batch call panicked: one at a time.
+                _ => {
+                    self.release(meta, id, reason).await;
+                }
+            }
+        }
+    }
+
+    fn released_one(&self, job: JobId, reason: ReleaseReason) {
+        let claimed = self.stats.unclaim();
+        self.meters.claimed.set(claimed as f64);
+        self.stats.released.fetch_add(1, Relaxed);
+        self.meters.released.increment(1);
+        lock(&self.released).push(job);
+        tracing::info!(stage = %self.config.stage, %job, %reason, "released");
+    }
+
+    fn release_failed_one(&self, job: JobId) {
+        let claimed = self.stats.unclaim();
+        self.meters.claimed.set(claimed as f64);
+        lock(&self.release_failed).push(job);
     }
 
     /// Sleeps `delay`, waking early when picking stops. Returns false if it did.

@@ -449,10 +449,21 @@ async fn release_on_abandon<P, X, S, R>(
         () = tasks_done.cancelled() => return,
     }
     ctx.picker.on_abandon().await;
-    while let Ok(queued) = queue.recv().await {
-        drop(queued.permit);
-        ctx.release(queued.job.meta, queued.id, ctx.abandon_reason())
-            .await;
+    while let Ok(first) = queue.recv().await {
+        // Everything queued goes back in one `release_many`.
+        let mut batch = vec![first];
+        while let Ok(queued) = queue.try_recv() {
+            batch.push(queued);
+        }
+        let ids: Vec<JobId> = batch.iter().map(|queued| queued.id).collect();
+        let metas: Vec<P::Metadata> = batch
+            .into_iter()
+            .map(|queued| {
+                drop(queued.permit);
+                queued.job.meta
+            })
+            .collect();
+        ctx.release_batch(metas, ids, ctx.abandon_reason()).await;
     }
 }
 

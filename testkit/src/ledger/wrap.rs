@@ -90,6 +90,24 @@ impl<P: JobPicker> JobPicker for Recorded<P> {
         released
     }
 
+    async fn release_many(
+        &self,
+        metas: Vec<P::Metadata>,
+        reason: ReleaseReason,
+    ) -> Vec<Result<(), P::Error>> {
+        for meta in &metas {
+            self.ledger.record_release(meta);
+        }
+        let failed = metas.clone();
+        let outcomes = self.inner.release_many(metas, reason).await;
+        for (meta, outcome) in failed.iter().zip(&outcomes) {
+            if outcome.is_err() {
+                self.ledger.record_release_failed(meta);
+            }
+        }
+        outcomes
+    }
+
     async fn on_abandon(&self) {
         self.inner.on_abandon().await;
     }
