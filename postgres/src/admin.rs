@@ -1,0 +1,308 @@
+//! Operator calls on a [`PgQueue`]: what is queued and who holds what, dead
+//! letters, requeue, cancel, purge.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::{PgQueue, QueueError};
+
+/// Rows a purge deletes per statement: small enough that it never holds many
+/// locks or a long transaction, large enough to be quick.
+const PURGE_BATCH: i64 = 5_000;
+
+/// One queue's numbers ([`PgQueue::stats`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueStats {
+    /// The queue's name.
+    pub queue: String,
+    /// Jobs per status (`queued`, `running`, `succeeded`, `failed`, `dead`,
+    /// `cancelled`); statuses with no job are absent.
+    pub counts: BTreeMap<String, i64>,
+    /// How long the oldest queued job has waited since it was enqueued.
+    pub oldest_queued: Option<Duration>,
+    /// Live lease owners (worker ids) and how many jobs each holds.
+    pub lease_owners: BTreeMap<String, i64>,
+}
+
+impl QueueStats {
+    /// The count for one status (0 if none).
+    pub fn count(&self, status: &str) -> i64 {
+        self.counts.get(status).copied().unwrap_or(0)
+    }
+}
+
+/// A dead-lettered job ([`PgQueue::dead_jobs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadJob {
+    /// The job's id.
+    pub id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// Executor failures it used.
+    pub attempts: i32,
+    /// Leases it lost.
+    pub lost_leases: i32,
+    /// Why it died.
+    pub last_error: String,
+}
+
+/// One job's row, as an operator or a test sees it ([`PgQueue::job`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    /// The job's id.
+    pub id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `dead` or `cancelled`.
+    pub status: String,
+    /// Higher runs first.
+    pub priority: i16,
+    /// Executor failures used.
+    pub attempts: i32,
+    /// Executor failures allowed.
+    pub max_attempts: i32,
+    /// Leases lost.
+    pub lost_leases: i32,
+    /// Leases allowed to be lost.
+    pub max_lost_leases: i32,
+    /// The fencing token of the latest claim.
+    pub token: i64,
+    /// The worker holding the lease, if any.
+    pub lease_owner: Option<String>,
+    /// The latest error.
+    pub last_error: Option<String>,
+    /// Time until the job is claimable (negative once it is).
+    pub run_after_in: f64,
+    pub(crate) result: Option<Vec<u8>>,
+    pub(crate) result_key: Option<String>,
+    pub(crate) result_crc: Option<i64>,
+}
+
+/// What a purge removed ([`PgQueue::purge`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Rows deleted.
+    pub rows: u64,
+    /// Blobs (payloads, results) deleted with them.
+    pub blobs: u64,
+    /// Blobs that could not be deleted (left for a collector; logged).
+    pub blobs_failed: u64,
+}
+
+type JobRowTuple = (
+    i64,
+    String,
+    String,
+    i16,
+    i32,
+    i32,
+    i32,
+    i32,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<i64>,
+    f64,
+);
+
+impl PgQueue {
+    /// Counts per queue and status, the age of each queue's oldest queued
+    /// job, and the live lease owners.
+    ///
+    /// The counts scan the table: call it for dashboards, not per job.
+    pub async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
+        let pool = &self.inner.pool;
+        let sql = &self.inner.sql;
+        let counts: Vec<(String, String, i64)> = sqlx::query_as(&sql.counts)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        let oldest: Vec<(String, f64)> = sqlx::query_as(&sql.oldest_queued).fetch_all(pool).await?;
+        let owners: Vec<(String, Option<String>, i64)> =
+            sqlx::query_as(&sql.lease_owners).fetch_all(pool).await?;
+        let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
+        let entry = |stats: &mut BTreeMap<String, QueueStats>, queue: &str| {
+            stats
+                .entry(queue.to_owned())
+                .or_insert_with(|| QueueStats {
+                    queue: queue.to_owned(),
+                    ..QueueStats::default()
+                })
+                .clone()
+        };
+        for (queue, status, count) in counts {
+            let mut s = entry(&mut stats, &queue);
+            s.counts.insert(status, count);
+            stats.insert(queue, s);
+        }
+        for (queue, age) in oldest {
+            let mut s = entry(&mut stats, &queue);
+            s.oldest_queued = Some(Duration::from_secs_f64(age.max(0.0)));
+            stats.insert(queue, s);
+        }
+        for (queue, owner, count) in owners {
+            let mut s = entry(&mut stats, &queue);
+            s.lease_owners
+                .insert(owner.unwrap_or_else(|| "?".into()), count);
+            stats.insert(queue, s);
+        }
+        Ok(stats.into_values().collect())
+    }
+
+    /// Up to `limit` dead jobs, oldest id first, of one queue or all.
+    pub async fn dead_jobs(
+        &self,
+        queue: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeadJob>, QueueError> {
+        let rows: Vec<(i64, String, i32, i32, String)> = sqlx::query_as(&self.inner.sql.dead)
+            .bind(queue)
+            .bind(limit.max(0))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, queue, attempts, lost_leases, last_error)| DeadJob {
+                id,
+                queue,
+                attempts,
+                lost_leases,
+                last_error,
+            })
+            .collect())
+    }
+
+    /// Puts a dead job back on its queue with fresh budgets; returns whether
+    /// it was dead.
+    pub async fn requeue(&self, id: i64) -> Result<bool, QueueError> {
+        let mut tx = self.inner.pool.begin().await?;
+        let queue: Option<String> = sqlx::query_scalar(&self.inner.sql.requeue_one)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        if let Some(queue) = &queue {
+            self.notify(&mut tx, queue).await?;
+        }
+        tx.commit().await?;
+        Ok(queue.is_some())
+    }
+
+    /// Puts every dead job (of one queue, or all) back; returns how many.
+    pub async fn requeue_dead(&self, queue: Option<&str>) -> Result<u64, QueueError> {
+        let mut tx = self.inner.pool.begin().await?;
+        let queues: Vec<String> = sqlx::query_scalar(&self.inner.sql.requeue_all)
+            .bind(queue)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        let distinct: std::collections::BTreeSet<&String> = queues.iter().collect();
+        for queue in distinct {
+            self.notify(&mut tx, queue).await?;
+        }
+        tx.commit().await?;
+        Ok(queues.len() as u64)
+    }
+
+    /// Cancels a queued or running job; returns whether it was either. A
+    /// worker running it is fenced: its result is rejected, and its heartbeat
+    /// cancels the execution.
+    pub async fn cancel(&self, id: i64) -> Result<bool, QueueError> {
+        let done: Option<i64> = sqlx::query_scalar(&self.inner.sql.cancel)
+            .bind(id)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        Ok(done.is_some())
+    }
+
+    /// Deletes finished jobs (succeeded, failed, cancelled; and dead ones if
+    /// `include_dead`) that finished more than `older_than` ago, with their
+    /// blobs, a few thousand rows per statement so that it never holds a long
+    /// transaction. Run it on a schedule so the table does not bloat.
+    pub async fn purge(
+        &self,
+        older_than: Duration,
+        include_dead: bool,
+    ) -> Result<Purged, QueueError> {
+        let mut purged = Purged::default();
+        loop {
+            let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(&self.inner.sql.purge)
+                .bind(older_than.as_secs_f64())
+                .bind(PURGE_BATCH)
+                .bind(include_dead)
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            purged.rows += rows.len() as u64;
+            let keys: Vec<String> = rows
+                .iter()
+                .flat_map(|(p, r)| [p.clone(), r.clone()])
+                .flatten()
+                .collect();
+            let failed = self.inner.store.delete(keys.iter().cloned()).await as u64;
+            purged.blobs += keys.len() as u64 - failed;
+            purged.blobs_failed += failed;
+            if (rows.len() as i64) < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
+    }
+
+    /// One job's row, or `None` if there is no such job.
+    pub async fn job(&self, id: i64) -> Result<Option<JobRow>, QueueError> {
+        let row: Option<JobRowTuple> = sqlx::query_as(&self.inner.sql.job)
+            .bind(id)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        Ok(row.map(|r| JobRow {
+            id: r.0,
+            queue: r.1,
+            status: r.2,
+            priority: r.3,
+            attempts: r.4,
+            max_attempts: r.5,
+            lost_leases: r.6,
+            max_lost_leases: r.7,
+            token: r.8,
+            lease_owner: r.9,
+            last_error: r.10,
+            result: r.11,
+            result_key: r.12,
+            result_crc: r.13,
+            run_after_in: r.14,
+        }))
+    }
+
+    /// A finished job's result bytes (read from the store when large), or
+    /// `None` if it has none.
+    pub async fn result(&self, id: i64) -> Result<Option<bytes::Bytes>, QueueError> {
+        let Some(row) = self.job(id).await? else {
+            return Ok(None);
+        };
+        if let Some(inline) = row.result {
+            return Ok(Some(inline.into()));
+        }
+        let Some(key) = row.result_key else {
+            return Ok(None);
+        };
+        match self.inner.store.get(&key, row.result_crc).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(crate::store::BlobError::Unavailable(e)) => Err(e),
+            Err(crate::store::BlobError::Unusable(why)) => Err(QueueError::invalid("result", why)),
+        }
+    }
+
+    async fn notify(&self, conn: &mut sqlx::PgConnection, queue: &str) -> Result<(), QueueError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.inner.channel)
+            .bind(queue)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}

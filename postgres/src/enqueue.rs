@@ -1,0 +1,142 @@
+//! [`NewJob`]: what a producer puts on the queue, and what it gets back.
+
+use std::time::Duration;
+
+use crate::QueueError;
+
+/// The highest priority a job can have; `0` is the lowest and the default.
+pub const MAX_PRIORITY: i16 = 100;
+
+/// A job to enqueue.
+///
+/// ```
+/// use std::time::Duration;
+/// use pjp_postgres::NewJob;
+///
+/// let job = NewJob::new("proofs", b"input bytes".to_vec())
+///     .priority(10)
+///     .run_after(Duration::from_secs(5))
+///     .max_attempts(3)
+///     .unique_key("batch-42/circuit-7");
+/// assert_eq!(job.queue(), "proofs");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub(crate) queue: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) priority: i16,
+    pub(crate) delay: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) max_lost_leases: u32,
+    pub(crate) unique_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job on `queue` with `payload` as its input: priority 0, runnable
+    /// now, 5 attempts, 3 lost leases, no unique key.
+    pub fn new(queue: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            queue: queue.into(),
+            payload: payload.into(),
+            priority: 0,
+            delay: Duration::ZERO,
+            max_attempts: 5,
+            max_lost_leases: 3,
+            unique_key: None,
+        }
+    }
+
+    /// Higher runs first, `0..=`[`MAX_PRIORITY`].
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Not claimable before `delay` from now (database clock).
+    pub fn run_after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Executor failures allowed before the job is dead (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Lost leases (its worker died or was cut off while holding it) allowed
+    /// before the job is dead (at least 1). Keep it small: a job that kills
+    /// every worker that takes it (out of memory, a GPU fault) must stop.
+    pub fn max_lost_leases(mut self, leases: u32) -> Self {
+        self.max_lost_leases = leases;
+        self
+    }
+
+    /// At most one job per queue and key: enqueueing the same key again
+    /// creates nothing and returns the existing job's id (while that row
+    /// exists; a purged job's key is free again).
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// The queue it goes to.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), QueueError> {
+        check_queue_name(&self.queue)?;
+        if !(0..=MAX_PRIORITY).contains(&self.priority) {
+            return Err(QueueError::invalid(
+                "priority",
+                format!("{} is outside 0..={MAX_PRIORITY}", self.priority),
+            ));
+        }
+        if self.max_attempts == 0 || self.max_attempts > i32::MAX as u32 {
+            return Err(QueueError::invalid("max_attempts", "must be at least 1"));
+        }
+        if self.max_lost_leases == 0 || self.max_lost_leases > i32::MAX as u32 {
+            return Err(QueueError::invalid("max_lost_leases", "must be at least 1"));
+        }
+        if self.delay > Duration::from_secs(10 * 365 * 24 * 3600) {
+            return Err(QueueError::invalid("run_after", "more than ten years away"));
+        }
+        if let Some(key) = &self.unique_key
+            && (key.is_empty() || key.len() > 512)
+        {
+            return Err(QueueError::invalid(
+                "unique key",
+                "must be 1–512 bytes long",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a queue name: 1–64 characters of ASCII letters, digits and `_ - . :`.
+pub(crate) fn check_queue_name(name: &str) -> Result<(), QueueError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(QueueError::invalid(
+            "queue name",
+            format!("`{name}`: use 1–64 characters of ASCII letters, digits and _ - . :"),
+        ))
+    }
+}
+
+/// What enqueueing one job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job's id.
+    pub id: i64,
+    /// False when a job with the same unique key existed: nothing was created
+    /// and `id` is that job's.
+    pub created: bool,
+}

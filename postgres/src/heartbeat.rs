@@ -1,0 +1,147 @@
+//! The heartbeat task: extends every lease this worker holds in one statement
+//! per interval, notices leases it lost, and returns other workers' expired
+//! leases to the queue.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use pjp_core::JobId;
+use sqlx::PgPool;
+use tokio::time::MissedTickBehavior;
+
+use crate::worker::{Counters, Leases};
+use crate::{PgQueue, WorkerConfig};
+
+/// Rows one rescue statement returns to the queue at most.
+const RESCUE_BATCH: i64 = 1_000;
+
+pub(crate) struct Heartbeat {
+    pub(crate) queue: PgQueue,
+    pub(crate) pool: PgPool,
+    pub(crate) config: WorkerConfig,
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Heartbeat {
+    pub(crate) async fn run(self) {
+        let mut beat = tokio::time::interval(self.config.heartbeat_interval);
+        let mut rescue = tokio::time::interval(self.config.rescue_interval);
+        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        rescue.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = beat.tick() => self.beat().await,
+                _ = rescue.tick() => self.rescue().await,
+            }
+        }
+    }
+
+    async fn beat(&self) {
+        let (ids, tokens) = self.leases.snapshot();
+        if ids.is_empty() {
+            return;
+        }
+        let sql = &self.queue.inner.sql;
+        let extended: Result<Vec<i64>, _> = sqlx::query_scalar(&sql.heartbeat)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(self.config.lease_ttl.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await;
+        Counters::add(&self.counters.heartbeats, 1);
+        let extended: HashSet<i64> = match extended {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(error) => {
+                Counters::add(&self.counters.heartbeat_errors, 1);
+                tracing::warn!(%error, leases = ids.len(), "heartbeat failed; retrying next interval");
+                return;
+            }
+        };
+        let missing: Vec<(i64, i64)> = ids
+            .into_iter()
+            .zip(tokens)
+            .filter(|(id, _)| !extended.contains(id))
+            .collect();
+        if !missing.is_empty() {
+            self.lost(missing).await;
+        }
+    }
+
+    /// Leases the heartbeat could not extend. Most were completed by this
+    /// worker's saver between the snapshot and the statement (the saver drops
+    /// them from the registry right after); the rest were lost: forget them
+    /// and cancel their executions, so nobody computes a result that will be
+    /// fenced.
+    async fn lost(&self, missing: Vec<(i64, i64)>) {
+        let ids: Vec<i64> = missing.iter().map(|(id, _)| *id).collect();
+        let current: Vec<(i64, i64, String)> =
+            match sqlx::query_as(&self.queue.inner.sql.current_tokens)
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(%error, "could not look up leases the heartbeat missed");
+                    return;
+                }
+            };
+        for (id, held) in missing {
+            if !self.leases.holds(id, held) {
+                continue; // completed or released meanwhile
+            }
+            let now = current.iter().find(|(i, _, _)| *i == id);
+            let (token, status) = now.map_or((-1, "gone"), |(_, t, s)| (*t, s.as_str()));
+            if token == held && status == "running" {
+                continue; // the statement raced a concurrent write; still ours
+            }
+            self.leases.drop_lease(id, held);
+            Counters::add(&self.counters.lost_leases, 1);
+            let cancelled = self
+                .config
+                .cancels
+                .cancel(JobId::new(u64::try_from(id).unwrap_or_default()));
+            tracing::warn!(
+                job = id,
+                held_token = held,
+                current_token = token,
+                status,
+                cancelled,
+                "lease lost: the job was rescued or claimed by another worker"
+            );
+        }
+    }
+
+    async fn rescue(&self) {
+        loop {
+            let rescued: Result<Vec<(i64, String)>, _> =
+                sqlx::query_as(&self.queue.inner.sql.rescue)
+                    .bind(RESCUE_BATCH)
+                    .fetch_all(&self.pool)
+                    .await;
+            match rescued {
+                Ok(rows) => {
+                    Counters::add(&self.counters.rescued, rows.len());
+                    for (id, status) in &rows {
+                        if status == "dead" {
+                            Counters::add(&self.counters.dead, 1);
+                            tracing::warn!(job = id, "job dead: it lost its lease too many times");
+                        } else {
+                            tracing::info!(job = id, "expired lease rescued; job queued again");
+                        }
+                    }
+                    if (rows.len() as i64) < RESCUE_BATCH {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    Counters::add(&self.counters.heartbeat_errors, 1);
+                    tracing::warn!(%error, "rescue of expired leases failed; retrying next interval");
+                    return;
+                }
+            }
+        }
+    }
+}

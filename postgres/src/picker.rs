@@ -1,0 +1,260 @@
+//! [`PgPicker`]: claims jobs as leases, in batches, waking on notifications.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pjp_core::{ErrorClass, Job, JobPicker, Picked, ReleaseReason};
+use tokio::sync::watch;
+
+use crate::enqueue::check_queue_name;
+use crate::sql::Completion;
+use crate::store::{BlobError, Stored};
+use crate::worker::{Counters, WorkerShared};
+use crate::write::{self, Finish};
+use crate::{PgJob, QueueError};
+
+/// The most jobs one claim statement takes.
+pub const MAX_CLAIM_BATCH: usize = 1_000;
+
+type ClaimedRow = (
+    i64,
+    i64,
+    i16,
+    i32,
+    i32,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Claims jobs from one queue name ([`PgWorker::picker`](crate::PgWorker::picker)).
+///
+/// `pick_many(k)` claims up to `k` jobs in one statement
+/// (`FOR UPDATE SKIP LOCKED`, highest priority first, then oldest), as leases
+/// held by this worker: the heartbeat extends them until they are saved or
+/// released. Payloads kept in the object store are fetched before the jobs
+/// are handed out; a job whose blob is missing or corrupt is dead-lettered
+/// with an error naming the key, and the others go on.
+///
+/// When nothing is claimable, a pick waits up to the worker's poll interval
+/// for an enqueue notification, claims again, and only then reports
+/// `Empty`. Give the runner a short empty back-off
+/// (`.empty_backoff(BackoffPolicy::new(1ms, 10ms))`): the wait happens here.
+#[derive(Clone)]
+pub struct PgPicker {
+    shared: Arc<WorkerShared>,
+    queue: String,
+    wakeups: watch::Receiver<u64>,
+    exit_when_empty: bool,
+}
+
+impl std::fmt::Debug for PgPicker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgPicker")
+            .field("queue", &self.queue)
+            .field("worker", &self.shared.config.id)
+            .field("exit_when_empty", &self.exit_when_empty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgPicker {
+    pub(crate) fn new(shared: Arc<WorkerShared>, queue: &str) -> Result<Self, QueueError> {
+        check_queue_name(queue)?;
+        let wakeups = shared.wakeups.subscribe(queue);
+        Ok(Self {
+            shared,
+            queue: queue.to_owned(),
+            wakeups,
+            exit_when_empty: false,
+        })
+    }
+
+    /// Reports `Exhausted` (the run finishes once its jobs are saved) when no
+    /// job of the queue is queued *or running*: a job held by a dead worker is
+    /// still work, taken once its lease expires. Off by default: a fleet
+    /// worker waits for work forever.
+    pub fn exit_when_empty(mut self, exit: bool) -> Self {
+        self.exit_when_empty = exit;
+        self
+    }
+
+    /// The queue it claims from.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    async fn claim(&self, max: usize) -> Result<Vec<Job<Bytes, PgJob>>, QueueError> {
+        let max = max.clamp(1, MAX_CLAIM_BATCH);
+        let shared = &self.shared;
+        let inner = &shared.queue.inner;
+        let mut rows: Vec<ClaimedRow> = sqlx::query_as(&inner.sql.claim)
+            .bind(&self.queue)
+            .bind(max as i64)
+            .bind(&shared.config.id)
+            .bind(shared.config.lease_ttl.as_secs_f64())
+            .fetch_all(&inner.pool)
+            .await
+            .map_err(|e| shared.queue.database_error(e))?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Registered before anything else can fail, so the heartbeat covers
+        // them from the start.
+        shared.leases.hold(rows.iter().map(|r| (r.0, r.1)));
+        Counters::add(&shared.counters.claimed, rows.len());
+        rows.sort_by_key(|r| (std::cmp::Reverse(r.2), r.0));
+        let fetched = futures_util::future::join_all(rows.into_iter().map(|row| async move {
+            let (id, token, _, attempts, lost_leases, payload, key, crc) = row;
+            let job = PgJob {
+                id,
+                token,
+                attempts,
+                lost_leases,
+            };
+            let input = match (payload, key) {
+                (Some(inline), _) => Ok(Bytes::from(inline)),
+                (None, Some(key)) => inner.store.get(&key, crc).await,
+                (None, None) => Ok(Bytes::new()),
+            };
+            (job, input)
+        }))
+        .await;
+        let mut jobs = Vec::with_capacity(fetched.len());
+        let mut unusable = Vec::new();
+        for (job, input) in fetched {
+            match input {
+                Ok(input) => jobs.push(Job::new(input, job)),
+                Err(BlobError::Unusable(why)) => unusable.push(Finish {
+                    job,
+                    kind: Completion::Dead,
+                    result: Stored::default(),
+                    error: Some(why),
+                }),
+                Err(BlobError::Unavailable(error)) => unusable.push(Finish {
+                    job,
+                    kind: Completion::Retry,
+                    result: Stored::default(),
+                    error: Some(format!("cannot read the payload: {error}")),
+                }),
+            }
+        }
+        for (finish, outcome) in unusable
+            .iter()
+            .zip(write::complete(shared, &unusable).await)
+        {
+            let why = finish.error.as_deref().unwrap_or_default();
+            match outcome {
+                Ok(status) => tracing::error!(job = finish.job.id, status, "{why}"),
+                // Not written: the lease expires and the job is rescued.
+                Err(error) => tracing::error!(job = finish.job.id, %error, "{why}"),
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn has_work(&self) -> Result<bool, QueueError> {
+        let inner = &self.shared.queue.inner;
+        sqlx::query_scalar(&inner.sql.has_work)
+            .bind(&self.queue)
+            .fetch_one(&inner.pool)
+            .await
+            .map_err(|e| self.shared.queue.database_error(e))
+    }
+}
+
+impl JobPicker for PgPicker {
+    type Input = Bytes;
+    type Metadata = PgJob;
+    type Error = QueueError;
+
+    async fn pick(&self) -> Result<Picked<Job<Bytes, PgJob>>, QueueError> {
+        let mut jobs = self.pick_many(1).await?;
+        Ok(match &mut jobs {
+            Picked::Some(batch) => match batch.pop() {
+                Some(job) => {
+                    // pick_many(1) claims at most one; a second would be a bug.
+                    for extra in batch.drain(..) {
+                        self.release_for(extra.meta, ReleaseReason::Abandon).await?;
+                    }
+                    Picked::Some(job)
+                }
+                None => Picked::Empty,
+            },
+            Picked::Empty => Picked::Empty,
+            Picked::Exhausted => Picked::Exhausted,
+        })
+    }
+
+    async fn pick_many(&self, max: usize) -> Result<Picked<Vec<Job<Bytes, PgJob>>>, QueueError> {
+        let mut wakeups = self.wakeups.clone();
+        wakeups.borrow_and_update();
+        let jobs = self.claim(max).await?;
+        if !jobs.is_empty() {
+            return Ok(Picked::Some(jobs));
+        }
+        // Nothing now: wait for a notification (or the poll interval), then
+        // try once more. A notification that arrived during the claim above
+        // is not missed: the receiver was marked seen before it.
+        let poll = self.shared.config.poll_interval;
+        Counters::add(&self.shared.counters.idle_waits, 1);
+        let _ = tokio::time::timeout(poll, wakeups.changed()).await;
+        let jobs = self.claim(max).await?;
+        if !jobs.is_empty() {
+            return Ok(Picked::Some(jobs));
+        }
+        if self.exit_when_empty && !self.has_work().await? {
+            return Ok(Picked::Exhausted);
+        }
+        Ok(Picked::Empty)
+    }
+
+    async fn release(&self, meta: PgJob) -> Result<(), QueueError> {
+        self.release_for(meta, ReleaseReason::Abandon).await
+    }
+
+    async fn release_for(&self, meta: PgJob, reason: ReleaseReason) -> Result<(), QueueError> {
+        let mut outcomes = self.release_many(vec![meta], reason).await;
+        outcomes.pop().unwrap_or(Ok(()))
+    }
+
+    async fn release_many(
+        &self,
+        metas: Vec<PgJob>,
+        reason: ReleaseReason,
+    ) -> Vec<Result<(), QueueError>> {
+        let (delay, note) = match reason {
+            // Saves keep failing: leave a record and a pause before the next
+            // claim, but burn no attempt (the executor did its part).
+            ReleaseReason::SaveGaveUp => (
+                self.shared.config.retry_base,
+                Some(format!(
+                    "every save of its result gave up on worker {}",
+                    self.shared.config.id
+                )),
+            ),
+            _ => (Duration::ZERO, None),
+        };
+        let n = metas.len();
+        match write::release(&self.shared, &metas, delay, note).await {
+            Ok(()) => (0..n).map(|_| Ok(())).collect(),
+            Err(error) => {
+                let message = error.to_string();
+                let class = error.class();
+                (0..n)
+                    .map(|_| {
+                        Err(QueueError::Batch {
+                            message: message.clone(),
+                            class,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn classify(&self, error: &QueueError) -> ErrorClass {
+        error.class()
+    }
+}

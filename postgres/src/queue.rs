@@ -1,0 +1,420 @@
+//! [`PgQueue`]: a handle on one queue schema, for producers, workers and
+//! operators.
+
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
+use tokio::time::Instant;
+
+use crate::enqueue::{Enqueued, NewJob};
+use crate::schema::{self, check_schema_name};
+use crate::sql::Statements;
+use crate::store::PayloadStore;
+use crate::{QueueError, WorkerConfig};
+
+/// The schema the queue lives in unless told otherwise.
+pub const DEFAULT_SCHEMA: &str = "pjp";
+
+/// Connections in a [`PgQueue`]'s pool unless told otherwise. A worker process
+/// opens two more: one for its heartbeat (so that leases are extended even
+/// when every pooled connection is busy) and one that listens for
+/// notifications. Neither number grows with executor workers or pickers.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+
+/// A handle on one queue schema: enqueue jobs, start a worker, run admin calls.
+///
+/// Cheap to clone (one pool inside). Every queue name shares the schema's one
+/// table; a worker claims from the queues its pickers name.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), pjp_postgres::QueueError> {
+/// use pjp_postgres::{NewJob, PgQueue};
+///
+/// let queue = PgQueue::builder("postgres://127.0.0.1/app").schema("pjp").connect().await?;
+/// queue.migrate().await?;
+/// queue.enqueue(NewJob::new("proofs", b"input".to_vec())).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgQueue {
+    pub(crate) inner: Arc<QueueInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct QueueInner {
+    pub(crate) pool: PgPool,
+    pub(crate) connect: PgConnectOptions,
+    pub(crate) schema: String,
+    pub(crate) sql: Statements,
+    pub(crate) store: PayloadStore,
+    pub(crate) channel: String,
+}
+
+/// Configures and connects a [`PgQueue`] ([`PgQueue::builder`]).
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect`"]
+pub struct PgQueueBuilder {
+    url: String,
+    schema: String,
+    max_connections: u32,
+    wait: Duration,
+    store: Option<PayloadStore>,
+    application_name: String,
+}
+
+impl PgQueueBuilder {
+    /// The `application_name` its connections report in `pg_stat_activity`
+    /// (default `pjp-postgres`).
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
+        self
+    }
+
+    /// The schema the tables live in (default [`DEFAULT_SCHEMA`]): 1–48
+    /// characters of `a-z`, `0-9`, `_`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The size of the connection pool (default [`DEFAULT_MAX_CONNECTIONS`]).
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// How long `connect` keeps retrying a database that is not reachable yet,
+    /// with back-off (default 30 s; zero tries once).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Where payloads and results above the store's inline limit go (default:
+    /// an in-process `memory://` store, so only small payloads survive the
+    /// process; a fleet passes a shared `s3://` or `file://` store).
+    pub fn store(mut self, store: PayloadStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Connects, retrying with back-off for up to the [`wait`](Self::wait).
+    /// Does not check the schema: [`PgQueue::migrate`] creates it, and
+    /// [`PgQueue::worker`] checks it.
+    ///
+    /// # Errors
+    ///
+    /// [`QueueError::Invalid`] for a malformed URL or schema name;
+    /// [`QueueError::Database`] when the database stays unreachable past the
+    /// wait.
+    pub async fn connect(self) -> Result<PgQueue, QueueError> {
+        check_schema_name(&self.schema)?;
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            return Err(QueueError::invalid(
+                "database URL",
+                format!(
+                    "`{}`: expected postgres://user@host:port/database",
+                    redact(&self.url)
+                ),
+            ));
+        }
+        let connect = PgConnectOptions::from_str(&self.url).map_err(|e| {
+            QueueError::invalid("database URL", format!("`{}`: {e}", redact(&self.url)))
+        })?;
+        let connect = connect.application_name(&self.application_name);
+        let pool = connect_with_retry(&connect, self.max_connections, self.wait).await?;
+        let store = match self.store {
+            Some(store) => store,
+            None => PayloadStore::open("memory://")?,
+        };
+        let channel = format!("pjp_{}", self.schema);
+        Ok(PgQueue {
+            inner: Arc::new(QueueInner {
+                sql: Statements::new(&self.schema),
+                pool,
+                connect,
+                schema: self.schema,
+                store,
+                channel,
+            }),
+        })
+    }
+}
+
+/// A URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub(crate) async fn connect_with_retry(
+    options: &PgConnectOptions,
+    connections: u32,
+    wait: Duration,
+) -> Result<PgPool, QueueError> {
+    let deadline = Instant::now() + wait;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let attempt = PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(30).min(wait.max(Duration::from_secs(1))))
+            .connect_with(options.clone())
+            .await;
+        match attempt {
+            Ok(pool) => return Ok(pool),
+            Err(error) => {
+                let retryable = QueueError::Database(error);
+                let now = Instant::now();
+                if retryable.class() != pjp_core::ErrorClass::Transient || now >= deadline {
+                    return Err(retryable);
+                }
+                tracing::warn!(
+                    host = options.get_host(),
+                    port = options.get_port(),
+                    error = %retryable,
+                    "database not reachable yet; retrying"
+                );
+                tokio::time::sleep(delay.min(deadline - now)).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+impl PgQueue {
+    /// Starts configuring a queue on the database at `url`
+    /// (`postgres://user:password@host:port/database`).
+    pub fn builder(url: impl Into<String>) -> PgQueueBuilder {
+        PgQueueBuilder {
+            url: url.into(),
+            schema: DEFAULT_SCHEMA.to_owned(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            wait: Duration::from_secs(30),
+            store: None,
+            application_name: "pjp-postgres".to_owned(),
+        }
+    }
+
+    /// Connects with the defaults (schema `pjp`, an in-memory payload store).
+    pub async fn connect(url: impl Into<String>) -> Result<Self, QueueError> {
+        Self::builder(url).connect().await
+    }
+
+    /// The schema the queue lives in.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The payload store.
+    pub fn store(&self) -> &PayloadStore {
+        &self.inner.store
+    }
+
+    /// The connection pool (for a caller's own transactions around
+    /// [`enqueue_in`](Self::enqueue_in)).
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Creates the schema and applies the migrations it lacks; returns the
+    /// versions it applied (empty when it was up to date).
+    pub async fn migrate(&self) -> Result<Vec<i64>, QueueError> {
+        schema::migrate(&self.inner.pool, &self.inner.schema).await
+    }
+
+    /// Checks that the schema is migrated to the version this library needs.
+    ///
+    /// # Errors
+    ///
+    /// [`QueueError::NotMigrated`], or [`QueueError::SchemaVersion`] naming
+    /// both versions.
+    pub async fn check_schema(&self) -> Result<(), QueueError> {
+        schema::check_version(&self.inner.pool, &self.inner.schema).await
+    }
+
+    /// Starts a worker on this queue: checks the schema, then spawns its
+    /// heartbeat and notification listener (on the ambient tokio runtime).
+    pub async fn worker(&self, config: WorkerConfig) -> Result<crate::PgWorker, QueueError> {
+        self.check_schema().await?;
+        crate::PgWorker::start(self.clone(), config).await
+    }
+
+    /// Enqueues one job.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        let mut done = self.enqueue_many(vec![job]).await?;
+        done.pop()
+            .ok_or_else(|| QueueError::invalid("enqueue", "the database returned no row"))
+    }
+
+    /// Enqueues a batch in one transaction and one insert (thousands of rows
+    /// per round trip), waking idle workers once per queue.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        let mut tx = self.inner.pool.begin().await?;
+        let done = self.enqueue_in(&mut tx, jobs).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Enqueues a batch on the caller's connection, inside the caller's
+    /// transaction if one is open: the jobs exist if and only if it commits,
+    /// and workers are woken when it does. Large payloads are written to the
+    /// store first.
+    ///
+    /// ```no_run
+    /// # async fn demo(queue: pjp_postgres::PgQueue) -> Result<(), pjp_postgres::QueueError> {
+    /// use pjp_postgres::NewJob;
+    ///
+    /// let mut tx = queue.pool().begin().await?;
+    /// // ... the caller's own writes on `tx` ...
+    /// queue.enqueue_in(&mut tx, vec![NewJob::new("proofs", vec![1, 2, 3])]).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_in(
+        &self,
+        conn: &mut PgConnection,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Enqueued>, QueueError> {
+        for job in &jobs {
+            job.validate()?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = jobs.len();
+        let mut queues = Vec::with_capacity(n);
+        let mut priorities = Vec::with_capacity(n);
+        let mut delays = Vec::with_capacity(n);
+        let mut max_attempts = Vec::with_capacity(n);
+        let mut max_lost = Vec::with_capacity(n);
+        let mut payloads = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        let mut crcs = Vec::with_capacity(n);
+        let mut unique = Vec::with_capacity(n);
+        for job in &jobs {
+            let key = format!(
+                "{}/inputs/{}/{:032x}",
+                self.inner.schema,
+                job.queue,
+                fastrand::u128(..)
+            );
+            let stored = self.inner.store.put(key, &job.payload).await?;
+            queues.push(job.queue.clone());
+            priorities.push(job.priority);
+            delays.push(job.delay.as_secs_f64());
+            max_attempts.push(i32::try_from(job.max_attempts).unwrap_or(i32::MAX));
+            max_lost.push(i32::try_from(job.max_lost_leases).unwrap_or(i32::MAX));
+            payloads.push(stored.inline);
+            keys.push(stored.key);
+            crcs.push(stored.crc);
+            unique.push(job.unique_key.clone());
+        }
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(&self.inner.sql.insert)
+            .bind(&queues)
+            .bind(&priorities)
+            .bind(&delays)
+            .bind(&max_attempts)
+            .bind(&max_lost)
+            .bind(&payloads)
+            .bind(&keys)
+            .bind(&crcs)
+            .bind(&unique)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        let done = self.match_inserted(conn, &jobs, rows).await?;
+        // One notification per queue per batch, delivered when the caller's
+        // transaction commits. Never from the completion path (NOTIFY takes a
+        // global lock at commit).
+        let woken: BTreeSet<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        for queue in woken {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.inner.channel)
+                .bind(queue)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(done)
+    }
+
+    /// Pairs inserted rows with the jobs asked for: keyed jobs by key (a
+    /// duplicate gets the existing row's id), the rest in order.
+    async fn match_inserted(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[NewJob],
+        rows: Vec<(i64, String, Option<String>)>,
+    ) -> Result<Vec<Enqueued>, QueueError> {
+        let mut keyed: HashMap<(String, String), Enqueued> = HashMap::new();
+        let mut plain = Vec::new();
+        for (id, queue, key) in rows {
+            match key {
+                Some(key) => {
+                    keyed.insert((queue, key), Enqueued { id, created: true });
+                }
+                None => plain.push(Enqueued { id, created: true }),
+            }
+        }
+        let missing: Vec<(String, String)> = jobs
+            .iter()
+            .filter_map(|j| Some((j.queue.clone(), j.unique_key.clone()?)))
+            .filter(|k| !keyed.contains_key(k))
+            .collect();
+        if !missing.is_empty() {
+            let (queues, keys): (Vec<String>, Vec<String>) = missing.into_iter().unzip();
+            let existing: Vec<(i64, String, String)> =
+                sqlx::query_as(&self.inner.sql.existing_keys)
+                    .bind(&queues)
+                    .bind(&keys)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for (id, queue, key) in existing {
+                keyed
+                    .entry((queue, key))
+                    .or_insert(Enqueued { id, created: false });
+            }
+        }
+        let mut plain = plain.into_iter();
+        let mut seen = BTreeSet::new();
+        jobs.iter()
+            .map(|job| {
+                let found = match &job.unique_key {
+                    Some(key) => {
+                        let slot = (job.queue.clone(), key.clone());
+                        // The same key twice in one batch: the second is a duplicate.
+                        let first = seen.insert(slot.clone());
+                        keyed.get(&slot).map(|e| Enqueued {
+                            id: e.id,
+                            created: e.created && first,
+                        })
+                    }
+                    None => plain.next(),
+                };
+                found.ok_or_else(|| {
+                    QueueError::invalid("enqueue", "the database returned fewer rows than jobs")
+                })
+            })
+            .collect()
+    }
+
+    /// Maps "the table does not exist" to [`QueueError::NotMigrated`].
+    pub(crate) fn database_error(&self, error: sqlx::Error) -> QueueError {
+        if let sqlx::Error::Database(db) = &error
+            && matches!(db.code().as_deref(), Some("42P01" | "42704" | "3F000"))
+        {
+            return QueueError::NotMigrated {
+                schema: self.inner.schema.clone(),
+            };
+        }
+        QueueError::Database(error)
+    }
+}

@@ -1,0 +1,185 @@
+//! [`PgSaver`]: completes jobs, fenced, a batch per statement.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use pjp_core::{ErrorClass, ExecError, JobResult, JobSaver, SaveBatch, SaveResults};
+
+use crate::sql::Completion;
+use crate::store::Stored;
+use crate::worker::WorkerShared;
+use crate::write::{self, Finish};
+use crate::{PgJob, QueueError};
+
+type PermanentIf<F> = Arc<dyn Fn(&ExecError<F>) -> bool + Send + Sync>;
+
+/// Completes jobs claimed by the same [`PgWorker`](crate::PgWorker).
+///
+/// With the runner's [`save_batch`](pjp_core::RunnerBuilder::save_batch) above
+/// 1, a batch of results is one statement. Each write commits only if the
+/// job's fencing token still matches this worker's claim; a stale one is
+/// rejected as [`QueueError::Fenced`] (the runner counts it in its report's
+/// `fenced` and goes on), logged with both tokens.
+///
+/// What a result does to its job:
+///
+/// | result | job |
+/// |---|---|
+/// | `Ok(output)` | `succeeded`, the output stored (inline, or in the object store above its limit, written before the row commits) |
+/// | `Err` (failed, panicked, timed out) | one attempt used; `queued` again after a back-off, or `dead` with the error once `max_attempts` are used |
+/// | `Err` that [`permanent_if`](Self::permanent_if) accepts | `failed` with the error, no retry |
+/// | `Err(Cancelled)` | `queued` again at once, no attempt used (the worker lost the job, not the job its run) |
+pub struct PgSaver<O, F> {
+    shared: Arc<WorkerShared>,
+    permanent_if: Option<PermanentIf<F>>,
+    _output: PhantomData<fn(&O)>,
+}
+
+impl<O, F> Clone for PgSaver<O, F> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            permanent_if: self.permanent_if.clone(),
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<O, F> fmt::Debug for PgSaver<O, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgSaver")
+            .field("worker", &self.shared.config.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O, F> PgSaver<O, F> {
+    pub(crate) fn new(shared: Arc<WorkerShared>) -> Self {
+        Self {
+            shared,
+            permanent_if: None,
+            _output: PhantomData,
+        }
+    }
+
+    /// Failures that retrying cannot fix (an invalid input, say): such a job
+    /// ends `failed` at once instead of using its attempts.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: pjp_postgres::PgWorker) {
+    /// use pjp_core::ExecError;
+    ///
+    /// let saver = worker
+    ///     .saver::<Vec<u8>, String>()
+    ///     .permanent_if(|e| matches!(e, ExecError::Failed(msg) if msg.starts_with("invalid")));
+    /// # }
+    /// ```
+    pub fn permanent_if(
+        mut self,
+        permanent: impl Fn(&ExecError<F>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.permanent_if = Some(Arc::new(permanent));
+        self
+    }
+}
+
+impl<O, F> PgSaver<O, F>
+where
+    O: AsRef<[u8]>,
+    F: fmt::Display,
+{
+    async fn finish(&self, result: &JobResult<O, F>, job: PgJob) -> Result<Finish, QueueError> {
+        Ok(match result {
+            Ok(output) => {
+                let key = format!(
+                    "{}/results/{}-{}",
+                    self.shared.queue.inner.schema, job.id, job.token
+                );
+                // A stale worker's blob has its own token in the key: it can
+                // never overwrite the current holder's.
+                let stored = self
+                    .shared
+                    .queue
+                    .inner
+                    .store
+                    .put(key, output.as_ref())
+                    .await?;
+                Finish {
+                    job,
+                    kind: Completion::Succeeded,
+                    result: stored,
+                    error: None,
+                }
+            }
+            Err(ExecError::Cancelled) => Finish {
+                job,
+                kind: Completion::Release,
+                result: Stored::default(),
+                error: Some("cancelled on its worker".to_owned()),
+            },
+            Err(error) => {
+                let permanent = self.permanent_if.as_ref().is_some_and(|p| p(error));
+                Finish {
+                    job,
+                    kind: if permanent {
+                        Completion::Failed
+                    } else {
+                        Completion::Retry
+                    },
+                    result: Stored::default(),
+                    error: Some(error.to_string()),
+                }
+            }
+        })
+    }
+}
+
+impl<O, F> JobSaver for PgSaver<O, F>
+where
+    O: AsRef<[u8]> + Send + Sync + 'static,
+    F: fmt::Display + Send + Sync + 'static,
+{
+    type Output = O;
+    type Failure = F;
+    type Metadata = PgJob;
+    type Error = QueueError;
+
+    async fn save(&self, result: &JobResult<O, F>, meta: &PgJob) -> Result<(), QueueError> {
+        let mut outcomes = self.save_many(&[(result, meta)]).await;
+        outcomes.pop().unwrap_or(Ok(()))
+    }
+
+    async fn save_many(&self, batch: &SaveBatch<'_, O, F, PgJob>) -> SaveResults<QueueError> {
+        // Blobs first (concurrently), then one statement for every job whose
+        // blob is written.
+        let prepared = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|(result, meta)| self.finish(result, **meta)),
+        )
+        .await;
+        let ready: Vec<Finish> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|f| Finish {
+                job: f.job,
+                kind: f.kind,
+                result: f.result.clone(),
+                error: f.error.clone(),
+            })
+            .collect();
+        let mut written = write::complete(&self.shared, &ready).await.into_iter();
+        prepared
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => written.next().unwrap_or(Ok(String::new())).map(drop),
+                Err(error) => Err(error),
+            })
+            .collect()
+    }
+
+    fn classify(&self, error: &QueueError) -> ErrorClass {
+        error.class()
+    }
+}

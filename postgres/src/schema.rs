@@ -1,0 +1,113 @@
+//! The queue's tables: migrations, the version check, and the SQL names of a
+//! schema.
+
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::QueueError;
+
+/// The migrations this library ships, embedded at build time.
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The newest migration this library ships: the schema version it needs.
+pub fn schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// A schema name checked to be a plain identifier, so it can be spliced into
+/// SQL: 1–48 characters of `a-z`, `0-9` and `_`, starting with a letter or `_`.
+/// (48 leaves room for the `pjp_` prefix of the notification channel inside
+/// PostgreSQL's 63-byte identifier limit.)
+pub(crate) fn check_schema_name(name: &str) -> Result<(), QueueError> {
+    let valid_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let valid_rest = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid_start || !valid_rest || name.len() > 48 {
+        return Err(QueueError::invalid(
+            "schema name",
+            format!("`{name}`: use 1–48 characters of a-z, 0-9 and _, starting with a letter or _"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the schema if needed and applies every migration not applied yet.
+/// Safe to run from several processes at once (the migrator takes an advisory
+/// lock). Returns the versions it applied.
+pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<Vec<i64>, QueueError> {
+    let mut conn = pool.acquire().await?;
+    // The migrations name no schema: they run with `search_path` set to ours,
+    // so the tables and sqlx's own `_sqlx_migrations` land in it.
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(&mut *conn)
+        .await?;
+    let before = applied_versions(&mut conn, schema).await?;
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut *conn)
+        .await?;
+    let result = MIGRATOR.run(&mut *conn).await;
+    // Put the pooled connection back the way it was, whatever happened.
+    let reset = sqlx::query("RESET search_path").execute(&mut *conn).await;
+    if reset.is_err() {
+        // A connection in an unknown state must not go back to the pool.
+        let _ = conn.detach().close().await;
+    }
+    result?;
+    let mut conn = pool.acquire().await?;
+    let after = applied_versions(&mut conn, schema).await?;
+    Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+}
+
+async fn applied_versions(conn: &mut PgConnection, schema: &str) -> Result<Vec<i64>, QueueError> {
+    if !migrations_table_exists(conn, schema).await? {
+        return Ok(Vec::new());
+    }
+    let versions: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT version FROM {schema}._sqlx_migrations WHERE success ORDER BY version"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(versions)
+}
+
+async fn migrations_table_exists(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<bool, QueueError> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = '_sqlx_migrations')",
+    )
+    .bind(schema)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(exists)
+}
+
+/// Checks that the schema is at exactly the version this library needs.
+pub(crate) async fn check_version(pool: &PgPool, schema: &str) -> Result<(), QueueError> {
+    let mut conn = pool.acquire().await?;
+    let found = applied_versions(&mut conn, schema).await?.into_iter().max();
+    let expected = schema_version();
+    match found {
+        None => Err(QueueError::NotMigrated {
+            schema: schema.to_owned(),
+        }),
+        Some(found) if found < expected => Err(QueueError::SchemaVersion {
+            schema: schema.to_owned(),
+            found,
+            expected,
+            hint: "the schema is older: run `PgQueue::migrate` (or `pjp-prover migrate`)",
+        }),
+        Some(found) if found > expected => Err(QueueError::SchemaVersion {
+            schema: schema.to_owned(),
+            found,
+            expected,
+            hint: "the schema is newer: upgrade this worker to the library version that migrated it",
+        }),
+        Some(_) => Ok(()),
+    }
+}

@@ -1,0 +1,230 @@
+//! Every statement the queue runs, written once for a schema.
+//!
+//! The schema name is validated ([`check_schema_name`](crate::schema)) before
+//! it is spliced in; every value goes through a bind parameter. Statements
+//! that lock several rows lock them in id order (the `locked` CTEs), like the
+//! claim does, so a batched completion and a heartbeat of the same worker
+//! cannot deadlock against each other.
+
+/// How a saved row ends, as the `kind` column of a batch completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub(crate) enum Completion {
+    /// The executor produced an output.
+    Succeeded = 0,
+    /// The executor failed: use an attempt, retry after a back-off, or end
+    /// `dead` when the attempts are spent.
+    Retry = 1,
+    /// The executor failed for good: `failed`, no retry.
+    Failed = 2,
+    /// Nobody's fault (the job was cancelled on this worker): back to
+    /// `queued` at once, no attempt used.
+    Release = 3,
+    /// The job cannot run at all (its payload is missing or corrupt): `dead`
+    /// now, with the error, so an operator can fix it and requeue it.
+    Dead = 4,
+}
+
+/// The statements of one schema.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) claim: String,
+    pub(crate) complete: String,
+    pub(crate) release: String,
+    pub(crate) heartbeat: String,
+    pub(crate) rescue: String,
+    pub(crate) current_tokens: String,
+    pub(crate) has_work: String,
+    pub(crate) insert: String,
+    pub(crate) existing_keys: String,
+    pub(crate) counts: String,
+    pub(crate) oldest_queued: String,
+    pub(crate) lease_owners: String,
+    pub(crate) dead: String,
+    pub(crate) requeue_one: String,
+    pub(crate) requeue_all: String,
+    pub(crate) cancel: String,
+    pub(crate) purge: String,
+    pub(crate) job: String,
+}
+
+impl Statements {
+    pub(crate) fn new(s: &str) -> Self {
+        // One CTE shape for every fenced batch write: the rows whose
+        // (id, token) still match a running job, locked in id order.
+        let locked = |input: &str| {
+            format!(
+                "input AS ({input}),
+                 locked AS MATERIALIZED (
+                     SELECT j.id FROM {s}.jobs j JOIN input i ON j.id = i.id AND j.token = i.token
+                     WHERE j.status = 'running'
+                     ORDER BY j.id
+                     FOR UPDATE OF j)"
+            )
+        };
+        let ids_tokens = "SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS i(id, token)";
+        Self {
+            claim: format!(
+                "WITH picked AS MATERIALIZED (
+                     SELECT id FROM {s}.jobs
+                     WHERE queue = $1 AND status = 'queued' AND run_after <= now()
+                     ORDER BY priority DESC, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE {s}.jobs j
+                 SET status = 'running', lease_owner = $3,
+                     lease_expires_at = now() + make_interval(secs => $4),
+                     token = j.token + 1, started_at = now()
+                 FROM picked WHERE j.id = picked.id
+                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
+                           j.payload, j.payload_key, j.payload_crc"
+            ),
+            complete: format!(
+                "WITH {},
+                 done AS (
+                     UPDATE {s}.jobs j SET
+                         status = (CASE
+                             WHEN i.kind = 0 THEN 'succeeded'
+                             WHEN i.kind = 2 THEN 'failed'
+                             WHEN i.kind = 3 THEN 'queued'
+                             WHEN i.kind = 4 THEN 'dead'
+                             WHEN j.attempts + 1 >= j.max_attempts THEN 'dead'
+                             ELSE 'queued' END)::{s}.job_status,
+                         attempts = j.attempts + (CASE WHEN i.kind IN (1, 2) THEN 1 ELSE 0 END),
+                         run_after = CASE
+                             WHEN i.kind = 1 THEN now() + make_interval(secs =>
+                                 least($9, $8 * power(2, least(j.attempts, 30))) * (0.5 + random() / 2))
+                             WHEN i.kind = 3 THEN now()
+                             ELSE j.run_after END,
+                         result = i.result, result_key = i.result_key, result_crc = i.result_crc,
+                         last_error = CASE WHEN i.kind = 0 THEN j.last_error ELSE i.error END,
+                         finished_at = CASE
+                             WHEN i.kind IN (0, 2, 4) OR (i.kind = 1 AND j.attempts + 1 >= j.max_attempts)
+                             THEN now() END,
+                         lease_owner = NULL, lease_expires_at = NULL
+                     FROM input i, locked l
+                     WHERE j.id = i.id AND j.id = l.id
+                     RETURNING j.id, j.status)
+                 SELECT id, status::text FROM done",
+                locked(
+                    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[],
+                                          $5::text[], $6::bigint[], $7::text[])
+                     AS i(id, token, kind, result, result_key, result_crc, error)"
+                ),
+            ),
+            release: format!(
+                "WITH {}
+                 UPDATE {s}.jobs j
+                 SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                     run_after = now() + make_interval(secs => $3),
+                     last_error = coalesce($4, j.last_error)
+                 FROM locked l WHERE j.id = l.id
+                 RETURNING j.id",
+                locked(ids_tokens)
+            ),
+            heartbeat: format!(
+                "WITH {}
+                 UPDATE {s}.jobs j SET lease_expires_at = now() + make_interval(secs => $3)
+                 FROM locked l WHERE j.id = l.id
+                 RETURNING j.id",
+                locked(ids_tokens)
+            ),
+            rescue: format!(
+                "WITH expired AS MATERIALIZED (
+                     SELECT id FROM {s}.jobs
+                     WHERE status = 'running' AND lease_expires_at < now()
+                     ORDER BY id LIMIT $1
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE {s}.jobs j SET
+                     lost_leases = j.lost_leases + 1,
+                     status = (CASE WHEN j.lost_leases + 1 >= j.max_lost_leases
+                                    THEN 'dead' ELSE 'queued' END)::{s}.job_status,
+                     finished_at = CASE WHEN j.lost_leases + 1 >= j.max_lost_leases THEN now() END,
+                     last_error = CASE WHEN j.lost_leases + 1 >= j.max_lost_leases
+                         THEN format('lost its lease %s times (last held by %s): the job kills or strands every worker that takes it',
+                                     j.lost_leases + 1, j.lease_owner)
+                         ELSE j.last_error END,
+                     lease_owner = NULL, lease_expires_at = NULL, run_after = now()
+                 FROM expired e WHERE j.id = e.id
+                 RETURNING j.id, j.status::text"
+            ),
+            current_tokens: format!(
+                "SELECT id, token, status::text FROM {s}.jobs WHERE id = ANY($1)"
+            ),
+            has_work: format!(
+                "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE queue = $1 AND status = 'queued')
+                     OR EXISTS (SELECT 1 FROM {s}.jobs WHERE queue = $1 AND status = 'running')"
+            ),
+            insert: format!(
+                "INSERT INTO {s}.jobs (queue, priority, run_after, max_attempts, max_lost_leases,
+                                       payload, payload_key, payload_crc, unique_key)
+                 SELECT i.queue, i.priority, now() + make_interval(secs => i.delay),
+                        i.max_attempts, i.max_lost_leases, i.payload, i.payload_key, i.payload_crc,
+                        i.unique_key
+                 FROM unnest($1::text[], $2::smallint[], $3::float8[], $4::int[], $5::int[],
+                             $6::bytea[], $7::text[], $8::bigint[], $9::text[])
+                      WITH ORDINALITY
+                      AS i(queue, priority, delay, max_attempts, max_lost_leases,
+                           payload, payload_key, payload_crc, unique_key, n)
+                 ORDER BY i.n
+                 ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+                 RETURNING id, queue, unique_key"
+            ),
+            existing_keys: format!(
+                "SELECT j.id, j.queue, j.unique_key FROM {s}.jobs j
+                 JOIN unnest($1::text[], $2::text[]) AS k(queue, unique_key)
+                   ON j.queue = k.queue AND j.unique_key = k.unique_key"
+            ),
+            counts: format!(
+                "SELECT queue, status::text, count(*) FROM {s}.jobs GROUP BY queue, status ORDER BY 1, 2"
+            ),
+            oldest_queued: format!(
+                "SELECT queue, extract(epoch FROM now() - min(created_at))::float8
+                 FROM {s}.jobs WHERE status = 'queued' GROUP BY queue"
+            ),
+            lease_owners: format!(
+                "SELECT queue, lease_owner, count(*) FROM {s}.jobs
+                 WHERE status = 'running' GROUP BY queue, lease_owner ORDER BY 1, 2"
+            ),
+            dead: format!(
+                "SELECT id, queue, attempts, lost_leases, coalesce(last_error, '')
+                 FROM {s}.jobs WHERE status = 'dead' AND ($1::text IS NULL OR queue = $1)
+                 ORDER BY id LIMIT $2"
+            ),
+            requeue_one: format!(
+                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0,
+                     run_after = now(), finished_at = NULL
+                 WHERE id = $1 AND status = 'dead'
+                 RETURNING queue"
+            ),
+            requeue_all: format!(
+                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0,
+                     run_after = now(), finished_at = NULL
+                 WHERE status = 'dead' AND ($1::text IS NULL OR queue = $1)
+                 RETURNING queue"
+            ),
+            cancel: format!(
+                "UPDATE {s}.jobs SET status = 'cancelled', token = token + 1, finished_at = now(),
+                     lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = $1 AND status IN ('queued', 'running')
+                 RETURNING id"
+            ),
+            purge: format!(
+                "WITH doomed AS MATERIALIZED (
+                     SELECT id FROM {s}.jobs
+                     WHERE finished_at < now() - make_interval(secs => $1)
+                       AND (status IN ('succeeded', 'failed', 'cancelled') OR ($3 AND status = 'dead'))
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 DELETE FROM {s}.jobs j USING doomed d WHERE j.id = d.id
+                 RETURNING j.payload_key, j.result_key"
+            ),
+            job: format!(
+                "SELECT id, queue, status::text, priority, attempts, max_attempts, lost_leases,
+                        max_lost_leases, token, lease_owner, last_error, result, result_key, result_crc,
+                        extract(epoch FROM run_after - now())::float8
+                 FROM {s}.jobs WHERE id = $1"
+            ),
+        }
+    }
+}

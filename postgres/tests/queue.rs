@@ -1,0 +1,574 @@
+//! The queue's semantics on a real server: schema, enqueue, claim, leases,
+//! fencing, attempts, dead letters, releases, wake-ups.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{TestDb, fast, until};
+use pjp_core::{ErrorClass, ExecError, JobPicker, JobResult, JobSaver, Picked, ReleaseReason};
+use pjp_postgres::{NewJob, PgJob, QueueError, WorkerConfig, schema_version};
+
+type Saver = pjp_postgres::PgSaver<Vec<u8>, String>;
+
+async fn claim(picker: &pjp_postgres::PgPicker, max: usize) -> Vec<(PgJob, Vec<u8>)> {
+    match picker.pick_many(max).await.expect("pick") {
+        Picked::Some(jobs) => jobs
+            .into_iter()
+            .map(|j| (j.meta, j.input.to_vec()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Claims one job, waiting (bounded) for one to become claimable.
+async fn claim_eventually(picker: &pjp_postgres::PgPicker, what: &str) -> (PgJob, Vec<u8>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(job) = claim(picker, 1).await.pop() {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent_and_the_version_is_checked() {
+    let db = TestDb::new().await;
+    assert!(
+        db.queue.migrate().await.unwrap().is_empty(),
+        "already migrated"
+    );
+    db.queue.check_schema().await.unwrap();
+
+    // A schema that was never migrated: a clear error, not a crash.
+    let bare = db.handle(|b| b.schema(format!("{}_none", db.schema))).await;
+    let error = bare.check_schema().await.unwrap_err();
+    assert!(matches!(error, QueueError::NotMigrated { .. }), "{error}");
+    assert!(error.to_string().contains("migrate"), "{error}");
+    let error = bare.enqueue(NewJob::new("q", vec![1])).await.unwrap_err();
+    assert!(matches!(error, QueueError::NotMigrated { .. }), "{error}");
+
+    // A schema from a newer library.
+    let newer = schema_version() + 1;
+    db.exec(&format!(
+        "INSERT INTO {}._sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES ({newer}, 'from the future', true, '\\x00', 0)",
+        db.schema
+    ))
+    .await;
+    let error = db.queue.check_schema().await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&newer.to_string()) && text.contains(&schema_version().to_string()),
+        "names both versions: {text}"
+    );
+    assert!(
+        db.queue.worker(fast("w")).await.is_err(),
+        "a worker refuses it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_batches_dedupes_and_joins_the_callers_transaction() {
+    let db = TestDb::new().await;
+    let jobs: Vec<NewJob> = (0..5_000u32)
+        .map(|i| NewJob::new("bulk", i.to_le_bytes().to_vec()))
+        .collect();
+    let done = db.queue.enqueue_many(jobs).await.unwrap();
+    assert_eq!(done.len(), 5_000);
+    assert!(done.iter().all(|e| e.created));
+    let ids: HashSet<i64> = done.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 5_000);
+
+    // A producer retrying: the same key creates nothing, and says which job it is.
+    let first = db
+        .queue
+        .enqueue(NewJob::new("keyed", vec![1]).unique_key("batch-1"))
+        .await
+        .unwrap();
+    let again = db
+        .queue
+        .enqueue_many(vec![
+            NewJob::new("keyed", vec![1]).unique_key("batch-1"),
+            NewJob::new("keyed", vec![2]).unique_key("batch-2"),
+            NewJob::new("keyed", vec![2]).unique_key("batch-2"),
+        ])
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert_eq!(again[0].id, first.id);
+    assert!(!again[0].created);
+    assert!(again[1].created);
+    assert_eq!(again[2].id, again[1].id);
+    assert!(!again[2].created, "a duplicate within one batch");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {} WHERE queue = 'keyed'",
+            db.table()
+        ))
+        .await,
+        2
+    );
+
+    // Inside the caller's transaction: rolled back, nothing exists.
+    let mut tx = db.queue.pool().begin().await.unwrap();
+    db.queue
+        .enqueue_in(&mut tx, vec![NewJob::new("tx", vec![9])])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = db.queue.pool().begin().await.unwrap();
+    db.queue
+        .enqueue_in(&mut tx, vec![NewJob::new("tx", vec![8])])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {} WHERE queue = 'tx'",
+            db.table()
+        ))
+        .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_error() {
+    let db = TestDb::new().await;
+    for (job, what) in [
+        (NewJob::new("q", vec![]).priority(101), "priority"),
+        (NewJob::new("q", vec![]).priority(-1), "priority"),
+        (NewJob::new("", vec![]), "queue name"),
+        (NewJob::new("no spaces", vec![]), "queue name"),
+        (NewJob::new("q".repeat(65), vec![]), "queue name"),
+        (NewJob::new("q", vec![]).max_attempts(0), "max_attempts"),
+        (NewJob::new("q", vec![]).unique_key(""), "unique key"),
+    ] {
+        let error = db.queue.enqueue(job).await.unwrap_err();
+        assert!(
+            matches!(&error, QueueError::Invalid { what: w, .. } if *w == what),
+            "{what}: {error}"
+        );
+    }
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    assert!(worker.picker("bad name").is_err());
+    assert!(
+        db.queue
+            .worker(fast("w").lease_ttl(Duration::from_millis(100)))
+            .await
+            .is_err(),
+        "a lease shorter than the heartbeat interval"
+    );
+    let error = pjp_postgres::PgQueue::builder(common::database_url())
+        .schema("Robert'); DROP TABLE students;--")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, QueueError::Invalid { .. }), "{error}");
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM {}", db.table()))
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_at_start_is_retried_then_a_clear_error() {
+    // A port nobody listens on: bind one, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = pjp_postgres::PgQueue::builder(format!("postgres://root@127.0.0.1:{port}/test"))
+        .wait(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, QueueError::Database(_)), "{error}");
+    assert_eq!(error.class(), ErrorClass::Transient);
+    let error = pjp_postgres::PgQueue::connect("mysql://nope")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, QueueError::Invalid { .. }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_follow_priority_then_age_and_are_leases() {
+    let db = TestDb::new().await;
+    db.queue
+        .enqueue_many(vec![
+            NewJob::new("q", b"low-old".to_vec()),
+            NewJob::new("q", b"high".to_vec()).priority(50),
+            NewJob::new("q", b"low-new".to_vec()),
+            NewJob::new("q", b"later".to_vec())
+                .priority(100)
+                .run_after(Duration::from_secs(3600)),
+            NewJob::new("other", b"other queue".to_vec()).priority(100),
+        ])
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("w1")).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    let got = claim(&picker, 10).await;
+    let inputs: Vec<&[u8]> = got.iter().map(|(_, i)| i.as_slice()).collect();
+    assert_eq!(inputs, [&b"high"[..], b"low-old", b"low-new"]);
+    assert_eq!(worker.leases_held(), 3);
+    let row = db.queue.job(got[0].0.id).await.unwrap().unwrap();
+    assert_eq!(row.status, "running");
+    assert_eq!(row.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(row.token, got[0].0.token);
+    assert_eq!(row.token, 1, "the first claim's token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_pickers_over_10k_jobs_never_share_a_job() {
+    let db = TestDb::new().await;
+    let jobs: Vec<NewJob> = (0..10_000u32)
+        .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
+        .collect();
+    db.queue.enqueue_many(jobs).await.unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let picker = worker.picker("c").unwrap().exit_when_empty(true);
+            let saver: Saver = worker.saver();
+            let held = held.clone();
+            tokio::spawn(async move {
+                let mut done = 0usize;
+                loop {
+                    let jobs = match picker.pick_many(32).await.unwrap() {
+                        Picked::Some(jobs) => jobs,
+                        Picked::Empty => continue,
+                        Picked::Exhausted => return done,
+                    };
+                    for job in &jobs {
+                        assert!(
+                            held.lock().unwrap().insert(job.meta.id),
+                            "job {} claimed while held",
+                            job.meta.id
+                        );
+                    }
+                    let results: Vec<JobResult<Vec<u8>, String>> =
+                        jobs.iter().map(|j| Ok(j.input.to_vec())).collect();
+                    let batch: Vec<_> = results.iter().zip(jobs.iter().map(|j| &j.meta)).collect();
+                    for (job, outcome) in jobs.iter().zip(saver.save_many(&batch).await) {
+                        outcome.unwrap();
+                        held.lock().unwrap().remove(&job.meta.id);
+                    }
+                    done += jobs.len();
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert_eq!(total, 10_000);
+    let t = db.table();
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {t} WHERE status = 'succeeded' AND token = 1"
+        ))
+        .await,
+        10_000,
+        "every job done once, by its first claim"
+    );
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM {t} WHERE result <> payload"))
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_rescued_without_burning_an_attempt_and_the_stale_save_is_fenced() {
+    let db = TestDb::new().await;
+    let id = db
+        .queue
+        .enqueue(NewJob::new("q", b"x".to_vec()))
+        .await
+        .unwrap()
+        .id;
+    // Worker A never heartbeats during the test: its lease expires when the
+    // test says so (a worker stalled past its lease, or cut off).
+    let stalled = WorkerConfig::new("stalled")
+        .heartbeat_interval(Duration::from_secs(600))
+        .lease_ttl(Duration::from_secs(601));
+    let a = db.queue.worker(stalled).await.unwrap();
+    let a_picker = a.picker("q").unwrap();
+    let a_saver: Saver = a.saver();
+    let (stale, _) = claim(&a_picker, 1).await.pop().unwrap();
+    db.exec(&format!(
+        "UPDATE {} SET lease_expires_at = now() - interval '1 second' WHERE id = {id}",
+        db.table()
+    ))
+    .await;
+
+    let b = db.queue.worker(fast("live")).await.unwrap();
+    let b_picker = b.picker("q").unwrap();
+    let (fresh, _) = claim_eventually(&b_picker, "the rescue and a new claim").await;
+    assert_eq!(fresh.id, id);
+    assert_eq!(fresh.token, stale.token + 1);
+    let row = db.queue.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.lost_leases, row.attempts),
+        (1, 0),
+        "a lost lease, not an attempt"
+    );
+    assert_eq!(a.stats().rescued + b.stats().rescued, 1, "rescued once");
+
+    // The stalled worker wakes up and saves: rejected, visibly.
+    let error = a_saver
+        .save(&Ok(b"stale".to_vec()), &stale)
+        .await
+        .unwrap_err();
+    assert_eq!(a_saver.classify(&error), ErrorClass::LostClaim);
+    assert!(
+        matches!(error, QueueError::Fenced { held, current, .. } if held == stale.token && current == fresh.token),
+        "{error}"
+    );
+    assert_eq!(a.stats().fenced, 1);
+    // A stale release changes nothing either.
+    a_picker
+        .release_for(stale, ReleaseReason::Abandon)
+        .await
+        .unwrap();
+    assert_eq!(db.queue.job(id).await.unwrap().unwrap().status, "running");
+
+    // The new holder's result stands.
+    let b_saver: Saver = b.saver();
+    b_saver.save(&Ok(b"fresh".to_vec()), &fresh).await.unwrap();
+    assert_eq!(db.queue.result(id).await.unwrap().unwrap(), &b"fresh"[..]);
+    // Saving again (a retry after a lost reply) is idempotent.
+    b_saver.save(&Ok(b"fresh".to_vec()), &fresh).await.unwrap();
+    assert_eq!(b.stats().fenced, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_a_live_lease_and_cancels_a_lost_one() {
+    let db = TestDb::new().await;
+    let ids: Vec<i64> = db
+        .queue
+        .enqueue_many(vec![NewJob::new("q", vec![1]), NewJob::new("q", vec![2])])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let worker = db.queue.worker(fast("hb")).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    let claimed = claim(&picker, 2).await;
+    assert_eq!(claimed.len(), 2);
+    // Several lease lengths pass: the heartbeat keeps both.
+    let beats = worker.stats().heartbeats;
+    until("four heartbeats", Duration::from_secs(10), || async {
+        worker.stats().heartbeats >= beats + 4
+    })
+    .await;
+    for id in &ids {
+        assert_eq!(db.queue.job(*id).await.unwrap().unwrap().status, "running");
+    }
+    // An operator cancels one: the heartbeat notices and forgets it.
+    assert!(db.queue.cancel(ids[0]).await.unwrap());
+    until(
+        "the lost lease noticed",
+        Duration::from_secs(10),
+        || async { worker.stats().lost_leases == 1 },
+    )
+    .await;
+    assert_eq!(worker.leases_held(), 1);
+    assert_eq!(
+        db.queue.job(ids[0]).await.unwrap().unwrap().status,
+        "cancelled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_retry_after_a_backoff_then_die_and_can_be_requeued() {
+    let db = TestDb::new().await;
+    let id = db
+        .queue
+        .enqueue(NewJob::new("q", vec![7]).max_attempts(2))
+        .await
+        .unwrap()
+        .id;
+    let config = fast("w").retry_backoff(Duration::from_millis(400), Duration::from_millis(400));
+    let worker = db.queue.worker(config).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    let saver: Saver = worker.saver();
+    let failure: JobResult<Vec<u8>, String> = Err(ExecError::Failed("bad luck".into()));
+
+    let (job, _) = claim(&picker, 1).await.pop().unwrap();
+    assert_eq!(pjp_core::JobMeta::attempt(&job), 1);
+    saver.save(&failure, &job).await.unwrap();
+    let row = db.queue.job(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("queued", 1));
+    assert!(
+        row.run_after_in > 0.1,
+        "retried after a back-off (200–400 ms), not at once: {}",
+        row.run_after_in
+    );
+    let (job, _) = claim_eventually(&picker, "the retry to become claimable").await;
+    assert_eq!(pjp_core::JobMeta::attempt(&job), 2);
+    saver
+        .save(
+            &Err(ExecError::Panicked {
+                message: "boom".into(),
+            }),
+            &job,
+        )
+        .await
+        .unwrap();
+    let row = db.queue.job(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("dead", 2));
+    let dead = db.queue.dead_jobs(Some("q"), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].last_error.contains("boom"), "{:?}", dead[0]);
+
+    assert!(db.queue.requeue(id).await.unwrap());
+    assert!(!db.queue.requeue(id).await.unwrap(), "no longer dead");
+    let row = db.queue.job(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("queued", 0));
+    assert_eq!(db.queue.requeue_dead(None).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_and_cancellations() {
+    let db = TestDb::new().await;
+    db.queue
+        .enqueue_many(vec![NewJob::new("q", vec![1]), NewJob::new("q", vec![2])])
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    let saver: Saver = worker.saver().permanent_if(
+        |e: &ExecError<String>| matches!(e, ExecError::Failed(m) if m.starts_with("invalid")),
+    );
+    let jobs = claim(&picker, 2).await;
+    let results: [JobResult<Vec<u8>, String>; 2] = [
+        Err(ExecError::Failed("invalid input".into())),
+        Err(ExecError::Cancelled),
+    ];
+    let batch = [(&results[0], &jobs[0].0), (&results[1], &jobs[1].0)];
+    for outcome in saver.save_many(&batch).await {
+        outcome.unwrap();
+    }
+    let failed = db.queue.job(jobs[0].0.id).await.unwrap().unwrap();
+    assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 1));
+    let cancelled = db.queue.job(jobs[1].0.id).await.unwrap().unwrap();
+    assert_eq!(
+        (cancelled.status.as_str(), cancelled.attempts),
+        ("queued", 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_burn_nothing_and_the_job_comes_back_at_once() {
+    let db = TestDb::new().await;
+    db.queue
+        .enqueue_many((0..4).map(|i| NewJob::new("q", vec![i])).collect())
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    let jobs = claim(&picker, 4).await;
+    let metas: Vec<PgJob> = jobs.iter().map(|(m, _)| *m).collect();
+    for outcome in picker
+        .release_many(metas[..3].to_vec(), ReleaseReason::Drain)
+        .await
+    {
+        outcome.unwrap();
+    }
+    picker
+        .release_for(metas[3], ReleaseReason::SaveGaveUp)
+        .await
+        .unwrap();
+    assert_eq!(worker.leases_held(), 0);
+    let t = db.table();
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {t} WHERE status = 'queued' AND attempts = 0 AND lost_leases = 0"
+        ))
+        .await,
+        4
+    );
+    let note = db.queue.job(metas[3].id).await.unwrap().unwrap().last_error;
+    assert!(note.unwrap_or_default().contains("gave up"));
+    let again = claim(&picker, 4).await;
+    assert_eq!(again.len(), 3, "released on drain: claimable at once");
+    assert!(again.iter().all(|(m, _)| m.token == 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_wakes_an_idle_picker_long_before_its_poll() {
+    let db = TestDb::new().await;
+    let config = fast("idle").poll_interval(Duration::from_secs(120));
+    let worker = db.queue.worker(config).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    // Loops: the listener's first connect wakes idle picks once, spuriously.
+    let pick = tokio::spawn(async move {
+        loop {
+            let got = claim(&picker, 8).await;
+            if !got.is_empty() {
+                return got;
+            }
+        }
+    });
+    until("the pick to go idle", Duration::from_secs(10), || async {
+        worker.stats().idle_waits >= 1
+    })
+    .await;
+    db.queue
+        .enqueue(NewJob::new("q", b"wake".to_vec()))
+        .await
+        .unwrap();
+    // The poll interval is two minutes: only the notification can end this
+    // pick within the bound.
+    let got = tokio::time::timeout(Duration::from_secs(30), pick)
+        .await
+        .expect("woken by the notification")
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(worker.stats().notifications >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_purge() {
+    let db = TestDb::new().await;
+    db.queue
+        .enqueue_many((0..6).map(|i| NewJob::new("s", vec![i])).collect())
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("stats-w")).await.unwrap();
+    let picker = worker.picker("s").unwrap();
+    let saver: Saver = worker.saver();
+    let jobs = claim(&picker, 3).await;
+    saver.save(&Ok(vec![1]), &jobs[0].0).await.unwrap();
+    saver.save(&Ok(vec![1]), &jobs[1].0).await.unwrap();
+    let stats = db.queue.stats().await.unwrap();
+    assert_eq!(stats.len(), 1);
+    let s = &stats[0];
+    assert_eq!(
+        (s.count("queued"), s.count("running"), s.count("succeeded")),
+        (3, 1, 2)
+    );
+    assert!(s.oldest_queued.is_some());
+    assert_eq!(s.lease_owners.get("stats-w"), Some(&1));
+    let purged = db.queue.purge(Duration::ZERO, false).await.unwrap();
+    assert_eq!(purged.rows, 2);
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM {}", db.table()))
+            .await,
+        4
+    );
+}
