@@ -1,0 +1,325 @@
+//! `pg_queue`: claim + complete throughput of pjp-postgres through a
+//! `JobRunner` with a no-op executor, on the local PostgreSQL server, beside
+//! the zksync-era single-row loop in the same run.
+//!
+//! * `runner/batch=B/runners=R`: R runners (each its own `PgWorker`, as R
+//!   worker processes would be: own pool, heartbeat and listener), each
+//!   claiming B jobs per statement and completing B per statement, fenced and
+//!   heartbeated, keeping every finished row.
+//! * `single_row_loop/loops=L`: L tasks, each `UPDATE … WHERE id = (SELECT …
+//!   FOR UPDATE SKIP LOCKED LIMIT 1)`, execute, complete with its own
+//!   statement.
+//!
+//! `PJP_BENCH_HISTORY=10000000` first fills the table with that many finished
+//! rows (kept across samples), to show that claims stay fast as history grows.
+//!
+//! Run: `cargo bench -p pjp-benches --bench pg_queue`
+//! (`PJP_BENCH_DATABASE_URL`, default `postgres://root@127.0.0.1:5432/test`).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use pjp_core::{BackoffPolicy, Executor, JobRunner, Shutdown};
+use pjp_postgres::{NewJob, PgJob, PgQueue, WorkerConfig};
+use pjp_runtime_tokio::TokioRuntime;
+use sqlx::PgPool;
+
+struct Noop;
+
+impl Executor for Noop {
+    type Input = Bytes;
+    type Output = Bytes;
+    type Metadata = PgJob;
+    type Error = String;
+
+    fn execute(&self, input: Bytes, _meta: &PgJob) -> Result<Bytes, String> {
+        Ok(input)
+    }
+}
+
+struct Bench {
+    rt: tokio::runtime::Runtime,
+    queue: PgQueue,
+    schema: String,
+    /// `cargo bench` (true) or `cargo test --benches` (false: tiny runs).
+    full: bool,
+}
+
+impl Bench {
+    fn jobs(&self, fast: bool) -> u64 {
+        match (self.full, fast) {
+            (true, true) => 20_000,
+            (true, false) => 2_000,
+            (false, _) => 200,
+        }
+    }
+
+    /// Enqueues `n` jobs (not timed), after clearing the previous sample's rows.
+    fn fill(&self, n: u64) {
+        self.rt.block_on(async {
+            let pool = self.queue.pool();
+            sqlx::query(&format!(
+                "DELETE FROM {}.jobs WHERE queue = 'bench'",
+                self.schema
+            ))
+            .execute(pool)
+            .await
+            .ok();
+            for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+                let jobs = chunk
+                    .iter()
+                    .map(|i| NewJob::new("bench", i.to_le_bytes().to_vec()))
+                    .collect();
+                if let Err(error) = self.queue.enqueue_many(jobs).await {
+                    panic!("enqueue: {error}");
+                }
+            }
+        });
+    }
+
+    fn runners(&self, batch: usize, runners: usize, n: u64) -> Duration {
+        self.fill(n);
+        self.rt.block_on(async {
+            let mut workers = Vec::new();
+            for r in 0..runners {
+                let queue = PgQueue::builder(database_url())
+                    .schema(&self.schema)
+                    .connect()
+                    .await
+                    .unwrap_or_else(|e| panic!("connect: {e}"));
+                let config = WorkerConfig::new(format!("bench-{r}"));
+                workers.push(
+                    queue
+                        .worker(config)
+                        .await
+                        .unwrap_or_else(|e| panic!("worker: {e}")),
+                );
+            }
+            let started = Instant::now();
+            let runs = workers.iter().map(|worker| {
+                let picker = match worker.picker("bench") {
+                    Ok(p) => p.exit_when_empty(true),
+                    Err(e) => panic!("picker: {e}"),
+                };
+                let runner = JobRunner::builder(picker, Noop, worker.saver::<Bytes, String>())
+                    .workers(1)
+                    .pickers(2)
+                    .pick_batch(batch)
+                    .prefetch(batch * 2)
+                    .save_batch(batch)
+                    .save_queue(batch * 2)
+                    .savers(2)
+                    .empty_backoff(BackoffPolicy::new(
+                        Duration::from_millis(1),
+                        Duration::from_millis(5),
+                    ))
+                    .build()
+                    .unwrap_or_else(|e| panic!("config: {e}"));
+                async move {
+                    match runner.run(&TokioRuntime::current(), Shutdown::new()).await {
+                        Ok(report) => report.succeeded,
+                        Err(e) => panic!("run: {e}"),
+                    }
+                }
+            });
+            let done: u64 = futures_util::future::join_all(runs).await.into_iter().sum();
+            assert_eq!(done, n, "every job completed once");
+            started.elapsed()
+        })
+    }
+
+    fn single_row(&self, loops: usize, n: u64) -> Duration {
+        self.fill(n);
+        let s = &self.schema;
+        let claim = format!(
+            "UPDATE {s}.jobs SET status = 'running', lease_owner = 'loop',
+                 lease_expires_at = now() + interval '3 seconds', token = token + 1, started_at = now()
+             WHERE id = (SELECT id FROM {s}.jobs WHERE queue = 'bench' AND status = 'queued'
+                         AND run_after <= now() ORDER BY priority DESC, id
+                         LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, token, payload"
+        );
+        let complete = format!(
+            "UPDATE {s}.jobs SET status = 'succeeded', result = $3, finished_at = now(),
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND token = $2 AND status = 'running'"
+        );
+        self.rt.block_on(async {
+            let pool: &PgPool = self.queue.pool();
+            let started = Instant::now();
+            let tasks = (0..loops).map(|_| {
+                let (claim, complete) = (&claim, &complete);
+                async move {
+                    let mut done = 0u64;
+                    loop {
+                        let row: Option<(i64, i64, Option<Vec<u8>>)> = sqlx::query_as(claim)
+                            .fetch_optional(pool)
+                            .await
+                            .unwrap_or_else(|e| panic!("claim: {e}"));
+                        let Some((id, token, payload)) = row else {
+                            return done;
+                        };
+                        let output = Noop.execute(
+                            Bytes::from(payload.unwrap_or_default()),
+                            &PgJob {
+                                id,
+                                token,
+                                attempts: 0,
+                                lost_leases: 0,
+                            },
+                        );
+                        sqlx::query(complete)
+                            .bind(id)
+                            .bind(token)
+                            .bind(output.map(|b| b.to_vec()).ok())
+                            .execute(pool)
+                            .await
+                            .unwrap_or_else(|e| panic!("complete: {e}"));
+                        done += 1;
+                    }
+                }
+            });
+            let done: u64 = futures_util::future::join_all(tasks)
+                .await
+                .into_iter()
+                .sum();
+            assert_eq!(done, n);
+            started.elapsed()
+        })
+    }
+}
+
+fn database_url() -> String {
+    std::env::var("PJP_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
+fn setup() -> Option<Bench> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .ok()?;
+    let schema = format!("bench_{}", std::process::id());
+    let queue = rt.block_on(async {
+        let queue = PgQueue::builder(database_url())
+            .schema(&schema)
+            .max_connections(8)
+            .wait(Duration::from_secs(5))
+            .connect()
+            .await;
+        match queue {
+            Ok(queue) => match queue.migrate().await {
+                Ok(_) => Some(queue),
+                Err(e) => panic!("migrate: {e}"),
+            },
+            Err(error) => {
+                eprintln!(
+                    "SKIPPED pg_queue: no PostgreSQL at {}: {error}",
+                    database_url()
+                );
+                None
+            }
+        }
+    })?;
+    let full = std::env::args().any(|a| a == "--bench");
+    let bench = Bench {
+        rt,
+        queue,
+        schema,
+        full,
+    };
+    if let Some(rows) = std::env::var("PJP_BENCH_HISTORY")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        bench.rt.block_on(history(&bench, rows));
+    }
+    Some(bench)
+}
+
+/// Fills the table with `rows` finished jobs, as months of history would.
+async fn history(bench: &Bench, rows: u64) {
+    let s = &bench.schema;
+    let started = Instant::now();
+    let sql = format!(
+        "INSERT INTO {s}.jobs (queue, status, payload, result, token, created_at, started_at, finished_at)
+         SELECT 'history', 'succeeded', int8send(g), int8send(g), 1,
+                now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
+         FROM generate_series(1, $1) AS g"
+    );
+    if let Err(e) = sqlx::query(&sql)
+        .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+        .execute(bench.queue.pool())
+        .await
+    {
+        panic!("history: {e}");
+    }
+    sqlx::query(&format!("ANALYZE {s}.jobs"))
+        .execute(bench.queue.pool())
+        .await
+        .ok();
+    eprintln!(
+        "pg_queue: {rows} finished rows of history in {:?}",
+        started.elapsed()
+    );
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let schema = self.schema.clone();
+        let pool = self.queue.pool().clone();
+        self.rt.block_on(async move {
+            // Report what the churn left behind (autovacuum is off here).
+            let stats: Option<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT n_live_tup, n_dead_tup, pg_total_relation_size(relid)
+                 FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'",
+            )
+            .bind(&schema)
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
+            if let Some((live, dead, bytes)) = stats {
+                eprintln!(
+                    "pg_queue: table after the run: {live} live rows, {dead} dead tuples, {} MiB",
+                    bytes >> 20
+                );
+            }
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&pool)
+                .await;
+        });
+    }
+}
+
+fn pg_queue(c: &mut Criterion) {
+    let Some(bench) = setup() else { return };
+    let mut group = c.benchmark_group("pg_queue");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    for (batch, runners) in [(1, 1), (16, 1), (64, 1), (256, 1), (64, 4), (256, 4)] {
+        let n = bench.jobs(batch >= 16);
+        group.throughput(Throughput::Elements(n));
+        group.bench_function(
+            BenchmarkId::new("runner", format!("batch={batch}/runners={runners}")),
+            |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| bench.runners(batch, runners, n)).sum());
+            },
+        );
+    }
+    for loops in [1, 4] {
+        let n = bench.jobs(false);
+        group.throughput(Throughput::Elements(n));
+        group.bench_function(
+            BenchmarkId::new("single_row_loop", format!("loops={loops}")),
+            |b| b.iter_custom(|iters| (0..iters).map(|_| bench.single_row(loops, n)).sum()),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pg_queue);
+criterion_main!(benches);
