@@ -76,7 +76,7 @@ impl Heartbeat {
     /// fenced.
     async fn lost(&self, missing: Vec<(i64, i64)>) {
         let ids: Vec<i64> = missing.iter().map(|(id, _)| *id).collect();
-        let current: Vec<(i64, i64, String)> =
+        let current: Vec<(i64, i64, String, i32)> =
             match sqlx::query_as(&self.queue.inner.sql.current_tokens)
                 .bind(&ids)
                 .fetch_all(&self.pool)
@@ -92,8 +92,8 @@ impl Heartbeat {
             if !self.leases.holds(id, held) {
                 continue; // completed or released meanwhile
             }
-            let now = current.iter().find(|(i, _, _)| *i == id);
-            let (token, status) = now.map_or((-1, "gone"), |(_, t, s)| (*t, s.as_str()));
+            let now = current.iter().find(|(i, ..)| *i == id);
+            let (token, status) = now.map_or((-1, "gone"), |(_, t, s, _)| (*t, s.as_str()));
             if token == held && status == "running" {
                 continue; // the statement raced a concurrent write; still ours
             }

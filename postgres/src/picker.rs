@@ -194,6 +194,9 @@ impl JobPicker for PgPicker {
         if !jobs.is_empty() {
             return Ok(Picked::Some(jobs));
         }
+        if self.exit_when_empty && !self.has_work().await? {
+            return Ok(Picked::Exhausted);
+        }
         // Nothing now: wait for a notification (or the poll interval), then
         // try once more. A notification that arrived during the claim above
         // is not missed: the receiver was marked seen before it.

@@ -149,7 +149,7 @@ impl Statements {
                  RETURNING j.id, j.status::text"
             ),
             current_tokens: format!(
-                "SELECT id, token, status::text FROM {s}.jobs WHERE id = ANY($1)"
+                "SELECT id, token, status::text, lost_leases FROM {s}.jobs WHERE id = ANY($1)"
             ),
             has_work: format!(
                 "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE queue = $1 AND status = 'queued')

@@ -358,12 +358,17 @@ pub(crate) struct WorkerShared {
 /// use pjp_postgres::{PgQueue, WorkerConfig};
 /// use pjp_runtime_tokio::TokioRuntime;
 ///
+/// use pjp_postgres::PgJob;
+///
 /// struct Echo;
 /// impl Executor for Echo {
 ///     type Input = bytes::Bytes;
 ///     type Output = bytes::Bytes;
-///     type Error = std::io::Error;
-///     fn execute(&self, input: bytes::Bytes) -> Result<bytes::Bytes, std::io::Error> { Ok(input) }
+///     type Metadata = PgJob;
+///     type Error = String;
+///     fn execute(&self, input: bytes::Bytes, _: &PgJob) -> Result<bytes::Bytes, String> {
+///         Ok(input)
+///     }
 /// }
 ///
 /// let queue = PgQueue::connect("postgres://127.0.0.1/app").await?;

@@ -73,10 +73,10 @@ pub(crate) async fn complete(
                 .collect();
         }
     };
-    let fenced: Vec<(i64, i64)> = batch
+    let fenced: Vec<PgJob> = batch
         .iter()
         .filter(|f| !written.contains_key(&f.job.id))
-        .map(|f| (f.job.id, f.job.token))
+        .map(|f| f.job)
         .collect();
     let mut fenced = explain_fenced(shared, &fenced).await;
     batch
@@ -99,22 +99,12 @@ pub(crate) async fn complete(
                     }
                     Ok(status.clone())
                 }
-                None => match fenced.remove(&job.id) {
-                    // Our own earlier write of this claim committed (its reply
-                    // was lost and the runner retried): the save is done.
-                    Some(QueueError::Fenced {
-                        current, status, ..
-                    }) if current == job.token && (status == "succeeded" || status == "failed") => {
-                        Ok(status)
-                    }
-                    Some(error) => Err(error),
-                    None => Err(QueueError::Fenced {
-                        id: job.id,
-                        held: job.token,
-                        current: -1,
-                        status: "unknown".into(),
-                    }),
-                },
+                None => fenced.remove(&job.id).unwrap_or(Err(QueueError::Fenced {
+                    id: job.id,
+                    held: job.token,
+                    current: -1,
+                    status: "unknown".into(),
+                })),
             }
         })
         .collect()
@@ -154,54 +144,61 @@ pub(crate) async fn release(
     Ok(())
 }
 
-/// Looks up the current token of each fenced job, counts and logs it.
-async fn explain_fenced(shared: &WorkerShared, fenced: &[(i64, i64)]) -> HashMap<i64, QueueError> {
+/// Looks up each job whose write matched no row. A row that still carries
+/// this claim's token, is no longer running and lost no lease since, was last
+/// written by this claim: the write is a repeat of one that committed (its
+/// reply was lost and the runner retried), so it is done. Any other row was
+/// superseded: counted, logged with both tokens, and reported as fenced.
+async fn explain_fenced(
+    shared: &WorkerShared,
+    fenced: &[PgJob],
+) -> HashMap<i64, Result<String, QueueError>> {
     if fenced.is_empty() {
         return HashMap::new();
     }
-    let ids: Vec<i64> = fenced.iter().map(|(id, _)| *id).collect();
-    let current: HashMap<i64, (i64, String)> =
-        sqlx::query_as::<_, (i64, i64, String)>(&shared.queue.inner.sql.current_tokens)
+    let ids: Vec<i64> = fenced.iter().map(|j| j.id).collect();
+    let current: HashMap<i64, (i64, String, i32)> =
+        sqlx::query_as::<_, (i64, i64, String, i32)>(&shared.queue.inner.sql.current_tokens)
             .bind(&ids)
             .fetch_all(&shared.queue.inner.pool)
             .await
-            .map(|rows| rows.into_iter().map(|(i, t, s)| (i, (t, s))).collect())
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(i, t, s, l)| (i, (t, s, l)))
+                    .collect()
+            })
             .unwrap_or_default();
     fenced
         .iter()
-        .map(|&(id, held)| {
-            let (token, status) = current
-                .get(&id)
-                .cloned()
-                .unwrap_or((-1, "unknown".to_owned()));
-            let repeat = token == held && (status == "succeeded" || status == "failed");
-            if repeat {
-                return (
-                    id,
-                    QueueError::Fenced {
-                        id,
-                        held,
-                        current: token,
-                        status,
-                    },
-                );
+        .map(|job| {
+            let (token, status, lost) =
+                current
+                    .get(&job.id)
+                    .cloned()
+                    .unwrap_or((-1, "unknown".to_owned(), -1));
+            if token == job.token
+                && status != "running"
+                && status != "cancelled"
+                && lost == job.lost_leases
+            {
+                return (job.id, Ok(status));
             }
             Counters::add(&shared.counters.fenced, 1);
             tracing::warn!(
-                job = id,
-                held_token = held,
+                job = job.id,
+                held_token = job.token,
                 current_token = token,
                 %status,
                 "stale write rejected: the job's lease was superseded"
             );
             (
-                id,
-                QueueError::Fenced {
-                    id,
-                    held,
+                job.id,
+                Err(QueueError::Fenced {
+                    id: job.id,
+                    held: job.token,
                     current: token,
                     status,
-                },
+                }),
             )
         })
         .collect()
