@@ -10,8 +10,11 @@
 //!   FOR UPDATE SKIP LOCKED LIMIT 1)`, execute, complete with its own
 //!   statement.
 //!
-//! `PJP_BENCH_HISTORY=10000000` first fills the table with that many finished
-//! rows (kept across samples), to show that claims stay fast as history grows.
+//! Each sample starts on an empty table. `PJP_BENCH_HISTORY=10000000` first
+//! fills it with that many finished rows and keeps every sample's finished
+//! rows too, unvacuumed, to show how claims behave as history and dead
+//! tuples grow. At the end the table's live rows, dead tuples and size are
+//! printed.
 //!
 //! Run: `cargo bench -p pjp-benches --bench pg_queue`
 //! (`PJP_BENCH_DATABASE_URL`, default `postgres://root@127.0.0.1:5432/test`).
@@ -24,6 +27,9 @@ use pjp_core::{BackoffPolicy, Executor, JobRunner, Shutdown};
 use pjp_postgres::{NewJob, PgJob, PgQueue, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
 use sqlx::PgPool;
+
+const PICKERS: usize = 4;
+const SAVERS: usize = 4;
 
 struct Noop;
 
@@ -44,6 +50,8 @@ struct Bench {
     schema: String,
     /// `cargo bench` (true) or `cargo test --benches` (false: tiny runs).
     full: bool,
+    /// Whether finished rows are kept (`PJP_BENCH_HISTORY` is set).
+    history: bool,
 }
 
 impl Bench {
@@ -55,17 +63,19 @@ impl Bench {
         }
     }
 
-    /// Enqueues `n` jobs (not timed), after clearing the previous sample's rows.
+    /// Enqueues `n` jobs (not timed). Without a history, each sample starts
+    /// on an empty table (`TRUNCATE`). With one (`PJP_BENCH_HISTORY`), the
+    /// finished rows of every sample stay beside the history and nothing
+    /// vacuums them (autovacuum is off here): claims run over the growing
+    /// table and its dead tuples.
     fn fill(&self, n: u64) {
         self.rt.block_on(async {
-            let pool = self.queue.pool();
-            sqlx::query(&format!(
-                "DELETE FROM {}.jobs WHERE queue = 'bench'",
-                self.schema
-            ))
-            .execute(pool)
-            .await
-            .ok();
+            if !self.history {
+                let truncate = format!("TRUNCATE {}.jobs", self.schema);
+                if let Err(e) = sqlx::query(&truncate).execute(self.queue.pool()).await {
+                    panic!("truncate: {e}");
+                }
+            }
             for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
                 let jobs = chunk
                     .iter()
@@ -88,7 +98,10 @@ impl Bench {
                     .connect()
                     .await
                     .unwrap_or_else(|e| panic!("connect: {e}"));
-                let config = WorkerConfig::new(format!("bench-{r}"));
+                // A short poll: `exit_when_empty` waits for the other runners'
+                // last jobs by polling, and the tail should not dominate.
+                let config = WorkerConfig::new(format!("bench-{r}"))
+                    .poll_interval(Duration::from_millis(20));
                 workers.push(
                     queue
                         .worker(config)
@@ -104,12 +117,12 @@ impl Bench {
                 };
                 let runner = JobRunner::builder(picker, Noop, worker.saver::<Bytes, String>())
                     .workers(1)
-                    .pickers(2)
+                    .pickers(PICKERS)
                     .pick_batch(batch)
                     .prefetch(batch * 2)
                     .save_batch(batch)
                     .save_queue(batch * 2)
-                    .savers(2)
+                    .savers(SAVERS)
                     .empty_backoff(BackoffPolicy::new(
                         Duration::from_millis(1),
                         Duration::from_millis(5),
@@ -224,16 +237,17 @@ fn setup() -> Option<Bench> {
         }
     })?;
     let full = std::env::args().any(|a| a == "--bench");
+    let rows = std::env::var("PJP_BENCH_HISTORY")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
     let bench = Bench {
         rt,
         queue,
         schema,
         full,
+        history: rows.is_some(),
     };
-    if let Some(rows) = std::env::var("PJP_BENCH_HISTORY")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(rows) = rows {
         bench.rt.block_on(history(&bench, rows));
     }
     Some(bench)

@@ -27,18 +27,59 @@
 //!   `file://`, `memory://`, `s3://`, `gs://`, `az://`), small ones inline.
 //!
 //! ```no_run
+//! use std::time::Duration;
+//! use pjp_core::{BackoffPolicy, JobRunner, Shutdown};
+//! use pjp_postgres::{NewJob, PayloadStore, PgQueue, WorkerConfig};
+//! use pjp_runtime_tokio::{TokioRuntime, shutdown_on_signals};
+//! # struct Prove;
+//! # impl pjp_core::Executor for Prove {
+//! #     type Input = bytes::Bytes;
+//! #     type Output = Vec<u8>;
+//! #     type Metadata = pjp_postgres::PgJob;
+//! #     type Error = String;
+//! #     fn execute(&self, i: bytes::Bytes, _: &pjp_postgres::PgJob) -> Result<Vec<u8>, String> {
+//! #         Ok(i.to_vec())
+//! #     }
+//! # }
 //! # async fn demo() -> anyhow::Result<()> {
-//! use pjp_postgres::{NewJob, PgQueue, WorkerConfig};
 //!
-//! let queue = PgQueue::connect("postgres://127.0.0.1/app").await?;
+//! // 1. Once per database: create the schema (idempotent; safe from many machines).
+//! let queue = PgQueue::builder("postgres://prover@db.internal/app")
+//!     .store(PayloadStore::open("s3://proofs-bucket/pjp")?)
+//!     .connect()
+//!     .await?;
 //! queue.migrate().await?;
-//! queue.enqueue_many((0..1000u32).map(|i| NewJob::new("proofs", i.to_le_bytes().to_vec())).collect()).await?;
 //!
+//! // 2. Producers enqueue, thousands per round trip; a unique key makes a retried
+//! //    enqueue a no-op. `enqueue_in(&mut tx, …)` joins the producer's transaction.
+//! let jobs = (0..10_000u32)
+//!     .map(|i| NewJob::new("proofs", i.to_le_bytes().to_vec()).unique_key(format!("batch-7/{i}")))
+//!     .collect();
+//! queue.enqueue_many(jobs).await?;
+//!
+//! // 3. Every GPU machine runs one worker process: one heartbeat, one listener,
+//! //    a fixed pool, however many pickers and executor workers it has.
 //! let worker = queue.worker(WorkerConfig::default()).await?;
-//! let picker = worker.picker("proofs")?.exit_when_empty(true);
-//! let saver = worker.saver::<Vec<u8>, std::io::Error>();
-//! // JobRunner::builder(picker, executor, saver).pick_batch(64).save_batch(64) …
-//! # let _ = (picker, saver);
+//! let runner = JobRunner::builder(worker.picker("proofs")?, Prove, worker.saver())
+//!     .pick_batch(64)
+//!     .save_batch(64)
+//!     .empty_backoff(BackoffPolicy::new(Duration::from_millis(1), Duration::from_millis(10)))
+//!     .job_cancels(worker.job_cancels())
+//!     .build()?;
+//! let shutdown = Shutdown::new();
+//! shutdown_on_signals(shutdown.clone()); // SIGTERM drains: in-flight jobs finish and save
+//! let report = runner.run(&TokioRuntime::current(), shutdown).await?;
+//! println!("{} saved, {} fenced; {:?}", report.succeeded, report.fenced, worker.stats());
+//!
+//! // 4. Operators: counts, oldest queued job, live lease owners; dead letters.
+//! for q in queue.stats().await? {
+//!     println!("{}: {:?}, oldest queued {:?}, workers {:?}", q.queue, q.counts, q.oldest_queued, q.lease_owners);
+//! }
+//! for dead in queue.dead_jobs(None, 100).await? {
+//!     println!("job {} dead: {}", dead.id, dead.last_error);
+//! }
+//! queue.requeue_dead(Some("proofs")).await?;
+//! queue.purge(Duration::from_secs(7 * 24 * 3600), false).await?; // keep the table small
 //! # Ok(()) }
 //! ```
 //!

@@ -335,6 +335,17 @@ pub(crate) struct WorkerShared {
     _tasks: Vec<AbortOnDrop>,
 }
 
+impl WorkerShared {
+    /// Forgets a lease once its job is written. When the worker then holds
+    /// none, idle picks are woken: a picker told to exit when the queue is
+    /// empty was waiting only for this worker's own jobs to finish.
+    pub(crate) fn drop_lease(&self, id: i64, token: i64) {
+        if self.leases.drop_lease(id, token) && self.leases.len() == 0 {
+            self.wakeups.wake_all();
+        }
+    }
+}
+
 /// One worker process's membership in the queue.
 ///
 /// It holds what must exist once per process, whatever the number of pickers,

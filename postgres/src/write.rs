@@ -83,7 +83,7 @@ pub(crate) async fn complete(
         .iter()
         .map(|finish| {
             let job = finish.job;
-            shared.leases.drop_lease(job.id, job.token);
+            shared.drop_lease(job.id, job.token);
             match written.get(&job.id) {
                 Some(status) => {
                     let counter = match finish.kind {
@@ -139,7 +139,7 @@ pub(crate) async fn release(
         tracing::debug!(fenced, "released jobs another claim had superseded");
     }
     for job in jobs {
-        shared.leases.drop_lease(job.id, job.token);
+        shared.drop_lease(job.id, job.token);
     }
     Ok(())
 }
