@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pjp_core::{BackoffPolicy, Executor, JobRunner, Shutdown};
+use pjp_core::{BackoffPolicy, Executor, JobPicker, JobRunner, JobSaver, Picked, Shutdown};
 use pjp_postgres::{NewJob, PgJob, PgQueue, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
 use sqlx::PgPool;
@@ -203,6 +203,54 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Enqueue → claim latency of an idle worker (woken by `NOTIFY`; its poll
+    /// interval is 10 s, so polling cannot be what finds the job), one job at
+    /// a time.
+    fn pickup(&self, samples: u64) -> Vec<Duration> {
+        self.rt.block_on(async {
+            let config = WorkerConfig::new("pickup").poll_interval(Duration::from_secs(10));
+            let worker = match self.queue.worker(config).await {
+                Ok(worker) => worker,
+                Err(e) => panic!("worker: {e}"),
+            };
+            let picker = match worker.picker("pickup") {
+                Ok(picker) => picker,
+                Err(e) => panic!("picker: {e}"),
+            };
+            let saver = worker.saver::<Bytes, String>();
+            let mut latencies = Vec::new();
+            for _ in 0..samples {
+                let idle = worker.stats().idle_waits;
+                let waiting = picker.clone();
+                let pick = tokio::spawn(async move {
+                    loop {
+                        if let Ok(Picked::Some(jobs)) = waiting.pick_many(1).await {
+                            return (Instant::now(), jobs);
+                        }
+                    }
+                });
+                while worker.stats().idle_waits == idle {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                let enqueued = Instant::now();
+                if let Err(e) = self.queue.enqueue(NewJob::new("pickup", vec![1])).await {
+                    panic!("enqueue: {e}");
+                }
+                let (claimed, jobs) = match pick.await {
+                    Ok(picked) => picked,
+                    Err(e) => panic!("pick: {e}"),
+                };
+                latencies.push(claimed - enqueued);
+                for job in jobs {
+                    let _ = saver.save(&Ok(job.input.clone()), &job.meta).await;
+                }
+            }
+            latencies
+        })
+    }
+}
+
 fn database_url() -> String {
     std::env::var("PJP_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
@@ -333,6 +381,23 @@ fn pg_queue(c: &mut Criterion) {
         );
     }
     group.finish();
+
+    let mut pickup = c.benchmark_group("pg_queue_pickup");
+    pickup.sample_size(20);
+    pickup.bench_function("enqueue_to_claim_idle_worker", |b| {
+        b.iter_custom(|iters| bench.pickup(iters).into_iter().sum());
+    });
+    pickup.finish();
+    let mut latencies = bench.pickup(if bench.full { 500 } else { 5 });
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "pg_queue summary: enqueue -> claim by an idle worker over {} jobs: p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
 }
 
 criterion_group!(benches, pg_queue);

@@ -18,6 +18,7 @@ pub(crate) async fn listen(
     channel: String,
     wakeups: Arc<Wakeups>,
     counters: Arc<Counters>,
+    listening: tokio::sync::watch::Sender<bool>,
 ) {
     {
         let mut delay = Duration::from_millis(100);
@@ -37,6 +38,7 @@ pub(crate) async fn listen(
                 continue;
             }
             delay = Duration::from_millis(100);
+            listening.send_replace(true);
             wakeups.wake_all();
             loop {
                 match listener.try_recv().await {
@@ -47,6 +49,7 @@ pub(crate) async fn listen(
                     // The connection was lost and is being reopened.
                     Ok(None) => wakeups.wake_all(),
                     Err(error) => {
+                        listening.send_replace(false);
                         tracing::debug!(%error, "notification listener lost its connection");
                         break;
                     }

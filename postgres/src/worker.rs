@@ -428,16 +428,22 @@ impl PgWorker {
             leases: leases.clone(),
             counters: counters.clone(),
         };
+        let (listening, mut ready) = watch::channel(false);
         let listener = crate::listen::listen(
             listen_pool,
             queue.inner.channel.clone(),
             wakeups.clone(),
             counters.clone(),
+            listening,
         );
         let tasks = vec![
             AbortOnDrop(tokio::spawn(heartbeat.run())),
             AbortOnDrop(tokio::spawn(listener)),
         ];
+        // Start listening before the first pick, so that no enqueue right
+        // after start-up goes unnoticed; a listener that cannot connect yet
+        // does not hold the worker back (picks poll meanwhile).
+        let _ = tokio::time::timeout(config.poll_interval, ready.wait_for(|up| *up)).await;
         Ok(Self {
             shared: Arc::new(WorkerShared {
                 queue,

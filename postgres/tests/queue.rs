@@ -316,7 +316,19 @@ async fn an_expired_lease_is_rescued_without_burning_an_attempt_and_the_stale_sa
 
     let b = db.queue.worker(fast("live")).await.unwrap();
     let b_picker = b.picker("q").unwrap();
-    let (fresh, _) = claim_eventually(&b_picker, "the rescue and a new claim").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        if let Some((job, _)) = claim(&b_picker, 1).await.pop() {
+            break job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rescue: {:?}, a {:?}, b {:?}",
+            db.queue.job(id).await,
+            a.stats(),
+            b.stats()
+        );
+    };
     assert_eq!(fresh.id, id);
     assert_eq!(fresh.token, stale.token + 1);
     let row = db.queue.job(id).await.unwrap().unwrap();
@@ -570,5 +582,86 @@ async fn stats_and_purge() {
         db.scalar(&format!("SELECT count(*) FROM {}", db.table()))
             .await,
         4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_losing_its_lease_ends_dead_not_looping() {
+    let db = TestDb::new().await;
+    let id = db
+        .queue
+        .enqueue(NewJob::new("q", b"kills its worker".to_vec()).max_lost_leases(2))
+        .await
+        .unwrap()
+        .id;
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    // Each round: a worker takes the job and "dies" (its lease is expired
+    // behind its back, as if it stopped heartbeating).
+    let stalled = WorkerConfig::new("doomed")
+        .heartbeat_interval(Duration::from_secs(600))
+        .lease_ttl(Duration::from_secs(601));
+    let doomed = db.queue.worker(stalled).await.unwrap();
+    let doomed_picker = doomed.picker("q").unwrap();
+    for round in 1..=2 {
+        let (job, _) = claim_eventually(&doomed_picker, "the job").await;
+        assert_eq!(job.lost_leases, round - 1);
+        db.exec(&format!(
+            "UPDATE {} SET lease_expires_at = now() - interval '1 second' WHERE id = {id}",
+            db.table()
+        ))
+        .await;
+        common::until("the rescue", Duration::from_secs(10), || async {
+            db.queue.job(id).await.unwrap().unwrap().status != "running"
+        })
+        .await;
+    }
+    let row = db.queue.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.lost_leases, row.attempts),
+        ("dead", 2, 0)
+    );
+    assert!(row.last_error.unwrap().contains("lost its lease 2 times"));
+    assert!(claim(&picker, 1).await.is_empty(), "never handed out again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picks_go_on_when_the_workers_connections_and_listener_are_cut() {
+    let app = format!("pjp-listen-{:x}", fastrand::u64(..));
+    let db = TestDb::new().await;
+    let handle = db.handle(|b| b.application_name(&app)).await;
+    let worker = handle.worker(fast("w")).await.unwrap();
+    let picker = worker.picker("q").unwrap();
+    assert!(claim(&picker, 1).await.is_empty());
+    let killed = db
+        .scalar(&format!(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = '{app}') AS k"
+        ))
+        .await;
+    assert!(killed >= 2, "pool and listener connections cut ({killed})");
+    db.queue
+        .enqueue(NewJob::new("q", b"after".to_vec()))
+        .await
+        .unwrap();
+    // The pool reconnects; polling finds the job whether or not the
+    // listener is back yet.
+    let (_, input) = claim_eventually(&picker, "the job after the cut").await;
+    assert_eq!(input, b"after");
+    // The listener comes back: a later enqueue is notified again.
+    let before = worker.stats().notifications;
+    for _ in 0..50 {
+        db.queue
+            .enqueue(NewJob::new("q", b"ping".to_vec()))
+            .await
+            .unwrap();
+        if worker.stats().notifications > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        worker.stats().notifications > before,
+        "the listener reconnected"
     );
 }
