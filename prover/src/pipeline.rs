@@ -245,24 +245,9 @@ pub(crate) async fn run_sequential(
     }
     report.elapsed = started.elapsed();
     report.busy = exec_times.iter().sum();
-    report.exec_time = percentiles(exec_times);
-    report.job_latency = percentiles(job_times);
+    report.exec_time = LatencySummary::from_samples(exec_times);
+    report.job_latency = LatencySummary::from_samples(job_times);
     Ok(report)
-}
-
-/// p50, p99 and max of a sample, by sorting (the runner keeps a histogram).
-fn percentiles(mut samples: Vec<Duration>) -> LatencySummary {
-    samples.sort_unstable();
-    let at = |q: f64| {
-        let index = ((samples.len() as f64 * q).ceil() as usize).saturating_sub(1);
-        samples.get(index).copied().unwrap_or_default()
-    };
-    LatencySummary {
-        count: samples.len() as u64,
-        p50: at(0.5),
-        p99: at(0.99),
-        max: samples.last().copied().unwrap_or_default(),
-    }
 }
 
 /// Both stages inline, with panics caught.

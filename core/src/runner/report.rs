@@ -37,6 +37,32 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
+    /// Exact nearest-rank percentiles of a sample (for code that measures
+    /// outside a runner: a baseline loop, a simulation's ledger).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pjp_core::LatencySummary;
+    ///
+    /// let ms = |n| Duration::from_millis(n);
+    /// let summary = LatencySummary::from_samples((1..=100).map(ms).collect());
+    /// assert_eq!((summary.count, summary.p50, summary.p99, summary.max), (100, ms(50), ms(99), ms(100)));
+    /// assert_eq!(LatencySummary::from_samples(Vec::new()), LatencySummary::default());
+    /// ```
+    pub fn from_samples(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len().max(1));
+            samples.get(rank - 1).copied().unwrap_or_default()
+        };
+        Self {
+            count: samples.len() as u64,
+            p50: at(0.5),
+            p99: at(0.99),
+            max: samples.last().copied().unwrap_or_default(),
+        }
+    }
+
     pub(crate) fn from_histogram(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();

@@ -230,14 +230,6 @@ struct Measured<'a> {
     busy: Duration,
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 fn measure(m: Measured<'_>) -> ScenarioReport {
     let s = m.scenario;
     let report = m.outcome.report.as_ref();
@@ -284,15 +276,15 @@ fn measure(m: Measured<'_>) -> ScenarioReport {
         duplicated = summary.duplicated;
         violations = found;
         digest = summary.digest;
-        let mut latencies: Vec<Duration> = m
-            .ledger
-            .job_latencies()
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect();
-        latencies.sort_unstable();
-        p50 = percentile(&latencies, 0.5);
-        p99 = percentile(&latencies, 0.99);
+        let latencies = pjp_core::LatencySummary::from_samples(
+            m.ledger
+                .job_latencies()
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect(),
+        );
+        p50 = latencies.p50;
+        p99 = latencies.p99;
     } else {
         let saves = m.queue.saved();
         let mut ids: Vec<JobId> = saves.iter().map(|s| s.meta.id).collect();
