@@ -22,6 +22,9 @@ pub struct QueueStats {
     pub oldest_queued: Option<Duration>,
     /// Live lease owners (worker ids) and how many jobs each holds.
     pub lease_owners: BTreeMap<String, i64>,
+    /// Jobs that finished (succeeded, failed, dead or cancelled) in the last
+    /// minute: the queue's recent throughput.
+    pub finished_last_minute: i64,
 }
 
 impl QueueStats {
@@ -109,7 +112,7 @@ type JobRowTuple = (
 
 impl PgQueue {
     /// Counts per queue and status, the age of each queue's oldest queued
-    /// job, and the live lease owners.
+    /// job, the jobs finished in the last minute, and the live lease owners.
     ///
     /// The counts scan the table: call it for dashboards, not per job.
     pub async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
@@ -122,31 +125,44 @@ impl PgQueue {
         let oldest: Vec<(String, f64)> = sqlx::query_as(&sql.oldest_queued).fetch_all(pool).await?;
         let owners: Vec<(String, Option<String>, i64)> =
             sqlx::query_as(&sql.lease_owners).fetch_all(pool).await?;
+        let recent: Vec<(String, i64)> = sqlx::query_as(&sql.finished_recently)
+            .bind(60.0_f64)
+            .fetch_all(pool)
+            .await?;
         let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
-        let entry = |stats: &mut BTreeMap<String, QueueStats>, queue: &str| {
-            stats
-                .entry(queue.to_owned())
-                .or_insert_with(|| QueueStats {
-                    queue: queue.to_owned(),
-                    ..QueueStats::default()
-                })
-                .clone()
+        let mut of = |queue: String| {
+            stats.entry(queue.clone()).or_insert_with(|| QueueStats {
+                queue,
+                ..QueueStats::default()
+            });
         };
+        for queue in counts
+            .iter()
+            .map(|c| &c.0)
+            .chain(owners.iter().map(|o| &o.0))
+        {
+            of(queue.clone());
+        }
         for (queue, status, count) in counts {
-            let mut s = entry(&mut stats, &queue);
-            s.counts.insert(status, count);
-            stats.insert(queue, s);
+            if let Some(s) = stats.get_mut(&queue) {
+                s.counts.insert(status, count);
+            }
         }
         for (queue, age) in oldest {
-            let mut s = entry(&mut stats, &queue);
-            s.oldest_queued = Some(Duration::from_secs_f64(age.max(0.0)));
-            stats.insert(queue, s);
+            if let Some(s) = stats.get_mut(&queue) {
+                s.oldest_queued = Some(Duration::from_secs_f64(age.max(0.0)));
+            }
+        }
+        for (queue, count) in recent {
+            if let Some(s) = stats.get_mut(&queue) {
+                s.finished_last_minute = count;
+            }
         }
         for (queue, owner, count) in owners {
-            let mut s = entry(&mut stats, &queue);
-            s.lease_owners
-                .insert(owner.unwrap_or_else(|| "?".into()), count);
-            stats.insert(queue, s);
+            if let Some(s) = stats.get_mut(&queue) {
+                s.lease_owners
+                    .insert(owner.unwrap_or_else(|| "?".into()), count);
+            }
         }
         Ok(stats.into_values().collect())
     }

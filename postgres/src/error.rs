@@ -9,6 +9,19 @@ pub enum QueueError {
     /// The database refused or dropped the call.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database could not be reached within the connect wait.
+    #[error("cannot reach the database at {host}:{port} (waited {waited:?}): {source}")]
+    Unreachable {
+        /// The host connected to.
+        host: String,
+        /// The port connected to.
+        port: u16,
+        /// How long `connect` kept retrying.
+        waited: std::time::Duration,
+        /// The last attempt's error.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Applying the migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -108,6 +121,7 @@ impl QueueError {
             Self::Fenced { .. } => ErrorClass::LostClaim,
             Self::Batch { class, .. } => *class,
             Self::Database(error) => database_class(error),
+            Self::Unreachable { .. } => ErrorClass::Transient,
             Self::Store { source, .. } => match source {
                 object_store::Error::NotFound { .. }
                 | object_store::Error::InvalidPath { .. }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::time::Instant;
 
 use crate::enqueue::{Enqueued, NewJob};
@@ -161,26 +161,41 @@ pub(crate) async fn connect_with_retry(
     connections: u32,
     wait: Duration,
 ) -> Result<PgPool, QueueError> {
-    let deadline = Instant::now() + wait;
+    let started = Instant::now();
+    let deadline = started + wait;
     let mut delay = Duration::from_millis(50);
     loop {
-        let attempt = PgPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(30).min(wait.max(Duration::from_secs(1))))
-            .connect_with(options.clone())
-            .await;
-        match attempt {
-            Ok(pool) => return Ok(pool),
+        // One plain connection first: its error says why (refused, unknown
+        // host, bad password), where a pool would only say it timed out.
+        match PgConnection::connect_with(options).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                return Ok(PgPoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy_with(options.clone()));
+            }
             Err(error) => {
-                let retryable = QueueError::Database(error);
+                let error = QueueError::Database(error);
                 let now = Instant::now();
-                if retryable.class() != pjp_core::ErrorClass::Transient || now >= deadline {
-                    return Err(retryable);
+                if error.class() != pjp_core::ErrorClass::Transient {
+                    return Err(error);
                 }
-                tracing::warn!(
+                if now >= deadline {
+                    let QueueError::Database(source) = error else {
+                        return Err(error);
+                    };
+                    return Err(QueueError::Unreachable {
+                        host: options.get_host().to_owned(),
+                        port: options.get_port(),
+                        waited: now - started,
+                        source,
+                    });
+                }
+                tracing::info!(
                     host = options.get_host(),
                     port = options.get_port(),
-                    error = %retryable,
+                    %error,
                     "database not reachable yet; retrying"
                 );
                 tokio::time::sleep(delay.min(deadline - now)).await;

@@ -40,6 +40,7 @@ pub(crate) struct Statements {
     pub(crate) counts: String,
     pub(crate) oldest_queued: String,
     pub(crate) lease_owners: String,
+    pub(crate) finished_recently: String,
     pub(crate) dead: String,
     pub(crate) requeue_one: String,
     pub(crate) requeue_all: String,
@@ -185,6 +186,10 @@ impl Statements {
             lease_owners: format!(
                 "SELECT queue, lease_owner, count(*) FROM {s}.jobs
                  WHERE status = 'running' GROUP BY queue, lease_owner ORDER BY 1, 2"
+            ),
+            finished_recently: format!(
+                "SELECT queue, count(*) FROM {s}.jobs
+                 WHERE finished_at > now() - make_interval(secs => $1) GROUP BY queue"
             ),
             dead: format!(
                 "SELECT id, queue, attempts, lost_leases, coalesce(last_error, '')

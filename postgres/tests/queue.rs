@@ -192,7 +192,11 @@ async fn database_down_at_start_is_retried_then_a_clear_error() {
         .connect()
         .await
         .unwrap_err();
-    assert!(matches!(error, QueueError::Database(_)), "{error}");
+    assert!(matches!(error, QueueError::Unreachable { .. }), "{error}");
+    assert!(
+        error.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{error}"
+    );
     assert_eq!(error.class(), ErrorClass::Transient);
     let error = pjp_postgres::PgQueue::connect("mysql://nope")
         .await
@@ -576,6 +580,7 @@ async fn stats_and_purge() {
     );
     assert!(s.oldest_queued.is_some());
     assert_eq!(s.lease_owners.get("stats-w"), Some(&1));
+    assert_eq!(s.finished_last_minute, 2);
     let purged = db.queue.purge(Duration::ZERO, false).await.unwrap();
     assert_eq!(purged.rows, 2);
     assert_eq!(

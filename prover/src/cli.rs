@@ -27,6 +27,130 @@ pub(crate) enum Command {
     /// SIGTERM/SIGINT drains (no new jobs; picked ones finish; exit 0); a second
     /// signal abandons (unstarted jobs are released; exit 3, listing them).
     Run(RunArgs),
+    /// Create the PostgreSQL queue's schema, or bring it up to date.
+    Migrate(DbArgs),
+    /// Put proving jobs on the PostgreSQL queue, in batches.
+    Enqueue(EnqueueArgs),
+    /// Show the PostgreSQL queue: counts, oldest job, throughput, live
+    /// workers, dead jobs.
+    Status(StatusArgs),
+    /// Put dead jobs back on the queue with fresh budgets.
+    Requeue(RequeueArgs),
+    /// Delete finished jobs older than a retention, with their blobs.
+    Purge(PurgeArgs),
+}
+
+/// Where the PostgreSQL queue is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DbArgs {
+    /// The queue's database, e.g. `postgres://user@host:5432/db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub(crate) database_url: String,
+
+    /// The schema the queue's tables live in.
+    #[arg(long, env = "PJP_SCHEMA", default_value = pjp_postgres::DEFAULT_SCHEMA)]
+    pub(crate) schema: String,
+
+    /// How long to keep retrying a database that is not reachable yet.
+    #[arg(long, env = "PJP_DB_WAIT", default_value = "10s", value_parser = parse_duration)]
+    pub(crate) wait: Duration,
+}
+
+/// Options of `pjp-prover enqueue`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EnqueueArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Proving jobs to create.
+    #[arg(long, env = "PJP_JOBS", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) jobs: u64,
+
+    /// log2 of each polynomial's size (2^log_n coefficients).
+    #[arg(long, env = "PJP_LOG_N", default_value_t = 18, value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub(crate) log_n: u32,
+
+    /// Polynomials per job.
+    #[arg(long, env = "PJP_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) batch: u64,
+
+    /// Seed of the synthetic witnesses.
+    #[arg(long, env = "PJP_SEED", default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Higher runs first (0..=100).
+    #[arg(long, env = "PJP_PRIORITY", default_value_t = 0, value_parser = clap::value_parser!(i16).range(0..=100))]
+    pub(crate) priority: i16,
+
+    /// The queue name within the schema.
+    #[arg(long, env = "PJP_QUEUE", default_value = "proofs")]
+    pub(crate) queue: String,
+
+    /// Give job i the unique key `PREFIX/i`: running the same command again
+    /// then creates nothing twice.
+    #[arg(long, env = "PJP_KEY_PREFIX")]
+    pub(crate) key_prefix: Option<String>,
+
+    /// Jobs per insert statement.
+    #[arg(long, env = "PJP_ENQUEUE_BATCH", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=50_000))]
+    pub(crate) enqueue_batch: u64,
+
+    /// Progress output: auto (a bar on a terminal, nothing otherwise), bar or none.
+    #[arg(long, env = "PJP_PROGRESS", default_value = "auto", value_parser = ["auto", "bar", "none"])]
+    pub(crate) progress: String,
+}
+
+/// Options of `pjp-prover status`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Print JSON instead of text.
+    #[arg(long, env = "PJP_JSON")]
+    pub(crate) json: bool,
+
+    /// Refresh every interval (default 2s) until interrupted.
+    #[arg(long, num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration)]
+    pub(crate) watch: Option<Duration>,
+
+    /// Dead jobs to list at most.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) dead: i64,
+}
+
+/// Options of `pjp-prover requeue`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RequeueArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Requeue dead jobs (the only kind that can be requeued).
+    #[arg(long, required = true)]
+    pub(crate) dead: bool,
+
+    /// Only this job.
+    #[arg(long)]
+    pub(crate) id: Option<i64>,
+
+    /// Only this queue's dead jobs.
+    #[arg(long, conflicts_with = "id")]
+    pub(crate) queue: Option<String>,
+}
+
+/// Options of `pjp-prover purge`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PurgeArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Delete jobs that finished longer ago than this, e.g. `7d`.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) older_than: Duration,
+
+    /// Dead jobs too (by default they are kept for `requeue`).
+    #[arg(long)]
+    pub(crate) include_dead: bool,
 }
 
 /// Options of `pjp-prover run`. Every flag can also be set through the

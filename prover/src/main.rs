@@ -5,14 +5,19 @@
 //! prover (a Goldilocks NTT on the GPU when one is usable, else the CPU) — then
 //! prints a summary. See `pjp-prover run --help`.
 //!
-//! Exit codes: 0 done (or drained after a signal); 1 a runner failed or a
-//! result failed verification; 2 bad usage; 3 abandoned after a second signal
-//! (the released jobs are listed).
+//! `migrate`, `enqueue`, `status`, `requeue` and `purge` manage a PostgreSQL
+//! queue of proving jobs (see `pjp-prover help`).
+//!
+//! Exit codes: 0 done (or drained after a signal); 1 a runner failed, a
+//! result failed verification, or the database failed; 2 bad usage (a
+//! malformed URL included); 3 abandoned after a second signal (the released
+//! jobs are listed).
 
 #![forbid(unsafe_code)]
 
 mod circuit;
 mod cli;
+mod fleet;
 mod pipeline;
 mod progress;
 mod store;
@@ -35,11 +40,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    let Command::Run(args) = cli.command;
-    if let Err(message) = args.validate() {
-        eprintln!("pjp-prover: error: {message}");
-        return ExitCode::from(2);
-    }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,7 +51,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let fleet = match cli.command {
+        Command::Run(args) => {
+            if let Err(message) = args.validate() {
+                eprintln!("pjp-prover: error: {message}");
+                return ExitCode::from(2);
+            }
+            return finish(runtime.block_on(run(args)));
+        }
+        Command::Migrate(args) => runtime.block_on(fleet::migrate(args)),
+        Command::Enqueue(args) => runtime.block_on(fleet::enqueue(args)),
+        Command::Status(args) => runtime.block_on(fleet::status(args)),
+        Command::Requeue(args) => runtime.block_on(fleet::requeue(args)),
+        Command::Purge(args) => runtime.block_on(fleet::purge(args)),
+    };
+    match fleet {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.exit(),
+    }
+}
+
+/// The exit code of a run, printing its error as one line.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("pjp-prover: error: {error:#}");
@@ -79,11 +101,21 @@ fn usage_error(error: &clap::Error) -> ExitCode {
                 .kind()
                 .as_str()
                 .map_or_else(|| error.to_string(), |_| error.render().to_string());
+            // The message and the lines that complete it (clap lists missing
+            // arguments on lines of their own), up to the usage block.
             let line = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let line = line.trim_start_matches("error: ");
+            let line = if line.is_empty() {
+                "invalid arguments"
+            } else {
+                line
+            };
             eprintln!("pjp-prover: error: {line} (see --help)");
             ExitCode::from(2)
         }

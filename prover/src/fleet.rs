@@ -1,0 +1,316 @@
+//! The fleet commands on the PostgreSQL queue: `migrate`, `enqueue`,
+//! `status`, `requeue`, `purge`.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pjp_postgres::{NewJob, PgQueue, QueueError, QueueStats};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{DbArgs, EnqueueArgs, PurgeArgs, RequeueArgs, StatusArgs};
+
+/// One proving job's payload on the queue: which synthetic witness to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProofJob {
+    /// The job's number (the witness derives from it and the seed).
+    pub(crate) job: u64,
+    /// log2 of each polynomial's size.
+    pub(crate) log_n: u32,
+    /// Polynomials per job.
+    pub(crate) batch: u64,
+    /// Seed of the synthetic witnesses.
+    pub(crate) seed: u64,
+}
+
+/// A fleet command's failure, with the exit code it maps to.
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl From<QueueError> for Failure {
+    fn from(error: QueueError) -> Self {
+        // A malformed URL or name is a usage error; the rest happen at run time.
+        let code = if matches!(error, QueueError::Invalid { .. }) {
+            2
+        } else {
+            1
+        };
+        Self {
+            code,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl Failure {
+    pub(crate) fn exit(self) -> ExitCode {
+        eprintln!("pjp-prover: error: {}", self.message);
+        ExitCode::from(self.code)
+    }
+}
+
+async fn connect(db: &DbArgs) -> Result<PgQueue, Failure> {
+    Ok(PgQueue::builder(&db.database_url)
+        .schema(&db.schema)
+        .wait(db.wait)
+        .max_connections(2)
+        .application_name("pjp-prover")
+        .connect()
+        .await?)
+}
+
+pub(crate) async fn migrate(db: DbArgs) -> Result<(), Failure> {
+    let queue = connect(&db).await?;
+    let applied = queue.migrate().await?;
+    if applied.is_empty() {
+        println!(
+            "schema `{}` is up to date (version {})",
+            db.schema,
+            pjp_postgres::schema_version()
+        );
+    } else {
+        let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+        println!(
+            "schema `{}`: applied migration(s) {}",
+            db.schema,
+            versions.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn enqueue(args: EnqueueArgs) -> Result<(), Failure> {
+    let queue = connect(&args.db).await?;
+    queue.check_schema().await?;
+    let bar =
+        if args.progress == "bar" || (args.progress == "auto" && std::io::stderr().is_terminal()) {
+            let bar = ProgressBar::new(args.jobs);
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} jobs enqueued ({per_sec})")
+            {
+                bar.set_style(style);
+            }
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+    let (mut created, mut existing) = (0u64, 0u64);
+    let mut next = 0u64;
+    while next < args.jobs {
+        let end = (next + args.enqueue_batch).min(args.jobs);
+        let jobs = (next..end)
+            .map(|job| {
+                let payload = ProofJob {
+                    job,
+                    log_n: args.log_n,
+                    batch: args.batch,
+                    seed: args.seed,
+                };
+                let bytes = serde_json::to_vec(&payload).unwrap_or_default();
+                let new = NewJob::new(&args.queue, bytes).priority(args.priority);
+                match &args.key_prefix {
+                    Some(prefix) => new.unique_key(format!("{prefix}/{job}")),
+                    None => new,
+                }
+            })
+            .collect();
+        for done in queue.enqueue_many(jobs).await? {
+            if done.created {
+                created += 1;
+            } else {
+                existing += 1;
+            }
+        }
+        bar.set_position(end);
+        next = end;
+    }
+    bar.finish_and_clear();
+    println!(
+        "enqueued {created} job(s) on queue `{}` of schema `{}` ({existing} already there)",
+        args.queue, args.db.schema
+    );
+    Ok(())
+}
+
+/// What `status` shows, as JSON with `--json`.
+#[derive(Debug, Serialize)]
+struct Status {
+    schema: String,
+    queues: Vec<QueueStatus>,
+    dead: Vec<DeadStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct QueueStatus {
+    queue: String,
+    counts: std::collections::BTreeMap<String, i64>,
+    oldest_queued_secs: Option<f64>,
+    finished_last_minute: i64,
+    jobs_per_second: f64,
+    workers: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeadStatus {
+    id: i64,
+    queue: String,
+    attempts: i32,
+    lost_leases: i32,
+    last_error: String,
+}
+
+impl From<QueueStats> for QueueStatus {
+    fn from(s: QueueStats) -> Self {
+        Self {
+            jobs_per_second: s.finished_last_minute as f64 / 60.0,
+            queue: s.queue,
+            counts: s.counts,
+            oldest_queued_secs: s.oldest_queued.map(|d| d.as_secs_f64()),
+            finished_last_minute: s.finished_last_minute,
+            workers: s.lease_owners,
+        }
+    }
+}
+
+const STATUSES: [&str; 6] = [
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "dead",
+    "cancelled",
+];
+
+impl Status {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        if self.queues.is_empty() {
+            let _ = writeln!(out, "schema `{}`: no jobs", self.schema);
+        }
+        for q in &self.queues {
+            let counts: Vec<String> = STATUSES
+                .iter()
+                .map(|s| format!("{} {s}", q.counts.get(*s).copied().unwrap_or(0)))
+                .collect();
+            let _ = writeln!(out, "queue {}: {}", q.queue, counts.join(", "));
+            let oldest = q
+                .oldest_queued_secs
+                .map_or_else(|| "none".to_owned(), |s| format!("{s:.1}s ago"));
+            let _ = writeln!(
+                out,
+                "  oldest queued job: {oldest}; finished in the last minute: {} ({:.1} jobs/s)",
+                q.finished_last_minute, q.jobs_per_second
+            );
+            if q.workers.is_empty() {
+                let _ = writeln!(out, "  live workers: none");
+            } else {
+                let workers: Vec<String> = q
+                    .workers
+                    .iter()
+                    .map(|(w, n)| format!("{w} ({n} running)"))
+                    .collect();
+                let _ = writeln!(out, "  live workers: {}", workers.join(", "));
+            }
+        }
+        if !self.dead.is_empty() {
+            let _ = writeln!(out, "dead jobs (first {}):", self.dead.len());
+            for d in &self.dead {
+                let _ = writeln!(
+                    out,
+                    "  #{} on {}: {} attempt(s), {} lost lease(s): {}",
+                    d.id, d.queue, d.attempts, d.lost_leases, d.last_error
+                );
+            }
+        }
+        out
+    }
+}
+
+async fn status_once(queue: &PgQueue, args: &StatusArgs) -> Result<Status, Failure> {
+    let queues = queue.stats().await?;
+    let dead = queue.dead_jobs(None, args.dead).await?;
+    Ok(Status {
+        schema: args.db.schema.clone(),
+        queues: queues.into_iter().map(QueueStatus::from).collect(),
+        dead: dead
+            .into_iter()
+            .map(|d| DeadStatus {
+                id: d.id,
+                queue: d.queue,
+                attempts: d.attempts,
+                lost_leases: d.lost_leases,
+                last_error: d.last_error,
+            })
+            .collect(),
+    })
+}
+
+pub(crate) async fn status(args: StatusArgs) -> Result<(), Failure> {
+    let queue = connect(&args.db).await?;
+    queue.check_schema().await?;
+    loop {
+        let status = status_once(&queue, &args).await?;
+        if args.json {
+            let json = serde_json::to_string_pretty(&status).map_err(|e| Failure {
+                code: 1,
+                message: e.to_string(),
+            })?;
+            println!("{json}");
+        } else {
+            if args.watch.is_some() && std::io::stdout().is_terminal() {
+                print!("\x1b[2J\x1b[H"); // clear the screen between refreshes
+            }
+            print!("{}", status.text());
+        }
+        let Some(every) = args.watch else {
+            return Ok(());
+        };
+        tokio::select! {
+            () = tokio::time::sleep(every.max(Duration::from_millis(100))) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+pub(crate) async fn requeue(args: RequeueArgs) -> Result<(), Failure> {
+    let queue = connect(&args.db).await?;
+    queue.check_schema().await?;
+    match args.id {
+        Some(id) => {
+            if queue.requeue(id).await? {
+                println!("job {id} requeued");
+            } else {
+                return Err(Failure {
+                    code: 1,
+                    message: format!("job {id} is not dead (or does not exist)"),
+                });
+            }
+        }
+        None => {
+            let n = queue.requeue_dead(args.queue.as_deref()).await?;
+            println!("{n} dead job(s) requeued");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn purge(args: PurgeArgs) -> Result<(), Failure> {
+    let queue = connect(&args.db).await?;
+    queue.check_schema().await?;
+    let purged = queue.purge(args.older_than, args.include_dead).await?;
+    println!(
+        "purged {} finished job(s) and {} blob(s){}",
+        purged.rows,
+        purged.blobs,
+        if purged.blobs_failed > 0 {
+            format!(" ({} blob(s) could not be deleted)", purged.blobs_failed)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}

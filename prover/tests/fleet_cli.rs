@@ -1,0 +1,150 @@
+//! The fleet commands of `pjp-prover` against the local PostgreSQL server,
+//! each test in its own schema.
+
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+fn database_url() -> String {
+    std::env::var("PJP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema for one test, dropped when the test ends.
+struct Schema(String);
+
+impl Schema {
+    fn new(tag: &str) -> Self {
+        Self(format!("t_cli_{tag}_{}", std::process::id()))
+    }
+
+    fn prover(&self, args: &[&str]) -> Output {
+        Command::cargo_bin("pjp-prover")
+            .unwrap_or_else(|e| panic!("binary: {e}"))
+            .env_remove("RUST_LOG")
+            .env("DATABASE_URL", database_url())
+            .env("PJP_SCHEMA", &self.0)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.prover(args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let schema = self.0.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async move {
+                let pool = sqlx::PgPool::connect(&database_url()).await.ok()?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&pool)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test schema {}", self.0);
+        }
+    }
+}
+
+#[test]
+fn migrate_enqueue_status_requeue_purge() {
+    let schema = Schema::new("flow");
+    assert!(schema.ok(&["migrate"]).contains("applied migration"));
+    assert!(schema.ok(&["migrate"]).contains("up to date"));
+    let out = schema.ok(&[
+        "enqueue",
+        "--jobs",
+        "1200",
+        "--key-prefix",
+        "b1",
+        "--enqueue-batch",
+        "500",
+    ]);
+    assert!(out.contains("enqueued 1200 job(s)"), "{out}");
+    // The same producer again: nothing twice.
+    let out = schema.ok(&["enqueue", "--jobs", "1200", "--key-prefix", "b1"]);
+    assert!(
+        out.contains("enqueued 0 job(s)") && out.contains("1200 already there"),
+        "{out}"
+    );
+
+    let status: Value = serde_json::from_str(&schema.ok(&["status", "--json"]))
+        .unwrap_or_else(|e| panic!("status --json: {e}"));
+    let queue = &status["queues"][0];
+    assert_eq!(queue["queue"], "proofs");
+    assert_eq!(queue["counts"]["queued"], 1200);
+    assert!(queue["oldest_queued_secs"].as_f64().is_some());
+    let text = schema.ok(&["status"]);
+    assert!(text.contains("queue proofs: 1200 queued"), "{text}");
+
+    assert!(
+        schema
+            .ok(&["requeue", "--dead"])
+            .contains("0 dead job(s) requeued")
+    );
+    let out = schema.prover(&["requeue", "--dead", "--id", "1"]);
+    assert_eq!(out.status.code(), Some(1), "job 1 is queued, not dead");
+    assert!(
+        schema
+            .ok(&["purge", "--older-than", "7d"])
+            .contains("purged 0")
+    );
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_the_right_exit_code() {
+    let schema = Schema::new("bad");
+    let line = |out: &Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+        stderr
+    };
+    // A schema not migrated yet: a runtime error that says what to do.
+    let out = schema.prover(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(line(&out).contains("pjp-prover migrate"));
+    // A URL of the wrong scheme: usage.
+    let out = schema.prover(&["status", "--database-url", "mysql://nope/db"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(line(&out).contains("postgres://"));
+    // Nobody listening: retried for the wait, then one line naming the address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("postgres://root@127.0.0.1:{port}/test");
+    let out = schema.prover(&["migrate", "--database-url", &url, "--wait", "300ms"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(line(&out).contains(&format!("127.0.0.1:{port}")));
+    // A missing flag names it.
+    let out = schema.prover(&["requeue"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(line(&out).contains("--dead"));
+    // An invalid queue name.
+    schema.ok(&["migrate"]);
+    let out = schema.prover(&["enqueue", "--jobs", "1", "--queue", "no spaces"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(line(&out).contains("queue name"));
+}
