@@ -299,3 +299,86 @@ fn bad_configs_are_rejected() {
     assert!(build(&|b| b.save_batch(0)).is_err());
     assert!(build(&|b| b.sink_gone_after(0)).is_err());
 }
+
+/// Saves in batches through `save_many`; the first save of every 7th job
+/// fails, alone in its batch.
+struct BatchSaver {
+    inner: pjp_testkit::QueueSaver<u64, u64, String>,
+    batches: std::sync::Mutex<Vec<usize>>,
+    failed_once: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl pjp_core::JobSaver for BatchSaver {
+    type Output = u64;
+    type Failure = String;
+    type Metadata = pjp_testkit::QueueMeta;
+    type Error = common::Wrapped;
+
+    async fn save(
+        &self,
+        result: &pjp_core::JobResult<u64, String>,
+        meta: &pjp_testkit::QueueMeta,
+    ) -> Result<(), common::Wrapped> {
+        self.inner
+            .save(result, meta)
+            .await
+            .map_err(common::Wrapped::Queue)
+    }
+
+    async fn save_many(
+        &self,
+        batch: &pjp_core::SaveBatch<'_, u64, String, pjp_testkit::QueueMeta>,
+    ) -> pjp_core::SaveResults<common::Wrapped> {
+        self.batches.lock().unwrap().push(batch.len());
+        let mut outcomes = Vec::new();
+        for (result, meta) in batch {
+            let id = meta.id.get();
+            if id % 7 == 0 && self.failed_once.lock().unwrap().insert(id) {
+                outcomes.push(Err(common::Wrapped::Injected(common::Injected)));
+            } else {
+                outcomes.push(self.save(result, meta).await);
+            }
+        }
+        outcomes
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_saves_retry_only_the_jobs_that_failed() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..700);
+    let saver = std::sync::Arc::new(BatchSaver {
+        inner: queue.saver(),
+        batches: std::sync::Mutex::default(),
+        failed_once: std::sync::Mutex::default(),
+    });
+    let runner = JobRunner::builder(queue.picker(), Doubler::default(), saver.clone())
+        .workers(2)
+        .prefetch(32)
+        .pick_batch(16)
+        .save_queue(64)
+        .savers(1)
+        .save_batch(16)
+        .save_batch_wait(Duration::from_millis(2))
+        .save_retry(fast_retry(5))
+        .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
+    assert_eq!(
+        (report.succeeded, report.save_retries),
+        (700, 100),
+        "{report:?}"
+    );
+    assert_eq!(report.unaccounted(), 0);
+    assert_all_saved_once(&queue, |id| Ok(id * 2));
+    let batches = saver.batches.lock().unwrap();
+    assert!(
+        batches.iter().all(|&n| (1..=16).contains(&n)),
+        "{batches:?}"
+    );
+    assert!(
+        batches.iter().any(|&n| n > 1),
+        "results were batched: {batches:?}"
+    );
+    Ok(())
+}
