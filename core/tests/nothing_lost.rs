@@ -329,11 +329,11 @@ impl pjp_core::JobSaver for BatchSaver {
         &self,
         batch: &pjp_core::SaveBatch<'_, u64, String, pjp_testkit::QueueMeta>,
     ) -> pjp_core::SaveResults<common::Wrapped> {
-        self.batches.lock().unwrap().push(batch.len());
+        common::lock(&self.batches).push(batch.len());
         let mut outcomes = Vec::new();
         for (result, meta) in batch {
             let id = meta.id.get();
-            if id % 7 == 0 && self.failed_once.lock().unwrap().insert(id) {
+            if id % 7 == 0 && common::lock(&self.failed_once).insert(id) {
                 outcomes.push(Err(common::Wrapped::Injected(common::Injected)));
             } else {
                 outcomes.push(self.save(result, meta).await);
@@ -371,7 +371,7 @@ async fn batched_saves_retry_only_the_jobs_that_failed() -> anyhow::Result<()> {
     );
     assert_eq!(report.unaccounted(), 0);
     assert_all_saved_once(&queue, |id| Ok(id * 2));
-    let batches = saver.batches.lock().unwrap();
+    let batches = common::lock(&saver.batches);
     assert!(
         batches.iter().all(|&n| (1..=16).contains(&n)),
         "{batches:?}"

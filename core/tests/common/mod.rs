@@ -234,3 +234,8 @@ pub async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
         Err(_) => panic!("hung: {what}"),
     }
 }
+
+/// Locks a mutex, whatever panicked while holding it.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
