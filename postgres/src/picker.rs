@@ -250,6 +250,14 @@ impl JobPicker for PgPicker {
             Err(error) => {
                 let message = error.to_string();
                 let class = error.class();
+                if class != ErrorClass::Transient {
+                    // The runner will not retry: stop heartbeating these
+                    // leases, so they expire and the jobs are rescued instead
+                    // of staying leased by a live worker.
+                    for meta in &metas {
+                        self.shared.drop_lease(meta.id, meta.token);
+                    }
+                }
                 (0..n)
                     .map(|_| {
                         Err(QueueError::Batch {

@@ -418,7 +418,7 @@ async fn failures_retry_after_a_backoff_then_die_and_can_be_requeued() {
         .await
         .unwrap()
         .id;
-    let config = fast("w").retry_backoff(Duration::from_millis(400), Duration::from_millis(400));
+    let config = fast("w").retry_backoff(Duration::from_secs(2), Duration::from_secs(2));
     let worker = db.queue.worker(config).await.unwrap();
     let picker = worker.picker("q").unwrap();
     let saver: Saver = worker.saver();
@@ -430,8 +430,8 @@ async fn failures_retry_after_a_backoff_then_die_and_can_be_requeued() {
     let row = db.queue.job(id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("queued", 1));
     assert!(
-        row.run_after_in > 0.1,
-        "retried after a back-off (200–400 ms), not at once: {}",
+        row.run_after_in > 0.5,
+        "retried after a back-off (1–2 s), not at once: {}",
         row.run_after_in
     );
     let (job, _) = claim_eventually(&picker, "the retry to become claimable").await;
@@ -495,7 +495,10 @@ async fn releases_burn_nothing_and_the_job_comes_back_at_once() {
         .enqueue_many((0..4).map(|i| NewJob::new("q", vec![i])).collect())
         .await
         .unwrap();
-    let worker = db.queue.worker(fast("w")).await.unwrap();
+    // A save that gave up pauses its job for the retry base (10 s here),
+    // so that only the drained jobs are claimable in the second claim.
+    let config = fast("w").retry_backoff(Duration::from_secs(10), Duration::from_secs(10));
+    let worker = db.queue.worker(config).await.unwrap();
     let picker = worker.picker("q").unwrap();
     let jobs = claim(&picker, 4).await;
     let metas: Vec<PgJob> = jobs.iter().map(|(m, _)| *m).collect();
@@ -518,8 +521,9 @@ async fn releases_burn_nothing_and_the_job_comes_back_at_once() {
         .await,
         4
     );
-    let note = db.queue.job(metas[3].id).await.unwrap().unwrap().last_error;
-    assert!(note.unwrap_or_default().contains("gave up"));
+    let paused = db.queue.job(metas[3].id).await.unwrap().unwrap();
+    assert!(paused.last_error.unwrap_or_default().contains("gave up"));
+    assert!(paused.run_after_in > 5.0, "paused: {}", paused.run_after_in);
     let again = claim(&picker, 4).await;
     assert_eq!(again.len(), 3, "released on drain: claimable at once");
     assert!(again.iter().all(|(m, _)| m.token == 2));

@@ -95,11 +95,13 @@ impl Drop for TestDb {
     }
 }
 
-/// Short intervals, so that lease expiry takes a fraction of a second.
+/// Short intervals, so that lease expiry takes about a second; the lease
+/// outlasts four heartbeats, so that a live worker keeps its jobs on a
+/// loaded machine.
 pub fn fast(id: &str) -> WorkerConfig {
     WorkerConfig::new(id)
         .heartbeat_interval(Duration::from_millis(200))
-        .lease_ttl(Duration::from_millis(400))
+        .lease_ttl(Duration::from_millis(1_000))
         .rescue_interval(Duration::from_millis(50))
         .poll_interval(Duration::from_millis(100))
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
