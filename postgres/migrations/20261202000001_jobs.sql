@@ -19,8 +19,9 @@ CREATE TABLE jobs (
     max_lost_leases  integer     NOT NULL DEFAULT 3 CHECK (max_lost_leases >= 1),
     lease_owner      text,
     lease_expires_at timestamptz,
-    -- Fencing token: incremented on every claim. Every write of a running job
-    -- carries the token its worker claimed; a stale one matches no row.
+    -- Fencing token: incremented on every claim (and by an operator's cancel
+    -- or requeue). Every write of a running job carries the token its worker
+    -- claimed; a stale one matches no row.
     token            bigint      NOT NULL DEFAULT 0,
     last_error       text,
     -- The input: inline bytes, or a key in the object store (with its CRC-32).

@@ -196,14 +196,17 @@ impl Statements {
                  FROM {s}.jobs WHERE status = 'dead' AND ($1::text IS NULL OR queue = $1)
                  ORDER BY id LIMIT $2"
             ),
+            // A requeue moves the token on too: a worker still holding an old
+            // claim of the job must see its writes fenced, not mistaken for
+            // repeats of its own.
             requeue_one: format!(
-                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0,
+                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0, token = token + 1,
                      run_after = now(), finished_at = NULL
                  WHERE id = $1 AND status = 'dead'
                  RETURNING queue"
             ),
             requeue_all: format!(
-                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0,
+                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0, token = token + 1,
                      run_after = now(), finished_at = NULL
                  WHERE status = 'dead' AND ($1::text IS NULL OR queue = $1)
                  RETURNING queue"
