@@ -590,3 +590,70 @@ async fn an_abandon_releases_the_queued_jobs_in_one_batch() -> anyhow::Result<()
     assert_eq!(queue.pending(), 99);
     Ok(())
 }
+
+/// The async form: a running job's future is dropped when it is cancelled.
+struct PendsUntilDropped {
+    started: Notify,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Sets its flag when the future holding it is dropped.
+struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl pjp_core::AsyncExecutor for PendsUntilDropped {
+    type Input = u64;
+    type Output = u64;
+    type Metadata = QueueMeta;
+    type Error = String;
+
+    async fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+        if input != 0 {
+            return Ok(input);
+        }
+        let _guard = SetOnDrop(Arc::clone(&self.dropped));
+        self.started.notify_one();
+        std::future::pending::<()>().await;
+        Ok(input)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_async_job_is_cancelled_by_dropping_its_future() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..4);
+    let executor = Arc::new(PendsUntilDropped {
+        started: Notify::new(),
+        dropped: Arc::default(),
+    });
+    let cancels = pjp_core::JobCancels::new();
+    let runner = JobRunner::builder_async(queue.picker(), Arc::clone(&executor), queue.saver())
+        .workers(2)
+        .job_cancels(cancels.clone())
+        .build()?;
+    let cancel = async {
+        executor.started.notified().await;
+        assert!(cancels.cancel(JobId::new(0)));
+    };
+    let rt = TokioRuntime::current();
+    let (report, ()) = within("cancel an async job", async {
+        tokio::join!(runner.run(&rt, Shutdown::new()), cancel)
+    })
+    .await;
+    let report = report?;
+    assert_eq!((report.cancelled, report.succeeded), (1, 3));
+    assert!(
+        executor.dropped.load(std::sync::atomic::Ordering::SeqCst),
+        "the job's future was dropped"
+    );
+    let zero = queue.saved().into_iter().find(|s| s.meta.id.get() == 0);
+    assert_eq!(
+        zero.map(|s| s.result),
+        Some(Err(pjp_core::ExecError::Cancelled))
+    );
+    Ok(())
+}
