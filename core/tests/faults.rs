@@ -657,3 +657,105 @@ async fn a_running_async_job_is_cancelled_by_dropping_its_future() -> anyhow::Re
     );
     Ok(())
 }
+
+/// An output whose drop panics once: the only way user code can kill the
+/// runner's saver task (every user callback is guarded; a value's `Drop`
+/// runs in the runner's own code).
+struct Bomb {
+    id: u64,
+    live: bool,
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.live && self.id == 3 {
+            panic!("output 3 exploded on drop");
+        }
+    }
+}
+
+struct MakesBombs;
+
+impl Executor for MakesBombs {
+    type Input = u64;
+    type Output = Bomb;
+    type Metadata = QueueMeta;
+    type Error = String;
+
+    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<Bomb, String> {
+        Ok(Bomb {
+            id: input,
+            live: true,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Records(Mutex<Vec<u64>>);
+
+impl pjp_core::JobSaver for Records {
+    type Output = Bomb;
+    type Failure = String;
+    type Metadata = QueueMeta;
+    type Error = QueueError;
+
+    async fn save(
+        &self,
+        result: &pjp_core::JobResult<Bomb, String>,
+        meta: &QueueMeta,
+    ) -> Result<(), QueueError> {
+        assert!(result.is_ok());
+        common::lock(&self.0).push(meta.id.get());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_saver_task_fails_the_run_and_its_queued_results_are_released() -> anyhow::Result<()>
+{
+    let queue = Queue::closed_with(0..40);
+    let saver = Arc::new(Records::default());
+    let runner = JobRunner::builder(queue.picker(), MakesBombs, Arc::clone(&saver))
+        .workers(2)
+        .prefetch(8)
+        .save_queue(8)
+        .savers(1)
+        .build()?;
+    let rt = TokioRuntime::current();
+    let error = within("a dead saver", runner.run(&rt, Shutdown::new()))
+        .await
+        .expect_err("the run fails");
+    assert!(
+        matches!(
+            error.kind(),
+            pjp_core::RunErrorKind::TaskDied { task: "saver", .. }
+        ),
+        "{error}"
+    );
+    let report = error.report();
+    assert_eq!(report.unaccounted(), 0, "{report:?}");
+    // Every job was saved or handed back, never dropped.
+    let saved = common::lock(&saver.0).clone();
+    let back = queue.pending_ids();
+    assert!(saved.contains(&3));
+    for id in 0..40u64 {
+        let in_saved = saved.contains(&id);
+        let in_queue = back.contains(&JobId::new(id));
+        assert!(
+            in_saved ^ in_queue,
+            "job {id}: saved {in_saved}, back in the queue {in_queue}"
+        );
+    }
+    assert_eq!(report.saved() as usize, saved.len(), "{report:?}");
+    assert!(
+        !report.released.is_empty(),
+        "jobs were still queued when the saver died"
+    );
+    assert!(report.released.iter().all(|id| back.contains(id)));
+    assert_eq!(
+        back.len() as u64,
+        report.released.len() as u64 + (40 - report.picked),
+        "back in the queue: the released ones and the never picked"
+    );
+    Ok(())
+}
