@@ -1,0 +1,84 @@
+//! [`StageSaver`]: runner A's saver, feeding the channel; its errors.
+
+use crate::{ErrorClass, Job, JobMeta, JobResult, JobSaver};
+
+use super::StageSender;
+
+/// Runner A's saver: successful outputs go to the next stage, failures to `F`.
+pub struct StageSaver<T, M, F> {
+    pub(super) sender: StageSender<T, M>,
+    pub(super) failures: F,
+}
+
+impl<T, M, F> StageSaver<T, M, F> {
+    /// Closes the channel (as dropping every sender does).
+    pub fn close(&self) {
+        self.sender.close();
+    }
+}
+
+/// Why a stage channel operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StageError {
+    /// The channel was closed.
+    #[error("the stage channel is closed")]
+    Closed,
+    /// The downstream stage abandoned or went away: it will take no more jobs.
+    #[error("the downstream stage is gone")]
+    DownstreamGone,
+    /// The upstream picker failed to take a released job back.
+    #[error("the upstream picker failed to release the job: {0}")]
+    Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a [`StageSaver`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StageSaveError<E> {
+    /// Sending the output down the channel failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The failure saver failed.
+    #[error("saving a failed job: {0}")]
+    Failure(#[source] E),
+}
+
+impl<T, M, F> JobSaver for StageSaver<T, M, F>
+where
+    T: Clone + Send + Sync + 'static,
+    M: JobMeta,
+    F: JobSaver<Output = T, Metadata = M>,
+{
+    type Output = T;
+    type Failure = F::Failure;
+    type Metadata = M;
+    type Error = StageSaveError<F::Error>;
+
+    async fn save(&self, result: &JobResult<T, F::Failure>, meta: &M) -> Result<(), Self::Error> {
+        match result {
+            Ok(output) => self
+                .sender
+                .send(Job::new(output.clone(), meta.clone()))
+                .await
+                .map_err(|refused| StageSaveError::Stage(refused.error)),
+            Err(_) => self
+                .failures
+                .save(result, meta)
+                .await
+                .map_err(StageSaveError::Failure),
+        }
+    }
+
+    fn is_retryable(&self, error: &Self::Error) -> bool {
+        self.classify(error) == ErrorClass::Transient
+    }
+
+    fn classify(&self, error: &Self::Error) -> ErrorClass {
+        match error {
+            StageSaveError::Stage(StageError::DownstreamGone) => ErrorClass::DownstreamGone,
+            StageSaveError::Stage(_) => ErrorClass::Permanent,
+            StageSaveError::Failure(e) => self.failures.classify(e),
+        }
+    }
+}
