@@ -81,11 +81,25 @@ impl BackoffPolicy {
         } else {
             cap
         };
-        // 53 random bits give a uniform fraction in [0, 1).
-        let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = random_fraction(random);
         // A cap too large for a `Duration` of f64 seconds saturates.
         Duration::try_from_secs_f64(base * (1.0 - self.jitter * unit)).unwrap_or(self.max)
     }
+}
+
+/// A uniform fraction in `[0, 1)` from a random `u64`: its top 53 bits, the
+/// precision of an `f64`. The one place jitter, fault rates and simulated
+/// latency turn random bits into a probability.
+///
+/// ```
+/// use pjp_core::random_fraction;
+///
+/// assert_eq!(random_fraction(0), 0.0);
+/// assert!(random_fraction(u64::MAX) < 1.0);
+/// assert_eq!(random_fraction(1 << 63), 0.5);
+/// ```
+pub fn random_fraction(random: u64) -> f64 {
+    (random >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Default for BackoffPolicy {

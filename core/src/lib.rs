@@ -124,7 +124,7 @@ mod saver;
 mod shutdown;
 pub mod stage;
 
-pub use backoff::{Backoff, BackoffPolicy, RetryPolicy};
+pub use backoff::{Backoff, BackoffPolicy, RetryPolicy, random_fraction};
 pub use cancel::{JobCancels, JobContext};
 pub use execution::{Async, Blocking, Execution};
 pub use executor::{AsyncExecutor, Executor};

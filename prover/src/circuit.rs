@@ -43,7 +43,7 @@ impl FaultRates {
             return Fault::None;
         }
         let draw = splitmix64(self.seed.rotate_left(17) ^ meta.job_id().get());
-        let unit = (draw >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = pjp_core::random_fraction(draw);
         if unit < self.panic {
             Fault::Panic
         } else if unit < self.panic + self.fail {

@@ -58,11 +58,12 @@ pub(crate) struct ResultStore {
 /// FNV-1a over the coefficients' bytes: a checksum to compare runs, not a
 /// cryptographic commitment.
 pub(crate) fn digest(coeffs: &[u64]) -> u64 {
-    coeffs.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &c| {
-        c.to_le_bytes().iter().fold(hash, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    })
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    for c in coeffs {
+        hasher.write(&c.to_le_bytes());
+    }
+    hasher.finish()
 }
 
 impl ResultStore {

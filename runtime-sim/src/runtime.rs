@@ -147,7 +147,7 @@ impl SimRuntime {
         if self.inner.jitter == 0.0 {
             return cost;
         }
-        let unit = (self.random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = pjp_core::random_fraction(self.random_u64());
         cost.mul_f64(1.0 + self.inner.jitter * (2.0 * unit - 1.0))
     }
 

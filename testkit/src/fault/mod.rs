@@ -237,7 +237,4 @@ impl fmt::Display for ExecFaults {
     }
 }
 
-/// A uniform fraction in `[0, 1)` from a random `u64`.
-pub(crate) fn unit(random: u64) -> f64 {
-    (random >> 11) as f64 / (1u64 << 53) as f64
-}
+pub(crate) use pjp_core::random_fraction as unit;

@@ -311,15 +311,15 @@ struct State {
     claimed: u64,
 }
 
+/// FNV-1a's offset basis: the digest of an empty trace.
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
+/// Extends an FNV-1a digest with `bytes` (the `fnv` crate's hasher, resumed).
+fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::with_key(hash);
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
