@@ -13,6 +13,7 @@ mod error;
 mod latency;
 mod meters;
 mod pick;
+mod release;
 mod report;
 mod save;
 mod stats;
