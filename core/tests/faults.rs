@@ -119,8 +119,12 @@ async fn upstream_stops_once_its_downstream_is_gone() -> anyhow::Result<()> {
         gate.wait_started(1).await;
         // B runs one job, holds one in its prefetch, two wait in the channel,
         // and A is blocked sending the next.
+        // Four delivered (two to B, two in the channel) and a fifth picked:
+        // A's send of it is blocked. (Picks alone say nothing about sends on
+        // a loaded machine.)
         eventually("A blocked on a full channel", || {
-            a_progress.snapshot().picked >= 5
+            let a = a_progress.snapshot();
+            a.succeeded >= 4 && a.picked >= 5
         })
         .await;
         b_shutdown.abandon();
@@ -143,7 +147,7 @@ async fn upstream_stops_once_its_downstream_is_gone() -> anyhow::Result<()> {
     assert_eq!(ra.stop, StopReason::DownstreamGone);
     assert_eq!((rb.picked, rb.succeeded, rb.released.len()), (2, 1, 1));
     // A delivered B's two jobs and the two in the channel; the rest it picked
-    // it released, and it picked no job twice.
+    // it released.
     assert_eq!(ra.succeeded, 4);
     assert_eq!(ra.picked, ra.succeeded + ra.released.len() as u64);
     assert!(ra.picked < 20, "A kept picking after its downstream left");
@@ -153,7 +157,14 @@ async fn upstream_stops_once_its_downstream_is_gone() -> anyhow::Result<()> {
         19,
         "every other job is back at the source"
     );
-    assert!(source.pick_counts().iter().all(|&n| n <= 1));
+    // A job the channel handed back on abandon may be picked once more by
+    // A before its refused send stops A's picking: a bounded race, never a
+    // loop.
+    assert!(
+        source.pick_counts().iter().all(|&n| n <= 2),
+        "{:?}",
+        source.pick_counts()
+    );
     Ok(())
 }
 
