@@ -110,14 +110,17 @@
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
 
 mod backoff;
+pub mod boxed;
 mod cancel;
 mod execution;
 mod executor;
 mod failure;
 mod guard;
 mod job;
+pub mod latency;
 mod outcome;
 mod picker;
+pub mod memory;
 pub mod runner;
 mod runtime;
 mod saver;

@@ -1,11 +1,16 @@
 //! [`MemoryQueue`]: an in-memory job queue with picker and saver halves.
+//!
+//! A production part, not only a test double: a single-process component (the
+//! reference prover's embedded run) uses it as its queue, and `pjp-testkit`
+//! builds its checks on it. With [`MemoryQueue::set_lease`] it models a durable
+//! queue's leases and fencing.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use pjp_core::{Job, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime};
+use crate::{Job, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime};
 
 /// The metadata of a [`MemoryQueue`] job: its id and which attempt this is.
 ///
@@ -166,7 +171,7 @@ impl<I, O, F> Shared<I, O, F> {
 /// survives the crash of the node that runs the runner.
 ///
 /// ```
-/// use pjp_testkit::MemoryQueue;
+/// use pjp_core::memory::MemoryQueue;
 ///
 /// let queue: MemoryQueue<u64, u64> = MemoryQueue::closed_with(0..10);
 /// assert_eq!(queue.pending(), 10);

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use pjp_core::{
+use crate::{
     ErrorClass, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, ReleaseReason, Runtime,
     SaveBatch, SaveResults,
 };
@@ -20,7 +20,7 @@ use pjp_core::{
 ///
 /// ```
 /// use std::time::Duration;
-/// use pjp_testkit::LatencyProfile;
+/// use pjp_core::latency::LatencyProfile;
 ///
 /// let p = LatencyProfile::cross_cloud();
 /// assert_eq!((p.min(), p.max()), (Duration::from_millis(80), Duration::from_millis(200)));
@@ -200,8 +200,8 @@ pub struct ParseLatencyError(pub String);
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(pjp_testkit::parse_duration("1.5s"), Ok(Duration::from_millis(1_500)));
-/// assert!(pjp_testkit::parse_duration("soon").is_err());
+/// assert_eq!(pjp_core::latency::parse_duration("1.5s"), Ok(Duration::from_millis(1_500)));
+/// assert!(pjp_core::latency::parse_duration("soon").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, ParseLatencyError> {
     let text = text.trim();
@@ -241,8 +241,8 @@ impl FromStr for LatencyProfile {
 
 /// A picker or saver whose every call first waits one modeled round trip.
 ///
-/// Build it with `with_latency` from [`PickerExt`](crate::PickerExt) or
-/// [`SaverExt`](crate::SaverExt). The whole round trip is spent *before* the
+/// Build it with [`Latent::new`], or with `with_latency` from `pjp-testkit`'s
+/// `PickerExt` and `SaverExt`. The whole round trip is spent *before* the
 /// wrapped call, so the call commits when the reply arrives, like a
 /// transaction: a pick dropped during the wait has claimed nothing (cancel
 /// safe), and a crash during the wait leaves the source untouched.
