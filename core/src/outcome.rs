@@ -57,6 +57,27 @@ impl<F> ExecError<F> {
         matches!(self, Self::TimedOut { .. })
     }
 
+    /// Borrows the executor's error, like [`Option::as_ref`]: with
+    /// [`map`](Self::map), converts a borrowed failure without cloning it.
+    ///
+    /// ```
+    /// use pjp_core::ExecError;
+    ///
+    /// let error: ExecError<std::io::Error> = ExecError::Failed(std::io::Error::other("disk full"));
+    /// let message: ExecError<String> = error.as_ref().map(ToString::to_string);
+    /// assert_eq!(message, ExecError::Failed("disk full".to_owned()));
+    /// ```
+    pub fn as_ref(&self) -> ExecError<&F> {
+        match self {
+            Self::Failed(e) => ExecError::Failed(e),
+            Self::Panicked { message } => ExecError::Panicked {
+                message: message.clone(),
+            },
+            Self::TimedOut { after } => ExecError::TimedOut { after: *after },
+            Self::Cancelled => ExecError::Cancelled,
+        }
+    }
+
     /// Maps the executor's error type.
     pub fn map<G>(self, f: impl FnOnce(F) -> G) -> ExecError<G> {
         match self {

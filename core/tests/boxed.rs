@@ -77,7 +77,9 @@ async fn a_boxed_pipeline_saves_every_job_in_batches() -> anyhow::Result<()> {
     .pick_batch(16)
     .save_batch(16)
     .build()?;
-    let report = runner.run(&TokioRuntime::current(), Shutdown::new()).await?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
     assert_eq!(report.succeeded, 500);
     let mut saved: Vec<(u64, u64)> = queue
         .saved()
@@ -108,7 +110,11 @@ impl JobSaver for Fenced {
     type Metadata = QueueMeta;
     type Error = TakenOver;
 
-    async fn save(&self, _: &JobResult<u64, Infallible>, meta: &QueueMeta) -> Result<(), TakenOver> {
+    async fn save(
+        &self,
+        _: &JobResult<u64, Infallible>,
+        meta: &QueueMeta,
+    ) -> Result<(), TakenOver> {
         Err(TakenOver(meta.id.get()))
     }
 
@@ -120,9 +126,15 @@ impl JobSaver for Fenced {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_error_class_survives_the_box() -> anyhow::Result<()> {
     let queue: MemoryQueue<u64, u64> = MemoryQueue::closed_with(0..20);
-    let runner = JobRunner::builder(BoxPicker::new(queue.picker()), Triple, BoxSaver::new(Fenced))
-        .build()?;
-    let report = runner.run(&TokioRuntime::current(), Shutdown::new()).await?;
+    let runner = JobRunner::builder(
+        BoxPicker::new(queue.picker()),
+        Triple,
+        BoxSaver::new(Fenced),
+    )
+    .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
     // LostClaim: counted as fenced at once, never retried nor given up on.
     assert_eq!(report.fenced, 20);
     assert!(report.save_gave_up.is_empty());
@@ -151,7 +163,11 @@ async fn metadata_of_another_queue_is_refused_not_misread() {
     assert_eq!(error.class(), ErrorClass::Permanent);
     let foreign = error.get_ref().downcast_ref::<ForeignMeta>().unwrap();
     assert_eq!((foreign.job, foreign.side), (JobId::new(0), "saver"));
-    assert!(foreign.expected.ends_with("QueueMeta"), "{}", foreign.expected);
+    assert!(
+        foreign.expected.ends_with("QueueMeta"),
+        "{}",
+        foreign.expected
+    );
     assert!(error.to_string().contains("two queues mixed"), "{error}");
     assert_eq!(queue.saved_count(), 0);
 
@@ -214,4 +230,40 @@ async fn a_short_batch_answer_is_a_transient_error_for_the_unanswered_job() {
     // `release` reaches the concrete picker's own `release`.
     picker.release(AnyMeta::new(JobId::new(9))).await.unwrap();
     assert_eq!(inner.released.load(Ordering::Relaxed), 1);
+}
+
+/// A saver written for any queue's jobs.
+#[derive(Default)]
+struct AnyQueue(Mutex<Vec<JobId>>);
+
+impl JobSaver for AnyQueue {
+    type Output = u64;
+    type Failure = Infallible;
+    type Metadata = AnyMeta;
+    type Error = Infallible;
+
+    async fn save(&self, _: &JobResult<u64, Infallible>, meta: &AnyMeta) -> Result<(), Infallible> {
+        self.0.lock().unwrap().push(meta.job_id());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_saver_of_any_meta_takes_every_queues_jobs_once_boxed() -> anyhow::Result<()> {
+    let queue: MemoryQueue<u64, u64> = MemoryQueue::closed_with(0..10);
+    let saver = std::sync::Arc::new(AnyQueue::default());
+    let runner = JobRunner::builder(
+        BoxPicker::new(queue.picker()),
+        Triple,
+        BoxSaver::new(std::sync::Arc::clone(&saver)),
+    )
+    .build()?;
+    let report = runner
+        .run(&TokioRuntime::current(), Shutdown::new())
+        .await?;
+    assert_eq!(report.succeeded, 10);
+    let mut saved = saver.0.lock().unwrap().clone();
+    saved.sort_unstable();
+    assert_eq!(saved, (0..10).map(JobId::new).collect::<Vec<_>>());
+    Ok(())
 }

@@ -294,6 +294,53 @@ impl PgQueue {
         }))
     }
 
+    /// The ids of `queue`'s jobs in `status`, above `after`, in id order, at
+    /// most `limit`: page through them by passing the last id back.
+    ///
+    /// ```no_run
+    /// # async fn demo(queue: pjp_postgres::PgQueue) -> Result<(), pjp_postgres::QueueError> {
+    /// let mut after = 0;
+    /// loop {
+    ///     let ids = queue.job_ids("proofs", "succeeded", after, 1_000).await?;
+    ///     let Some(&last) = ids.last() else { break };
+    ///     for id in ids {
+    ///         let _result = queue.result(id).await?;
+    ///     }
+    ///     after = last;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn job_ids(
+        &self,
+        queue: &str,
+        status: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, QueueError> {
+        const STATUSES: [&str; 6] = [
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "dead",
+            "cancelled",
+        ];
+        if !STATUSES.contains(&status) {
+            return Err(QueueError::invalid(
+                "status",
+                format!("`{status}` is not one of {}", STATUSES.join(", ")),
+            ));
+        }
+        sqlx::query_scalar(&self.inner.sql.ids)
+            .bind(queue)
+            .bind(status)
+            .bind(after)
+            .bind(limit.clamp(0, 100_000))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|e| self.database_error(e))
+    }
+
     /// A finished job's result bytes (read from the store when large), or
     /// `None` if it has none.
     pub async fn result(&self, id: i64) -> Result<Option<bytes::Bytes>, QueueError> {

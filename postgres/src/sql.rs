@@ -47,6 +47,7 @@ pub(crate) struct Statements {
     pub(crate) cancel: String,
     pub(crate) purge: String,
     pub(crate) job: String,
+    pub(crate) ids: String,
 }
 
 impl Statements {
@@ -232,6 +233,11 @@ impl Statements {
                         max_lost_leases, token, lease_owner, last_error, result, result_key, result_crc,
                         extract(epoch FROM run_after - now())::float8
                  FROM {s}.jobs WHERE id = $1"
+            ),
+            ids: format!(
+                "SELECT id FROM {s}.jobs
+                 WHERE queue = $1 AND status = $2::{s}.job_status AND id > $3
+                 ORDER BY id LIMIT $4"
             ),
         }
     }

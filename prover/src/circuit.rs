@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use pjp_core::{Executor, JobMeta};
-use pjp_gpu::{NttError, NttExecutor, NttJob, NttOutput};
-use pjp_testkit::QueueMeta;
+use pjp_core::Executor;
+use pjp_core::boxed::AnyMeta;
+use pjp_gpu::{NttError, NttExecutor};
 
-use crate::witness::splitmix64;
+use crate::job::{PayloadError, Proof, Witness, splitmix64};
 
 /// Why proving a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,23 @@ pub(crate) enum ProveError {
     /// A failure injected by `--fail-rate`.
     #[error("injected failure (--fail-rate)")]
     Injected,
+    /// Stage one could not build the witness (its failure, saved through
+    /// the same sink).
+    #[error("witness: {0}")]
+    Witness(#[from] PayloadError),
+    /// A wiring bug, saved as the job's failure rather than dropped.
+    #[error("internal: {0}")]
+    Internal(&'static str),
+}
+
+impl ProveError {
+    /// The stage the failure happened in.
+    pub(crate) fn stage(&self) -> &'static str {
+        match self {
+            Self::Witness(_) => "witness",
+            Self::Ntt(_) | Self::Injected | Self::Internal(_) => "prove",
+        }
+    }
 }
 
 /// Which jobs fail or panic on purpose, decided from the job id and seed so a
@@ -38,11 +55,11 @@ enum Fault {
 }
 
 impl FaultRates {
-    fn decide(&self, meta: &QueueMeta) -> Fault {
+    fn decide(&self, job: u64) -> Fault {
         if self.fail <= 0.0 && self.panic <= 0.0 {
             return Fault::None;
         }
-        let draw = splitmix64(self.seed.rotate_left(17) ^ meta.job_id().get());
+        let draw = splitmix64(self.seed.rotate_left(17) ^ job);
         let unit = pjp_core::random_fraction(draw);
         if unit < self.panic {
             Fault::Panic
@@ -57,36 +74,37 @@ impl FaultRates {
 /// Stage two's executor.
 #[derive(Debug, Clone)]
 pub(crate) struct CircuitProver {
-    pub(crate) ntt: NttExecutor<QueueMeta>,
+    pub(crate) ntt: NttExecutor<AnyMeta>,
     pub(crate) faults: FaultRates,
 }
 
 impl Executor for CircuitProver {
-    type Input = Arc<NttJob>;
-    type Output = NttOutput;
-    type Metadata = QueueMeta;
+    type Input = Arc<Witness>;
+    type Output = Proof;
+    type Metadata = AnyMeta;
     type Error = ProveError;
 
-    fn execute(&self, job: Arc<NttJob>, meta: &QueueMeta) -> Result<NttOutput, ProveError> {
-        match self.faults.decide(meta) {
-            Fault::Panic => panic!("injected panic (--panic-rate) in job {}", meta.job_id()),
+    fn execute(&self, witness: Arc<Witness>, meta: &AnyMeta) -> Result<Proof, ProveError> {
+        let job = witness.job;
+        match self.faults.decide(job.job) {
+            Fault::Panic => panic!("injected panic (--panic-rate) in job {}", job.job),
             Fault::Fail => return Err(ProveError::Injected),
             Fault::None => {}
         }
         // The stage channel has usually dropped its reference by now: no copy.
-        let job = Arc::try_unwrap(job).unwrap_or_else(|shared| (*shared).clone());
-        Ok(self.ntt.execute(job, meta)?)
+        let witness = Arc::try_unwrap(witness).unwrap_or_else(|shared| (*shared).clone());
+        let output = self.ntt.execute(witness.ntt, meta)?;
+        Ok(Proof { job, output })
     }
 
-    fn cost_hint(&self, job: &Arc<NttJob>) -> std::time::Duration {
-        self.ntt.cost_hint(job)
+    fn cost_hint(&self, witness: &Arc<Witness>) -> std::time::Duration {
+        self.ntt.cost_hint(&witness.ntt)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pjp_core::JobId;
 
     #[test]
     fn fault_rates_are_respected_and_reproducible() {
@@ -95,24 +113,13 @@ mod tests {
             panic: 0.1,
             seed: 5,
         };
-        let decide = |id| {
-            rates.decide(&QueueMeta {
-                id: JobId::new(id),
-                attempt: 1,
-            })
-        };
+        let decide = |id| rates.decide(id);
         let faults: Vec<Fault> = (0..10_000).map(decide).collect();
         let fails = faults.iter().filter(|f| **f == Fault::Fail).count();
         let panics = faults.iter().filter(|f| **f == Fault::Panic).count();
         assert!((1_800..2_200).contains(&fails), "{fails}");
         assert!((800..1_200).contains(&panics), "{panics}");
         assert_eq!(decide(42), decide(42));
-        assert_eq!(
-            FaultRates::default().decide(&QueueMeta {
-                id: JobId::new(1),
-                attempt: 1
-            }),
-            Fault::None
-        );
+        assert_eq!(FaultRates::default().decide(1), Fault::None);
     }
 }

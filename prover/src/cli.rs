@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use pjp_core::latency::LatencyProfile;
 use pjp_gpu::BackendChoice;
-use pjp_testkit::LatencyProfile;
 
 /// The reference prover component of prover-job-processor.
 ///
@@ -22,11 +22,12 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Prove jobs from the embedded in-process queue, then print a summary.
+    /// Prove jobs, then print a summary: from the embedded in-process queue,
+    /// or, with `--database-url`, as a fleet worker on a PostgreSQL queue.
     ///
     /// SIGTERM/SIGINT drains (no new jobs; picked ones finish; exit 0); a second
     /// signal abandons (unstarted jobs are released; exit 3, listing them).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create the PostgreSQL queue's schema, or bring it up to date.
     Migrate(DbArgs),
     /// Put proving jobs on the PostgreSQL queue, in batches.
@@ -38,6 +39,83 @@ pub(crate) enum Command {
     Requeue(RequeueArgs),
     /// Delete finished jobs older than a retention, with their blobs.
     Purge(PurgeArgs),
+    /// Check every succeeded job's stored proof on the PostgreSQL queue
+    /// (its inverse NTT must give back the job's witness).
+    Verify(VerifyArgs),
+}
+
+/// Options of `pjp-prover verify`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// The object store results were written to (as given to `run`).
+    #[arg(long, env = "PJP_STORE_URL")]
+    pub(crate) store_url: Option<String>,
+
+    /// The queue name within the schema.
+    #[arg(long, env = "PJP_QUEUE", default_value = "proofs")]
+    pub(crate) queue: String,
+
+    /// Print JSON instead of text.
+    #[arg(long, env = "PJP_JSON")]
+    pub(crate) json: bool,
+}
+
+/// Options of `pjp-prover run` that make it a fleet worker on a PostgreSQL
+/// queue. Without `--database-url` the run uses the embedded queue.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FleetArgs {
+    /// Serve this PostgreSQL queue (e.g. `postgres://user@host:5432/db`)
+    /// instead of the embedded one. Jobs come from `pjp-prover enqueue`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+
+    /// The schema the queue's tables live in.
+    #[arg(long, env = "PJP_SCHEMA", default_value = pjp_postgres::DEFAULT_SCHEMA)]
+    pub(crate) schema: String,
+
+    /// How long to keep retrying a database that is not reachable yet.
+    #[arg(long = "wait", env = "PJP_DB_WAIT", default_value = "10s", value_parser = parse_duration)]
+    pub(crate) db_wait: Duration,
+
+    /// Object store for payloads and results larger than `--inline-limit`:
+    /// `file:///path`, `s3://bucket/prefix`, `gs://…`, `az://…`, `memory://`.
+    #[arg(long, env = "PJP_STORE_URL")]
+    pub(crate) store_url: Option<String>,
+
+    /// Results up to this many bytes stay in the table; larger ones go to the
+    /// store (0: every result goes to the store).
+    #[arg(long, env = "PJP_INLINE_LIMIT", default_value_t = pjp_postgres::DEFAULT_INLINE_LIMIT)]
+    pub(crate) inline_limit: usize,
+
+    /// The lease owner's name in the table (default: host-pid-random).
+    #[arg(long, env = "PJP_WORKER_ID")]
+    pub(crate) worker_id: Option<String>,
+
+    /// The queue name within the schema.
+    #[arg(long, env = "PJP_QUEUE", default_value = "proofs")]
+    pub(crate) queue: String,
+
+    /// Stop once no job is queued or leased (a job leased by a dead worker is
+    /// still work: it is taken when its lease expires).
+    #[arg(long, env = "PJP_EXIT_WHEN_EMPTY")]
+    pub(crate) exit_when_empty: bool,
+
+    /// How often the worker extends its leases.
+    #[arg(long, env = "PJP_HEARTBEAT", default_value = "2s", value_parser = parse_duration)]
+    pub(crate) heartbeat: Duration,
+
+    /// How long a lease lasts past its latest heartbeat (must exceed
+    /// `--heartbeat`); a dead worker's jobs come back after it.
+    #[arg(long, env = "PJP_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
+    pub(crate) lease_ttl: Duration,
+
+    /// How long an idle pick waits for a notification before it polls
+    /// (default 1s).
+    #[arg(long, env = "PJP_POLL_INTERVAL", value_parser = parse_duration)]
+    pub(crate) poll_interval: Option<Duration>,
 }
 
 /// Where the PostgreSQL queue is.
@@ -157,6 +235,9 @@ pub(crate) struct PurgeArgs {
 /// environment variable named in its help.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) fleet: FleetArgs,
+
     /// Synthetic jobs seeded into the embedded queue.
     #[arg(long, env = "PJP_JOBS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub(crate) jobs: u64,
@@ -200,6 +281,26 @@ pub(crate) struct RunArgs {
     /// Random extra delay, up to this fraction of each pick/save latency.
     #[arg(long, env = "PJP_LATENCY_JITTER", default_value_t = 0.2, value_parser = parse_rate)]
     pub(crate) latency_jitter: f64,
+
+    /// Picks in flight at once (each hides one queue round trip).
+    #[arg(long, env = "PJP_PICKERS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub(crate) pickers: u64,
+
+    /// Jobs claimed per pick (one statement on PostgreSQL).
+    #[arg(long, env = "PJP_PICK_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) pick_batch: u64,
+
+    /// Jobs claimed ahead of the witness workers (at least `--pick-batch`).
+    #[arg(long, env = "PJP_PREFETCH", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub(crate) prefetch: u64,
+
+    /// Saves in flight at once, per stage.
+    #[arg(long, env = "PJP_SAVERS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub(crate) savers: u64,
+
+    /// Results saved per call (one statement on PostgreSQL).
+    #[arg(long, env = "PJP_SAVE_BATCH", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) save_batch: u64,
 
     /// Verify every k-th result with the inverse NTT (0 = never).
     #[arg(long, env = "PJP_VERIFY_EVERY", default_value_t = 10)]
@@ -270,6 +371,12 @@ impl RunArgs {
 
     /// Checks combinations the per-flag parsers cannot.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.pick_batch > self.prefetch {
+            return Err(format!(
+                "--pick-batch ({}) exceeds --prefetch ({}): a claimed batch must fit in the prefetch buffer",
+                self.pick_batch, self.prefetch
+            ));
+        }
         if self.fail_rate + self.panic_rate > 1.0 {
             return Err(format!(
                 "--fail-rate ({}) plus --panic-rate ({}) exceeds 1",

@@ -1,5 +1,6 @@
 //! The fleet commands on the PostgreSQL queue: `migrate`, `enqueue`,
-//! `status`, `requeue`, `purge`.
+//! `status`, `requeue`, `purge`, `verify` (the worker itself is `run
+//! --database-url`, in the pipeline).
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -7,23 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pjp_postgres::{NewJob, PgQueue, QueueError, QueueStats};
-use serde::{Deserialize, Serialize};
+use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueError, QueueStats};
+use serde::Serialize;
 
-use crate::cli::{DbArgs, EnqueueArgs, PurgeArgs, RequeueArgs, StatusArgs};
-
-/// One proving job's payload on the queue: which synthetic witness to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ProofJob {
-    /// The job's number (the witness derives from it and the seed).
-    pub(crate) job: u64,
-    /// log2 of each polynomial's size.
-    pub(crate) log_n: u32,
-    /// Polynomials per job.
-    pub(crate) batch: u64,
-    /// Seed of the synthetic witnesses.
-    pub(crate) seed: u64,
-}
+use crate::cli::{DbArgs, EnqueueArgs, PurgeArgs, RequeueArgs, StatusArgs, VerifyArgs};
+use crate::job::{ProofJob, StoredProof};
 
 /// A fleet command's failure, with the exit code it maps to.
 pub(crate) struct Failure {
@@ -47,6 +36,14 @@ impl From<QueueError> for Failure {
 }
 
 impl Failure {
+    /// A failure at run time (exit 1).
+    pub(crate) fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn exit(self) -> ExitCode {
         eprintln!("pjp-prover: error: {}", self.message);
         ExitCode::from(self.code)
@@ -110,8 +107,8 @@ pub(crate) async fn enqueue(args: EnqueueArgs) -> Result<(), Failure> {
                     batch: args.batch,
                     seed: args.seed,
                 };
-                let bytes = serde_json::to_vec(&payload).unwrap_or_default();
-                let new = NewJob::new(&args.queue, bytes).priority(args.priority);
+                let new =
+                    NewJob::new(&args.queue, payload.encode().to_vec()).priority(args.priority);
                 match &args.key_prefix {
                     Some(prefix) => new.unique_key(format!("{prefix}/{job}")),
                     None => new,
@@ -313,4 +310,85 @@ pub(crate) async fn purge(args: PurgeArgs) -> Result<(), Failure> {
         }
     );
     Ok(())
+}
+
+/// What `verify` found.
+#[derive(Debug, Default, Serialize)]
+struct Verified {
+    /// Succeeded jobs checked.
+    checked: u64,
+    /// Their proofs are right.
+    verified: u64,
+    /// Distinct job numbers among them (each payload proved once).
+    distinct_jobs: u64,
+    /// Succeeded jobs without a readable result.
+    missing: Vec<i64>,
+    /// Succeeded jobs whose proof is wrong or unreadable.
+    wrong: Vec<i64>,
+}
+
+pub(crate) async fn verify(args: VerifyArgs) -> Result<(), Failure> {
+    let mut builder = PgQueue::builder(&args.db.database_url)
+        .schema(&args.db.schema)
+        .wait(args.db.wait)
+        .max_connections(4)
+        .application_name("pjp-prover");
+    if let Some(store) = &args.store_url {
+        builder = builder.store(PayloadStore::open(store)?);
+    }
+    let queue = builder.connect().await?;
+    queue.check_schema().await?;
+    let cpu = pjp_gpu::CpuNtt::new();
+    let mut found = Verified::default();
+    let mut jobs = std::collections::HashSet::new();
+    let mut after = 0;
+    loop {
+        let ids = queue.job_ids(&args.queue, "succeeded", after, 500).await?;
+        let Some(&last) = ids.last() else { break };
+        let results = futures_util::future::join_all(ids.iter().map(|&id| queue.result(id))).await;
+        for (id, result) in ids.into_iter().zip(results) {
+            found.checked += 1;
+            let bytes = match result {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) | Err(_) => {
+                    found.missing.push(id);
+                    continue;
+                }
+            };
+            match StoredProof::from_bytes(&bytes).map(|p| (p.verify(&cpu), p.job)) {
+                Ok((Ok(true), job)) => {
+                    found.verified += 1;
+                    jobs.insert(job.job);
+                }
+                _ => found.wrong.push(id),
+            }
+        }
+        after = last;
+    }
+    found.distinct_jobs = jobs.len() as u64;
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&found).map_err(|e| Failure::runtime(e.to_string()))?;
+        println!("{json}");
+    } else {
+        println!(
+            "{} succeeded job(s) checked: {} verified ({} distinct payloads), {} missing, {} wrong",
+            found.checked,
+            found.verified,
+            found.distinct_jobs,
+            found.missing.len(),
+            found.wrong.len()
+        );
+        for id in &found.missing {
+            println!("  job {id}: no readable result");
+        }
+        for id in &found.wrong {
+            println!("  job {id}: WRONG proof");
+        }
+    }
+    if found.missing.is_empty() && found.wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::runtime("some results are missing or wrong"))
+    }
 }

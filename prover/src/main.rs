@@ -3,10 +3,11 @@
 //! `pjp-prover run` seeds an in-process queue with synthetic jobs and proves
 //! them with two chained runners — a witness generator (CPU) feeding a circuit
 //! prover (a Goldilocks NTT on the GPU when one is usable, else the CPU) — then
-//! prints a summary. See `pjp-prover run --help`.
+//! prints a summary. See `pjp-prover run --help`. With `--database-url` the
+//! same pipeline is a fleet worker on a PostgreSQL queue.
 //!
-//! `migrate`, `enqueue`, `status`, `requeue` and `purge` manage a PostgreSQL
-//! queue of proving jobs (see `pjp-prover help`).
+//! `migrate`, `enqueue`, `status`, `requeue`, `purge` and `verify` manage a
+//! PostgreSQL queue of proving jobs (see `pjp-prover help`).
 //!
 //! Exit codes: 0 done (or drained after a signal); 1 a runner failed, a
 //! result failed verification, or the database failed; 2 bad usage (a
@@ -18,8 +19,10 @@
 mod circuit;
 mod cli;
 mod fleet;
+mod job;
 mod pipeline;
 mod progress;
+mod sink;
 mod store;
 mod summary;
 mod witness;
@@ -32,8 +35,9 @@ use clap::Parser;
 use pjp_core::{JobId, RunReport, Shutdown};
 
 use cli::{Cli, Command, RunArgs};
-use pipeline::{Component, StageResult};
-use summary::{Ending, StageSummary, Summary};
+use fleet::Failure;
+use pipeline::{Component, Source, StageResult};
+use summary::{Ending, FleetSummary, StageSummary, Summary};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -57,28 +61,21 @@ fn main() -> ExitCode {
                 eprintln!("pjp-prover: error: {message}");
                 return ExitCode::from(2);
             }
-            return finish(runtime.block_on(run(args)));
+            return match runtime.block_on(run(*args)) {
+                Ok(code) => code,
+                Err(failure) => failure.exit(),
+            };
         }
         Command::Migrate(args) => runtime.block_on(fleet::migrate(args)),
         Command::Enqueue(args) => runtime.block_on(fleet::enqueue(args)),
         Command::Status(args) => runtime.block_on(fleet::status(args)),
         Command::Requeue(args) => runtime.block_on(fleet::requeue(args)),
         Command::Purge(args) => runtime.block_on(fleet::purge(args)),
+        Command::Verify(args) => runtime.block_on(fleet::verify(args)),
     };
     match fleet {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.exit(),
-    }
-}
-
-/// The exit code of a run, printing its error as one line.
-fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("pjp-prover: error: {error:#}");
-            ExitCode::FAILURE
-        }
     }
 }
 
@@ -131,32 +128,36 @@ fn init_logging() {
         .try_init();
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let runtime_error = |e: anyhow::Error| Failure::runtime(format!("{e:#}"));
     if let Some(addr) = args.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
             .install()
-            .with_context(|| format!("serving metrics on {addr}"))?;
+            .with_context(|| format!("serving metrics on {addr}"))
+            .map_err(runtime_error)?;
     }
-    let component = Component::new(&args)?;
+    let component = Component::new(&args).await?;
     let backend = component.prover.ntt.backend().to_string();
     tracing::info!(%backend, "NTT backend selected");
     let shutdown = Shutdown::new();
     pjp_runtime_tokio::shutdown_on_signals(shutdown.clone());
 
     let mode = progress::Mode::from_flag(&args.progress);
+    let total = matches!(component.source, Source::Embedded(_)).then_some(args.jobs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let results = if args.sequential {
-        let report = pipeline::run_sequential(&component, shutdown.clone()).await?;
+        let report = pipeline::run_sequential(&component, shutdown.clone())
+            .await
+            .map_err(runtime_error)?;
         vec![Ok(report)]
     } else {
-        let pipeline = pipeline::Pipeline::build(&component)?;
+        let pipeline = pipeline::Pipeline::build(&component).map_err(runtime_error)?;
         let live = pipeline.live();
-        let store = std::sync::Arc::clone(&component.store);
-        let jobs = args.jobs;
+        let tally = std::sync::Arc::clone(&component.tally);
         let display =
-            tokio::spawn(async move { progress::show(mode, jobs, live, &store, stop_rx).await });
+            tokio::spawn(async move { progress::show(mode, total, live, &tally, stop_rx).await });
         let results = pipeline.run(shutdown.clone()).await;
         let _ = stop_tx.send(true);
         let _ = display.await;
@@ -166,7 +167,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let summary = summarise(&component, &results, elapsed, backend);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let json =
+            serde_json::to_string_pretty(&summary).map_err(|e| Failure::runtime(e.to_string()))?;
+        println!("{json}");
     } else {
         print!("{}", summary.table());
     }
@@ -194,17 +197,42 @@ fn summarise(
             StageSummary::from_report(pipeline::report_of(r), error)
         })
         .collect();
-    // The queue knows exactly what went back: a pending job that was picked
-    // before was released (by a runner or by the stage channel on abandon).
-    let picks = component.queue.pick_counts();
-    let (released, not_started): (Vec<JobId>, Vec<JobId>) = component
-        .queue
-        .pending_ids()
-        .into_iter()
-        .partition(|id| picks.get(id.get() as usize).is_some_and(|&n| n > 0));
-    let mut released = released;
+    let counts = component.tally.counts();
+    let (jobs, mut released, not_started, fleet) = match &component.source {
+        Source::Embedded(queue) => {
+            // The queue knows exactly what went back: a pending job that was
+            // picked before was released (by a runner or by the stage channel
+            // on abandon).
+            let picks = queue.pick_counts();
+            let (released, not_started): (Vec<JobId>, Vec<JobId>) = queue
+                .pending_ids()
+                .into_iter()
+                .partition(|id| picks.get(id.get() as usize).is_some_and(|&n| n > 0));
+            (args.jobs, released, not_started.len() as u64, None)
+        }
+        Source::Fleet(worker) => {
+            // What the runners handed back to PostgreSQL; the rest of the
+            // queue is other workers' business.
+            let released: Vec<JobId> = reports
+                .iter()
+                .flat_map(|r| r.released.iter().copied())
+                .collect();
+            let stats = worker.stats();
+            let jobs = counts.succeeded + counts.failed + released.len() as u64;
+            let fleet = FleetSummary {
+                worker: worker.id().to_owned(),
+                queue: args.fleet.queue.clone(),
+                claimed: stats.claimed,
+                fenced: stats.fenced,
+                lost_leases: stats.lost_leases,
+                reclaimed: stats.rescued,
+                dead_lettered: stats.dead,
+            };
+            (jobs, released, 0, Some(fleet))
+        }
+    };
     released.sort_unstable();
-    let not_started = not_started.len() as u64;
+    released.dedup();
     Summary::new(
         if args.sequential {
             "sequential"
@@ -213,13 +241,14 @@ fn summarise(
         },
         backend,
         Ending::of(&reports, failed),
-        args.jobs,
-        component.store.counts(),
+        jobs,
+        counts,
         released,
         not_started,
-        component.store.mismatches(),
+        component.tally.mismatches(),
         elapsed,
         (args.log_n, args.batch),
         stages,
+        fleet,
     )
 }

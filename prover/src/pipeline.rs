@@ -1,64 +1,157 @@
-//! Wires the component: the embedded queue, the two stages and the result store;
-//! runs them pipelined (two runners and a stage channel) or as one plain loop.
+//! Wires the component: its queue (the embedded one or PostgreSQL, chosen at
+//! run time), the two stages and the sink; runs them pipelined (two runners
+//! and a stage channel) or as one plain loop.
+//!
+//! The pipeline is written once, over a [`BoxPicker`] and a [`BoxSaver`]: the
+//! executors see [`AnyMeta`](pjp_core::boxed::AnyMeta) and the same payload
+//! bytes whatever the queue.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use std::convert::Infallible;
-
+use bytes::Bytes;
+use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
+use pjp_core::latency::Latent;
+use pjp_core::memory::MemoryQueue;
 use pjp_core::stage::{StagePicker, StageSaver};
 use pjp_core::{
-    Blocking, ExecError, Executor, JobPicker, JobResult, JobRunner, JobSaver, LatencySummary,
-    Picked, Progress, RunError, RunReport, Shutdown, stage,
+    BackoffPolicy, Blocking, ExecError, Executor, JobCancels, JobPicker, JobResult, JobRunner,
+    JobSaver, LatencySummary, Picked, Progress, RunError, RunReport, RunnerBuilder, Shutdown,
+    stage,
 };
-use pjp_gpu::{NttConfig, NttExecutor, NttJob, NttOutput};
+use pjp_gpu::{NttConfig, NttExecutor};
+use pjp_postgres::{PayloadStore, PgQueue, PgWorker, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
-use pjp_testkit::{Latent, MemoryQueue, PickerExt, QueueMeta, QueuePicker, SaverExt};
 
 use crate::circuit::{CircuitProver, FaultRates, ProveError};
-use crate::cli::RunArgs;
-use crate::store::{ResultStore, StageFailures};
-use crate::witness::{WitnessGenerator, WitnessShape};
+use crate::cli::{FleetArgs, RunArgs};
+use crate::fleet::Failure;
+use crate::job::{Proof, ProofJob, Witness};
+use crate::sink::{FailuresOf, FleetSink, SavedFailure};
+use crate::store::{ResultStore, Tally};
+use crate::witness::WitnessGenerator;
 
-/// The embedded queue: job ids are the inputs; witnesses derive from them.
-pub(crate) type EmbeddedQueue = MemoryQueue<u64>;
+/// Where jobs come from: any picker of payload bytes.
+pub(crate) type Origin = BoxPicker<Bytes>;
+/// Where results go: any saver of proofs.
+pub(crate) type Sink = BoxSaver<Proof, ProveError>;
+
+/// The queue a run serves.
+pub(crate) enum Source {
+    /// The in-process queue, seeded with `--jobs` payloads.
+    Embedded(MemoryQueue<Bytes>),
+    /// A PostgreSQL queue shared by a fleet.
+    Fleet(PgWorker),
+}
 
 /// Everything a run sets up.
 pub(crate) struct Component {
-    pub(crate) queue: EmbeddedQueue,
-    pub(crate) store: Arc<ResultStore>,
-    pub(crate) witness: WitnessGenerator,
+    pub(crate) origin: Origin,
+    pub(crate) sink: Sink,
+    pub(crate) source: Source,
+    pub(crate) tally: Arc<Tally>,
+    pub(crate) cancels: JobCancels,
     pub(crate) prover: CircuitProver,
     pub(crate) args: RunArgs,
 }
 
 impl Component {
-    /// Seeds the queue and selects the NTT backend.
-    pub(crate) fn new(args: &RunArgs) -> anyhow::Result<Self> {
-        let shape = WitnessShape {
-            log_n: args.log_n,
-            batch: usize::try_from(args.batch).context("--batch")?,
-            seed: args.seed,
-        };
+    /// Selects the NTT backend and the queue: PostgreSQL with
+    /// `--database-url`, else the embedded one, seeded.
+    pub(crate) async fn new(args: &RunArgs) -> Result<Self, Failure> {
         let ntt = NttExecutor::new(NttConfig::new().backend(args.backend))
-            .context("selecting the NTT backend")?;
-        Ok(Self {
-            queue: MemoryQueue::closed_with(0..args.jobs),
-            store: Arc::new(ResultStore::new(args.jobs, shape, args.verify_every)),
-            witness: WitnessGenerator { shape },
-            prover: CircuitProver {
-                ntt,
-                faults: FaultRates {
-                    fail: args.fail_rate,
-                    panic: args.panic_rate,
-                    seed: args.seed,
-                },
+            .map_err(|e| Failure::runtime(format!("selecting the NTT backend: {e}")))?;
+        let prover = CircuitProver {
+            ntt,
+            faults: FaultRates {
+                fail: args.fail_rate,
+                panic: args.panic_rate,
+                seed: args.seed,
             },
+        };
+        let (origin, sink, source, tally, cancels) = match &args.fleet.database_url {
+            None => embedded(args),
+            Some(url) => fleet(url, &args.fleet, args.verify_every).await?,
+        };
+        Ok(Self {
+            origin,
+            sink,
+            source,
+            tally,
+            cancels,
+            prover,
             args: args.clone(),
         })
     }
+}
+
+type Parts = (Origin, Sink, Source, Arc<Tally>, JobCancels);
+
+/// The embedded queue, seeded with `--jobs` payloads; round trips modeled by
+/// `--pick-latency` and `--save-latency`.
+fn embedded(args: &RunArgs) -> Parts {
+    let queue = MemoryQueue::closed_with((0..args.jobs).map(|job| {
+        ProofJob {
+            job,
+            log_n: args.log_n,
+            batch: args.batch,
+            seed: args.seed,
+        }
+        .encode()
+    }));
+    let runtime = TokioRuntime::current();
+    let store = Arc::new(ResultStore::new(args.jobs, args.verify_every));
+    let tally = Arc::clone(store.tally());
+    let origin = BoxPicker::new(Latent::new(queue.picker(), &runtime, args.pick_profile()));
+    let sink = BoxSaver::new(Latent::new(store, &runtime, args.save_profile()));
+    (
+        origin,
+        sink,
+        Source::Embedded(queue),
+        tally,
+        JobCancels::new(),
+    )
+}
+
+/// A PostgreSQL worker: claims leased, heartbeated jobs; stores results
+/// (in the object store above `--inline-limit`) with fenced completions.
+async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts, Failure> {
+    let mut builder = PgQueue::builder(url)
+        .schema(&fleet.schema)
+        .wait(fleet.db_wait)
+        .application_name("pjp-prover");
+    if let Some(store) = &fleet.store_url {
+        builder = builder.store(PayloadStore::open(store)?.inline_limit(fleet.inline_limit));
+    }
+    let queue = builder.connect().await?;
+    queue.check_schema().await?;
+    let mut config = WorkerConfig::new(fleet.worker_id.clone().unwrap_or_else(|| {
+        // The default id names the host and process; `--worker-id` names it.
+        WorkerConfig::default().id().to_owned()
+    }))
+    .heartbeat_interval(fleet.heartbeat)
+    .lease_ttl(fleet.lease_ttl);
+    if let Some(poll) = fleet.poll_interval {
+        config = config.poll_interval(poll);
+    }
+    let worker = queue.worker(config).await?;
+    let picker = worker
+        .picker(&fleet.queue)?
+        .exit_when_empty(fleet.exit_when_empty);
+    let saver = worker
+        .saver::<Vec<u8>, SavedFailure>()
+        .permanent_if(|e| matches!(e, ExecError::Failed(f) if f.permanent));
+    let sink = FleetSink::new(saver, verify_every);
+    let tally = Arc::clone(sink.tally());
+    let cancels = worker.job_cancels();
+    Ok((
+        BoxPicker::new(picker),
+        BoxSaver::new(sink),
+        Source::Fleet(worker),
+        tally,
+        cancels,
+    ))
 }
 
 /// How one stage's run ended.
@@ -77,19 +170,12 @@ pub(crate) struct Live {
     pub(crate) stages: Vec<(&'static str, u64, Progress)>,
 }
 
-/// A component whose calls take `--pick-latency`/`--save-latency`.
-type Delayed<T> = Latent<T, TokioRuntime>;
-type Origin = Arc<Delayed<QueuePicker<u64>>>;
 type WitnessRunner = JobRunner<
     Origin,
     Blocking<WitnessGenerator>,
-    StageSaver<Arc<NttJob>, QueueMeta, Delayed<StageFailures<Arc<NttJob>, Infallible>>>,
+    StageSaver<Arc<Witness>, AnyMeta, FailuresOf<Sink, Arc<Witness>>>,
 >;
-type ProveRunner = JobRunner<
-    StagePicker<Arc<NttJob>, QueueMeta>,
-    Blocking<CircuitProver>,
-    Delayed<Arc<ResultStore>>,
->;
+type ProveRunner = JobRunner<StagePicker<Arc<Witness>, AnyMeta>, Blocking<CircuitProver>, Sink>;
 
 /// The two stages, built: a witness runner feeding a prover runner through a
 /// stage channel.
@@ -104,39 +190,27 @@ pub(crate) struct Pipeline {
 impl Pipeline {
     pub(crate) fn build(component: &Component) -> anyhow::Result<Self> {
         let args = &component.args;
-        let runtime = TokioRuntime::current();
-        let origin = Arc::new(
-            component
-                .queue
-                .picker()
-                .with_latency(&runtime, args.pick_profile()),
-        );
         let witness_workers = usize::try_from(args.witness_workers)?;
         let prover_workers = usize::try_from(args.prover_workers)?;
+        let origin = component.origin.clone();
 
         // Room for each prover worker's next witness, so the prover never waits.
-        let (tx, rx) = stage::channel(2 * prover_workers, Arc::clone(&origin));
-        let failures = component
-            .store
-            .failures_of("witness")
-            .with_latency(&runtime, args.save_profile());
-        let witness =
-            JobRunner::builder(origin, component.witness.clone(), tx.on_failure(failures))
-                .stage("witness")
-                .workers(witness_workers)
-                .prefetch(2 * witness_workers)
-                // Picks and saves in flight hide a database round trip
-                // (`--pick-latency`, `--save-latency`) behind execution.
-                .pickers(4)
-                .savers(4)
-                .build()?;
-        let saver = Arc::clone(&component.store).with_latency(&runtime, args.save_profile());
-        let prove = JobRunner::builder(rx, component.prover.clone(), saver)
+        let (tx, rx) = stage::channel(2 * prover_workers, origin.clone());
+        let failures = FailuresOf::new(component.sink.clone());
+        let witness = JobRunner::builder(origin, WitnessGenerator, tx.on_failure(failures))
+            .stage("witness")
+            .workers(witness_workers)
+            // Picks in flight and batched picks hide the queue's round trip
+            // behind execution.
+            .prefetch(args.prefetch as usize)
+            .pickers(args.pickers as usize)
+            .pick_batch(args.pick_batch as usize);
+        let witness = with_io(witness, component).build()?;
+        let prove = JobRunner::builder(rx, component.prover.clone(), component.sink.clone())
             .stage("prove")
             .workers(prover_workers)
-            .prefetch(prover_workers)
-            .savers(8)
-            .build()?;
+            .prefetch(prover_workers);
+        let prove = with_io(prove, component).build()?;
         Ok(Self {
             witness,
             prove,
@@ -203,6 +277,33 @@ impl Pipeline {
     }
 }
 
+/// The saving side both stages share, and the wiring a queue needs: batched
+/// saves in flight, the lease-loss cancellations, and (on a queue that
+/// long-polls) a short back-off when a pick finds nothing.
+fn with_io<P, E, S>(
+    builder: RunnerBuilder<P, E, S>,
+    component: &Component,
+) -> RunnerBuilder<P, E, S>
+where
+    P: JobPicker,
+    S: JobSaver,
+{
+    let args = &component.args;
+    let builder = builder
+        .savers(args.savers as usize)
+        .save_batch(args.save_batch as usize)
+        .save_queue((args.savers * args.save_batch) as usize)
+        .job_cancels(component.cancels.clone());
+    match component.source {
+        // An idle PostgreSQL pick already waits for a notification.
+        Source::Fleet(_) => builder.empty_backoff(BackoffPolicy::new(
+            Duration::from_millis(1),
+            Duration::from_millis(10),
+        )),
+        Source::Embedded(_) => builder,
+    }
+}
+
 /// Runs the same work as one plain loop: pick, generate, prove, save, repeat.
 /// The baseline the pipeline is compared with (`--sequential`). Panics are
 /// caught and saved as failures, as the runner does.
@@ -210,13 +311,7 @@ pub(crate) async fn run_sequential(
     component: &Component,
     shutdown: Shutdown,
 ) -> anyhow::Result<RunReport> {
-    let args = &component.args;
-    let runtime = TokioRuntime::current();
-    let picker = component
-        .queue
-        .picker()
-        .with_latency(&runtime, args.pick_profile());
-    let saver = Arc::clone(&component.store).with_latency(&runtime, args.save_profile());
+    let (picker, saver) = (&component.origin, &component.sink);
     let started = Instant::now();
     let mut report = RunReport::default();
     report.stage = "sequential".to_owned();
@@ -225,7 +320,9 @@ pub(crate) async fn run_sequential(
     while !shutdown.is_draining() {
         let job = match picker.pick().await? {
             Picked::Some(job) => job,
-            Picked::Empty | Picked::Exhausted => break,
+            // A queue that long-polls (PostgreSQL) has waited already.
+            Picked::Empty => continue,
+            Picked::Exhausted => break,
         };
         let picked_at = Instant::now();
         report.picked += 1;
@@ -253,11 +350,11 @@ pub(crate) async fn run_sequential(
 /// Both stages inline, with panics caught.
 fn prove_whole_job(
     component: &Component,
-    input: u64,
-    meta: &QueueMeta,
-) -> JobResult<NttOutput, ProveError> {
+    payload: Bytes,
+    meta: &AnyMeta,
+) -> JobResult<Proof, ProveError> {
     let caught = catch_unwind(AssertUnwindSafe(|| {
-        let Ok(witness) = component.witness.execute(input, meta);
+        let witness = WitnessGenerator.execute(payload, meta)?;
         component.prover.execute(witness, meta)
     }));
     match caught {

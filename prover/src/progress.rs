@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::pipeline::Live;
-use crate::store::ResultStore;
+use crate::store::Tally;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,19 +34,30 @@ impl Mode {
 pub(crate) type Stop = tokio::sync::watch::Receiver<bool>;
 
 /// Shows progress until `stop` flips; returns when it has drawn the last frame.
-pub(crate) async fn show(mode: Mode, jobs: u64, live: Live, store: &ResultStore, mut stop: Stop) {
+/// `total` is the number of jobs when known (the embedded queue); a fleet
+/// worker shows a count without a bar.
+pub(crate) async fn show(
+    mode: Mode,
+    total: Option<u64>,
+    live: Live,
+    tally: &Tally,
+    mut stop: Stop,
+) {
     if mode == Mode::None {
         return;
     }
     let started = Instant::now();
     let bar = (mode == Mode::Bar).then(|| {
-        let bar = ProgressBar::with_draw_target(Some(jobs), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+        let template = if total.is_some() {
+            "{elapsed_precise} [{bar:32}] {pos}/{len} jobs · {per_sec} · ETA {eta} · {msg}"
+        } else {
+            "{elapsed_precise} {spinner} {pos} jobs · {per_sec} · {msg}"
+        };
         bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:32}] {pos}/{len} jobs · {per_sec} · ETA {eta} · {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar
     });
@@ -57,7 +68,7 @@ pub(crate) async fn show(mode: Mode, jobs: u64, live: Live, store: &ResultStore,
     };
     loop {
         let done = *stop.borrow();
-        let counts = store.counts();
+        let counts = tally.counts();
         let finished = counts.succeeded + counts.failed;
         let busy: Vec<String> = live
             .stages
@@ -79,8 +90,9 @@ pub(crate) async fn show(mode: Mode, jobs: u64, live: Live, store: &ResultStore,
                 } else {
                     0.0
                 };
+                let of = total.map_or_else(String::new, |n| format!("/{n}"));
                 eprintln!(
-                    "progress: {finished}/{jobs} jobs ({} failed), {rate:.1} jobs/s, {busy}",
+                    "progress: {finished}{of} jobs ({} failed), {rate:.1} jobs/s, {busy}",
                     counts.failed
                 );
             }

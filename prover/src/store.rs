@@ -1,16 +1,22 @@
-//! The result store: the circuit prover's saver. Records a digest of every
-//! result, verifies a sample with the inverse NTT, and records failures from
-//! either stage. A verification mismatch is recorded as a failed job.
+//! Where results go, and what the run counts of them.
+//!
+//! * [`ResultStore`]: the embedded run's sink, in memory: a digest of every
+//!   result, a sample verified with the inverse NTT.
+//! * [`crate::sink::FleetSink`]: the fleet run's sink: the same check, then the
+//!   proof to the PostgreSQL queue and its object store.
+//!
+//! Both count into a [`Tally`], which the progress display and the summary
+//! read. A verification mismatch is a failed job, never silent.
 
-use std::marker::PhantomData;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use pjp_core::boxed::AnyMeta;
 use pjp_core::{ExecError, JobId, JobMeta, JobResult, JobSaver};
-use pjp_gpu::{CpuNtt, Direction, NttOutput};
-use pjp_testkit::QueueMeta;
+use pjp_gpu::CpuNtt;
 
 use crate::circuit::ProveError;
-use crate::witness::WitnessShape;
+use crate::job::Proof;
 
 /// What happened to one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +31,7 @@ pub(crate) enum JobRecord {
     },
 }
 
-/// Counts over the records.
+/// Counts over the saved results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StoreCounts {
     pub(crate) succeeded: u64,
@@ -35,24 +41,49 @@ pub(crate) struct StoreCounts {
     pub(crate) mismatches: u64,
 }
 
-/// Why a save failed. Saves to memory cannot fail, but verification runs on the
-/// blocking pool, which can refuse.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub(crate) enum StoreError {
-    /// The verification task died.
-    #[error("verification task failed: {0}")]
-    Verification(String),
+/// Running counts of what a sink saved, and the jobs whose check failed.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    counts: Mutex<StoreCounts>,
+    mismatches: Mutex<Vec<JobId>>,
 }
 
-/// The in-memory result store, indexed by job id.
-#[derive(Debug)]
-pub(crate) struct ResultStore {
-    records: Mutex<Vec<Option<JobRecord>>>,
-    mismatches: Mutex<Vec<JobId>>,
-    shape: WitnessShape,
-    verify_every: u64,
-    cpu: Arc<CpuNtt>,
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Tally {
+    /// Counts one saved record.
+    pub(crate) fn count(&self, record: &JobRecord) {
+        let mut counts = lock(&self.counts);
+        match record {
+            JobRecord::Proved { verified, .. } => {
+                counts.succeeded += 1;
+                counts.verified += u64::from(*verified);
+            }
+            JobRecord::Failed { panicked, .. } => {
+                counts.failed += 1;
+                counts.panicked += u64::from(*panicked);
+            }
+        }
+    }
+
+    /// Notes a job whose result failed its check.
+    pub(crate) fn mismatch(&self, job: JobId) {
+        lock(&self.mismatches).push(job);
+    }
+
+    /// The counts so far.
+    pub(crate) fn counts(&self) -> StoreCounts {
+        let mut counts = *lock(&self.counts);
+        counts.mismatches = lock(&self.mismatches).len() as u64;
+        counts
+    }
+
+    /// Jobs whose sampled check failed.
+    pub(crate) fn mismatches(&self) -> Vec<JobId> {
+        lock(&self.mismatches).clone()
+    }
 }
 
 /// FNV-1a over the coefficients' bytes: a checksum to compare runs, not a
@@ -66,161 +97,143 @@ pub(crate) fn digest(coeffs: &[u64]) -> u64 {
     hasher.finish()
 }
 
-impl ResultStore {
-    pub(crate) fn new(jobs: u64, shape: WitnessShape, verify_every: u64) -> Self {
+/// Checks every k-th job's proof (by job number) with the inverse NTT.
+#[derive(Debug, Clone)]
+pub(crate) struct Verifier {
+    every: u64,
+    cpu: Arc<CpuNtt>,
+}
+
+/// What the check of one proof found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// Not in the sample.
+    Skipped,
+    /// Right.
+    Verified,
+    /// Wrong, or the check could not run: the job fails with this reason.
+    Rejected(String),
+}
+
+impl Verifier {
+    pub(crate) fn new(every: u64) -> Self {
         Self {
-            records: Mutex::new(vec![None; usize::try_from(jobs).unwrap_or(0)]),
-            mismatches: Mutex::new(Vec::new()),
-            shape,
-            verify_every,
+            every,
             cpu: Arc::new(CpuNtt::new()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Option<JobRecord>>> {
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Checks `proof` if it is in the sample, off the async threads (it is
+    /// CPU work).
+    pub(crate) async fn check(&self, proof: &Proof) -> Checked {
+        if self.every == 0 || !proof.job.job.is_multiple_of(self.every) {
+            return Checked::Skipped;
+        }
+        let (cpu, owned) = (Arc::clone(&self.cpu), proof.clone());
+        match tokio::task::spawn_blocking(move || owned.verify(&cpu)).await {
+            Ok(Ok(true)) => Checked::Verified,
+            Ok(Ok(false)) => Checked::Rejected(
+                "verification failed: the inverse NTT does not give back the witness".to_owned(),
+            ),
+            Ok(Err(e)) => Checked::Rejected(format!("verification could not run: {e}")),
+            Err(e) => Checked::Rejected(format!("verification task failed: {e}")),
+        }
+    }
+}
+
+/// The record of a failed job.
+pub(crate) fn failure_record(error: &ExecError<ProveError>) -> JobRecord {
+    JobRecord::Failed {
+        stage: match error {
+            ExecError::Failed(e) => e.stage(),
+            _ => "prove",
+        },
+        reason: error.to_string(),
+        panicked: error.is_panic(),
+    }
+}
+
+/// The embedded run's in-memory result store, indexed by job id.
+#[derive(Debug)]
+pub(crate) struct ResultStore {
+    records: Mutex<Vec<Option<JobRecord>>>,
+    tally: Arc<Tally>,
+    verifier: Verifier,
+}
+
+impl ResultStore {
+    pub(crate) fn new(jobs: u64, verify_every: u64) -> Self {
+        Self {
+            records: Mutex::new(vec![None; usize::try_from(jobs).unwrap_or(0)]),
+            tally: Arc::new(Tally::default()),
+            verifier: Verifier::new(verify_every),
+        }
+    }
+
+    /// What the store counted.
+    pub(crate) fn tally(&self) -> &Arc<Tally> {
+        &self.tally
     }
 
     fn record(&self, job: JobId, record: JobRecord) {
-        let mut records = self.lock();
+        let mut records = lock(&self.records);
         let index = usize::try_from(job.get()).unwrap_or(usize::MAX);
         if index >= records.len() {
             records.resize(index.saturating_add(1), None);
         }
-        // Saves are idempotent: a retried save overwrites its own record.
+        // Saves are idempotent: a retried save overwrites its own record and
+        // is counted once.
+        if records[index].is_none() {
+            self.tally.count(&record);
+        }
         records[index] = Some(record);
     }
 
     /// The record of each job, by id (`None`: never finished).
     #[cfg(test)]
     pub(crate) fn records(&self) -> Vec<Option<JobRecord>> {
-        self.lock().clone()
+        lock(&self.records).clone()
     }
-
-    /// Jobs whose sampled check failed.
-    pub(crate) fn mismatches(&self) -> Vec<JobId> {
-        self.mismatches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Counts over the records.
-    pub(crate) fn counts(&self) -> StoreCounts {
-        let mut counts = StoreCounts::default();
-        for record in self.lock().iter().flatten() {
-            match record {
-                JobRecord::Proved { verified, .. } => {
-                    counts.succeeded += 1;
-                    counts.verified += u64::from(*verified);
-                }
-                JobRecord::Failed { panicked, .. } => {
-                    counts.failed += 1;
-                    counts.panicked += u64::from(*panicked);
-                }
-            }
-        }
-        counts.mismatches = self.mismatches().len() as u64;
-        counts
-    }
-
-    fn sampled(&self, job: JobId) -> bool {
-        self.verify_every > 0 && job.get().is_multiple_of(self.verify_every)
-    }
-
-    /// A saver for the failures of an earlier stage (a stage channel's failure side).
-    pub(crate) fn failures_of<O, F>(self: &Arc<Self>, stage: &'static str) -> StageFailures<O, F> {
-        StageFailures {
-            store: Arc::clone(self),
-            stage,
-            _types: PhantomData,
-        }
-    }
-
-    fn record_failure<F: std::fmt::Display>(
-        &self,
-        stage: &'static str,
-        job: JobId,
-        error: &ExecError<F>,
-    ) {
-        self.record(
-            job,
-            JobRecord::Failed {
-                stage,
-                reason: error.to_string(),
-                panicked: error.is_panic(),
-            },
-        );
-    }
-}
-
-/// Inverts the NTT of `output` and compares it with the job's witness.
-fn verify(
-    cpu: &CpuNtt,
-    shape: WitnessShape,
-    job: JobId,
-    output: &NttOutput,
-) -> Result<bool, String> {
-    let mut coeffs = output.coeffs.clone();
-    cpu.transform(&mut coeffs, output.log_n, Direction::Inverse)
-        .map_err(|e| e.to_string())?;
-    Ok(coeffs == shape.witness(job))
 }
 
 impl JobSaver for ResultStore {
-    type Output = NttOutput;
+    type Output = Proof;
     type Failure = ProveError;
-    type Metadata = QueueMeta;
-    type Error = StoreError;
+    type Metadata = AnyMeta;
+    type Error = Infallible;
 
     async fn save(
         &self,
-        result: &JobResult<NttOutput, ProveError>,
-        meta: &QueueMeta,
-    ) -> Result<(), StoreError> {
+        result: &JobResult<Proof, ProveError>,
+        meta: &AnyMeta,
+    ) -> Result<(), Infallible> {
         let job = meta.job_id();
-        let output = match result {
-            Ok(output) => output,
+        let proof = match result {
+            Ok(proof) => proof,
             Err(error) => {
-                self.record_failure("prove", job, error);
+                self.record(job, failure_record(error));
                 return Ok(());
             }
         };
-        let digest = digest(&output.coeffs);
-        if !self.sampled(job) {
-            self.record(
+        let digest = digest(&proof.output.coeffs);
+        match self.verifier.check(proof).await {
+            Checked::Skipped => self.record(
                 job,
                 JobRecord::Proved {
                     digest,
                     verified: false,
                 },
-            );
-            return Ok(());
-        }
-        // The check is CPU work: keep it off the async threads.
-        let (cpu, shape, owned) = (Arc::clone(&self.cpu), self.shape, output.clone());
-        let checked = tokio::task::spawn_blocking(move || verify(&cpu, shape, job, &owned))
-            .await
-            .map_err(|e| StoreError::Verification(e.to_string()))?;
-        match checked {
-            Ok(true) => self.record(
+            ),
+            Checked::Verified => self.record(
                 job,
                 JobRecord::Proved {
                     digest,
                     verified: true,
                 },
             ),
-            Ok(false) | Err(_) => {
-                let reason = match checked {
-                    Err(e) => format!("verification could not run: {e}"),
-                    _ => "verification failed: the inverse NTT does not give back the witness"
-                        .to_owned(),
-                };
+            Checked::Rejected(reason) => {
                 tracing::error!(%job, %reason, "result rejected");
-                self.mismatches
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(job);
+                self.tally.mismatch(job);
                 self.record(
                     job,
                     JobRecord::Failed {
@@ -235,66 +248,37 @@ impl JobSaver for ResultStore {
     }
 }
 
-/// Records an earlier stage's failed jobs in the store.
-pub(crate) struct StageFailures<O, F> {
-    store: Arc<ResultStore>,
-    stage: &'static str,
-    _types: PhantomData<fn() -> (O, F)>,
-}
-
-impl<O, F> JobSaver for StageFailures<O, F>
-where
-    O: Send + Sync + 'static,
-    F: std::fmt::Display + Send + Sync + 'static,
-{
-    type Output = O;
-    type Failure = F;
-    type Metadata = QueueMeta;
-    type Error = StoreError;
-
-    async fn save(&self, result: &JobResult<O, F>, meta: &QueueMeta) -> Result<(), StoreError> {
-        match result {
-            Err(error) => self.store.record_failure(self.stage, meta.job_id(), error),
-            // A stage saver only forwards failures here; an output would be a
-            // wiring bug, so record it rather than drop it.
-            Ok(_) => self.store.record(
-                meta.job_id(),
-                JobRecord::Failed {
-                    stage: self.stage,
-                    reason: "internal: an output reached the failure store".to_owned(),
-                    panicked: false,
-                },
-            ),
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::ProofJob;
     use pjp_core::Executor;
 
     #[tokio::test]
     async fn a_wrong_result_is_a_failed_job() -> anyhow::Result<()> {
-        let shape = WitnessShape {
+        let store = ResultStore::new(2, 1);
+        let ntt = pjp_gpu::NttExecutor::<AnyMeta>::cpu();
+        let meta = |id| AnyMeta::new(JobId::new(id));
+        let job = |n| ProofJob {
+            job: n,
             log_n: 3,
             batch: 2,
             seed: 1,
         };
-        let store = ResultStore::new(2, shape, 1);
-        let ntt = pjp_gpu::NttExecutor::<QueueMeta>::cpu();
-        let meta = |id| QueueMeta {
-            id: JobId::new(id),
-            attempt: 1,
+        let good = Proof {
+            job: job(0),
+            output: ntt.execute(job(0).ntt_job(), &meta(0))?,
         };
-        let job = pjp_gpu::NttJob::new(3, Direction::Forward, 2, shape.witness(JobId::new(0)));
-        let good = ntt.execute(job, &meta(0))?;
-        let mut bad = good.clone();
-        bad.coeffs[3] = pjp_gpu::field::add(bad.coeffs[3], 1);
-        store.save(&Ok(good), &meta(0)).await?;
+        let mut bad = Proof {
+            job: job(1),
+            output: ntt.execute(job(1).ntt_job(), &meta(1))?,
+        };
+        bad.output.coeffs[3] = pjp_gpu::field::add(bad.output.coeffs[3], 1);
+        store.save(&Ok(good.clone()), &meta(0)).await?;
         store.save(&Ok(bad), &meta(1)).await?;
-        let counts = store.counts();
+        // A retried save is counted once.
+        store.save(&Ok(good), &meta(0)).await?;
+        let counts = store.tally().counts();
         assert_eq!(
             (
                 counts.succeeded,

@@ -81,6 +81,25 @@ impl Ending {
     }
 }
 
+/// What a fleet worker adds: its queue's view of the run.
+#[derive(Debug, Serialize)]
+pub(crate) struct FleetSummary {
+    /// The lease owner's name.
+    pub(crate) worker: String,
+    /// The queue it served.
+    pub(crate) queue: String,
+    /// Jobs it claimed.
+    pub(crate) claimed: u64,
+    /// Saves refused because another claim had superseded this worker's.
+    pub(crate) fenced: u64,
+    /// Leases its heartbeat found lost (the running jobs were cancelled).
+    pub(crate) lost_leases: u64,
+    /// Expired leases of dead workers it returned to the queue.
+    pub(crate) reclaimed: u64,
+    /// Jobs it dead-lettered (a broken payload, spent budgets).
+    pub(crate) dead_lettered: u64,
+}
+
 /// The whole run.
 #[derive(Debug, Serialize)]
 pub(crate) struct Summary {
@@ -102,6 +121,8 @@ pub(crate) struct Summary {
     pub(crate) log_n: u32,
     pub(crate) batch: u64,
     pub(crate) stages: Vec<StageSummary>,
+    /// Set for a fleet worker (`run --database-url`).
+    pub(crate) fleet: Option<FleetSummary>,
 }
 
 impl Summary {
@@ -118,6 +139,7 @@ impl Summary {
         elapsed: Duration,
         shape: (u32, u64),
         stages: Vec<StageSummary>,
+        fleet: Option<FleetSummary>,
     ) -> Self {
         let secs = elapsed.as_secs_f64();
         let finished = counts.succeeded + counts.failed;
@@ -142,27 +164,35 @@ impl Summary {
             log_n: shape.0,
             batch: shape.1,
             stages,
+            fleet,
         }
     }
 
     /// The table shown without `--json`.
     pub(crate) fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "pjp-prover: {} run, NTT on {}, {} job(s) of {} × 2^{} coefficients — {}",
-            self.mode,
-            self.backend,
-            self.jobs,
-            self.batch,
-            self.log_n,
-            match self.ending {
-                Ending::Completed => "completed",
-                Ending::Drained => "drained after a signal",
-                Ending::Abandoned => "abandoned after a second signal",
-                Ending::Failed => "FAILED",
+        let ending = match self.ending {
+            Ending::Completed => "completed",
+            Ending::Drained => "drained after a signal",
+            Ending::Abandoned => "abandoned after a second signal",
+            Ending::Failed => "FAILED",
+        };
+        match &self.fleet {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "pjp-prover: {} run, NTT on {}, {} job(s) of {} × 2^{} coefficients — {ending}",
+                    self.mode, self.backend, self.jobs, self.batch, self.log_n,
+                );
             }
-        );
+            Some(fleet) => {
+                let _ = writeln!(
+                    out,
+                    "pjp-prover: {} fleet worker {} on queue `{}`, NTT on {}, {} job(s) — {ending}",
+                    self.mode, fleet.worker, fleet.queue, self.backend, self.jobs,
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "  jobs        {:>8} succeeded  {:>6} failed ({} panicked)  {:>6} released  {:>6} not started",
@@ -183,6 +213,17 @@ impl Summary {
             "  throughput  {:>8.2} jobs/s over {:.2} s",
             self.throughput_jobs_per_s, self.elapsed_s
         );
+        if let Some(fleet) = &self.fleet {
+            let _ = writeln!(
+                out,
+                "  queue       {:>8} claimed  {:>6} fenced saves  {:>6} lost leases  {:>6} reclaimed from dead workers  {:>6} dead-lettered",
+                fleet.claimed,
+                fleet.fenced,
+                fleet.lost_leases,
+                fleet.reclaimed,
+                fleet.dead_lettered
+            );
+        }
         let _ = writeln!(
             out,
             "  {:<10} {:>7} {:>7} {:>7} {:>7} {:>8} {:>11} {:>11} {:>11} {:>11} {:>6}",

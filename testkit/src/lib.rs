@@ -68,10 +68,10 @@ mod workload;
 
 pub use ext::{ExecutorExt, PickerExt, SaverExt};
 pub use fault::{ExecFault, ExecFaults, FaultError, Faulty, FaultyExecutor, IoFaults, Outage};
-pub use pjp_core::latency::{LatencyProfile, Latent, ParseLatencyError, parse_duration};
 pub use ledger::{Event, EventKind, Ledger, LedgerError, LedgerSummary, Recorded, Violation};
-pub use plan::{CancelPlan, ExecPlan, RunPlan, RunnerPlan};
+pub use pjp_core::latency::{LatencyProfile, Latent, ParseLatencyError, parse_duration};
 pub use pjp_core::memory::{MemoryQueue, QueueError, QueueMeta, QueuePicker, QueueSaver, SavedJob};
+pub use plan::{CancelPlan, ExecPlan, RunPlan, RunnerPlan};
 pub use workload::Workload;
 
 /// Installs (once per process) a panic hook that stays silent for the panics

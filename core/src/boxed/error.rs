@@ -79,7 +79,9 @@ impl Error for BoxError {
 /// pipeline). The job is left alone, and the error is
 /// [`ErrorClass::Permanent`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("job {job}: its metadata is a `{found}`, but this {side} takes `{expected}` (jobs of two queues mixed?)")]
+#[error(
+    "job {job}: its metadata is a `{found}`, but this {side} takes `{expected}` (jobs of two queues mixed?)"
+)]
 pub struct ForeignMeta {
     /// The job.
     pub job: JobId,

@@ -21,6 +21,10 @@ use crate::{JobId, JobMeta};
 /// assert_eq!(meta.job_id(), JobId::new(7));
 /// assert_eq!(meta.downcast_ref::<JobId>(), Some(&JobId::new(7)));
 /// assert_eq!(meta.downcast_ref::<u32>(), None);
+/// // Erasing twice changes nothing; an `AnyMeta` is also an `AnyMeta`.
+/// let again = AnyMeta::new(meta.clone());
+/// assert_eq!(again.downcast_ref::<JobId>(), Some(&JobId::new(7)));
+/// assert!(again.downcast_ref::<AnyMeta>().is_some());
 /// ```
 #[derive(Clone)]
 pub struct AnyMeta(Arc<dyn ErasedMeta>);
@@ -52,14 +56,22 @@ impl<M: JobMeta> ErasedMeta for M {
 }
 
 impl AnyMeta {
-    /// Erases `meta`.
+    /// Erases `meta`. An `AnyMeta` stays as it is (boxing twice would hide
+    /// the original).
     pub fn new<M: JobMeta>(meta: M) -> Self {
-        Self(Arc::new(meta))
+        match (&meta as &dyn Any).downcast_ref::<Self>() {
+            Some(erased) => erased.clone(),
+            None => Self(Arc::new(meta)),
+        }
     }
 
-    /// The original metadata, if it is an `M`.
+    /// The original metadata, if it is an `M`; or this `AnyMeta` itself when
+    /// `M` is `AnyMeta` (so a saver written for `AnyMeta` takes any job).
     pub fn downcast_ref<M: 'static>(&self) -> Option<&M> {
-        self.0.as_any().downcast_ref()
+        match (self as &dyn Any).downcast_ref::<M>() {
+            Some(me) => Some(me),
+            None => self.0.as_any().downcast_ref(),
+        }
     }
 
     /// The name of the original metadata's type (for error messages).

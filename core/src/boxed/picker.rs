@@ -48,8 +48,11 @@ trait ErasedPicker<I>: Send + Sync {
     fn pick(&self) -> BoxFuture<'_, PickResult<I, AnyMeta, BoxError>>;
     fn pick_many(&self, max: usize) -> BoxFuture<'_, PickManyResult<I, AnyMeta, BoxError>>;
     fn release(&self, meta: AnyMeta) -> BoxFuture<'_, Result<(), BoxError>>;
-    fn release_for(&self, meta: AnyMeta, reason: ReleaseReason)
-    -> BoxFuture<'_, Result<(), BoxError>>;
+    fn release_for(
+        &self,
+        meta: AnyMeta,
+        reason: ReleaseReason,
+    ) -> BoxFuture<'_, Result<(), BoxError>>;
     fn release_many(
         &self,
         metas: Vec<AnyMeta>,

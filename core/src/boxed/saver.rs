@@ -100,7 +100,7 @@ impl<S: JobSaver> ErasedSaver<S::Output, S::Failure> for Erased<S> {
             // Foreign metadata fails on its own; the rest go in one call.
             let concrete: Vec<Result<&S::Metadata, BoxError>> =
                 batch.iter().map(|(_, meta)| Self::concrete(meta)).collect();
-            let sendable: Vec<(&JobResult<S::Output, S::Failure>, &S::Metadata)> = batch
+            let sendable: Vec<_> = batch
                 .iter()
                 .zip(&concrete)
                 .filter_map(|((result, _), meta)| Some((*result, *meta.as_ref().ok()?)))
