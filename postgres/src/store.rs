@@ -146,6 +146,41 @@ impl PayloadStore {
         &self.store
     }
 
+    /// Writes, reads back and deletes a small probe object under `key`: the
+    /// check a worker makes at start-up, so that a store it cannot write to
+    /// is one clear error before it claims a job, not a failed save after.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), pjp_postgres::QueueError> {
+    /// let store = pjp_postgres::PayloadStore::open("memory://")?;
+    /// store.check_writable("probes/worker-1").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_writable(&self, key: &str) -> Result<(), QueueError> {
+        let path = parse_key(key)?;
+        let error = |source| QueueError::Store {
+            key: key.to_owned(),
+            source,
+        };
+        let probe = Bytes::from_static(b"pjp write probe");
+        self.store
+            .put(&path, probe.clone().into())
+            .await
+            .map_err(error)?;
+        let read = self.store.get(&path).await.map_err(error)?;
+        let read = read.bytes().await.map_err(error)?;
+        self.store.delete(&path).await.map_err(error)?;
+        if read == probe {
+            Ok(())
+        } else {
+            Err(QueueError::invalid(
+                "store",
+                format!("`{key}` read back different bytes than were written"),
+            ))
+        }
+    }
+
     /// Keeps `bytes` inline or writes them under `key`. The object is written
     /// before the row that names it commits, so a row never points at a
     /// missing blob; a write whose commit then fails leaves an orphan.

@@ -121,17 +121,21 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
         .schema(&fleet.schema)
         .wait(fleet.db_wait)
         .application_name("pjp-prover");
-    if let Some(store) = &fleet.store_url {
-        builder = builder.store(PayloadStore::open(store)?.inline_limit(fleet.inline_limit));
+    // The default id names the host and process; `--worker-id` names it.
+    let id = (fleet.worker_id.clone()).unwrap_or_else(|| WorkerConfig::default().id().to_owned());
+    if let Some(url) = &fleet.store_url {
+        let store = PayloadStore::open(url)?.inline_limit(fleet.inline_limit);
+        store
+            .check_writable(&format!("{}/probes/{id}", fleet.schema))
+            .await
+            .map_err(|e| Failure::runtime(format!("the store {url} cannot be written: {e}")))?;
+        builder = builder.store(store);
     }
     let queue = builder.connect().await?;
     queue.check_schema().await?;
-    let mut config = WorkerConfig::new(fleet.worker_id.clone().unwrap_or_else(|| {
-        // The default id names the host and process; `--worker-id` names it.
-        WorkerConfig::default().id().to_owned()
-    }))
-    .heartbeat_interval(fleet.heartbeat)
-    .lease_ttl(fleet.lease_ttl);
+    let mut config = WorkerConfig::new(id)
+        .heartbeat_interval(fleet.heartbeat)
+        .lease_ttl(fleet.lease_ttl);
     if let Some(poll) = fleet.poll_interval {
         config = config.poll_interval(poll);
     }

@@ -6,7 +6,8 @@
 //!
 //! * [`MemoryQueue`]: an in-memory job queue whose picker and saver halves
 //!   plug into a [`JobRunner`](pjp_core::JobRunner), optionally with leases
-//!   and fencing like a durable queue;
+//!   and fencing like a durable queue (it lives in `pjp_core::memory`, where
+//!   production code can use it too; re-exported here);
 //! * [`Ledger`]: records every pick, execution, save and release and checks
 //!   the runner's contract (nothing lost, nothing saved twice, nothing saved
 //!   that was not picked, drains complete, released jobs never executed);
@@ -15,6 +16,9 @@
 //!   ([`Recorded`]), modeled round trips ([`Latent`] with a
 //!   [`LatencyProfile`]) and injected faults ([`Faulty`], [`FaultyExecutor`]);
 //! * [`Workload`]: an executor of known (modeled) cost;
+//! * [`LatencyProxy`]: a real TCP proxy with a one-way delay that can cut its
+//!   connections, to put a slow or flaky link between a worker and its
+//!   database (tokio only);
 //! * [`props`]: ready-made property checks of cancellation and drain, with
 //!   proptest [`strategy`]s for runner configurations, fault plans and
 //!   cancellations;
@@ -62,6 +66,7 @@ mod fault;
 mod ledger;
 mod plan;
 pub mod props;
+mod proxy;
 #[cfg(feature = "proptest")]
 pub mod strategy;
 mod workload;
@@ -72,6 +77,7 @@ pub use ledger::{Event, EventKind, Ledger, LedgerError, LedgerSummary, Recorded,
 pub use pjp_core::latency::{LatencyProfile, Latent, ParseLatencyError, parse_duration};
 pub use pjp_core::memory::{MemoryQueue, QueueError, QueueMeta, QueuePicker, QueueSaver, SavedJob};
 pub use plan::{CancelPlan, ExecPlan, RunPlan, RunnerPlan};
+pub use proxy::LatencyProxy;
 pub use workload::Workload;
 
 /// Installs (once per process) a panic hook that stays silent for the panics
