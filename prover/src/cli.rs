@@ -112,6 +112,10 @@ pub(crate) struct FleetArgs {
     #[arg(long, env = "PJP_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
     pub(crate) lease_ttl: Duration,
 
+    /// How often the worker returns dead workers' expired leases to the queue.
+    #[arg(long, env = "PJP_RESCUE_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
+    pub(crate) rescue_interval: Duration,
+
     /// How long an idle pick waits for a notification before it polls
     /// (default 1s).
     #[arg(long, env = "PJP_POLL_INTERVAL", value_parser = parse_duration)]
@@ -371,6 +375,12 @@ impl RunArgs {
 
     /// Checks combinations the per-flag parsers cannot.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.fleet.lease_ttl <= self.fleet.heartbeat {
+            return Err(format!(
+                "--lease-ttl ({:?}) must exceed --heartbeat ({:?}), or live workers lose their jobs",
+                self.fleet.lease_ttl, self.fleet.heartbeat
+            ));
+        }
         if self.pick_batch > self.prefetch {
             return Err(format!(
                 "--pick-batch ({}) exceeds --prefetch ({}): a claimed batch must fit in the prefetch buffer",

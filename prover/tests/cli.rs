@@ -9,7 +9,10 @@ use serde_json::Value;
 
 fn prover() -> Command {
     let mut cmd = Command::cargo_bin("pjp-prover").unwrap_or_else(|e| panic!("binary: {e}"));
-    cmd.env_remove("RUST_LOG").env("PJP_GPU", "cpu");
+    // A DATABASE_URL in the environment would make `run` a fleet worker.
+    cmd.env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
+        .env("PJP_GPU", "cpu");
     cmd
 }
 

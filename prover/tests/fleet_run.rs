@@ -1,0 +1,472 @@
+//! `pjp-prover run --database-url`: real worker processes on one PostgreSQL
+//! queue and one `file://` store. Checked from the table and the store:
+//! every job succeeded exactly once, every result exists and verifies, a
+//! killed worker's jobs come back within 2 × the heartbeat, a kill or a
+//! drain burns no attempt, a cut link loses nothing and saves nothing twice.
+//!
+//! The tests wait on state that lives in other processes and in the server
+//! (rows, exit statuses), so they poll it, bounded in count and time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use pjp_testkit::LatencyProxy;
+use serde_json::Value;
+use sqlx::PgPool;
+
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+fn database_url() -> String {
+    std::env::var("PJP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema and a store folder for one test, removed when it ends.
+struct Fleet {
+    schema: String,
+    store: PathBuf,
+}
+
+impl Fleet {
+    fn new(tag: &str) -> Self {
+        let schema = format!("t_fleet_{tag}_{}", std::process::id());
+        let store = std::env::temp_dir().join(format!("pjp-{schema}"));
+        let _ = std::fs::remove_dir_all(&store);
+        Self { schema, store }
+    }
+
+    fn store_url(&self) -> String {
+        format!("file://{}", self.store.display())
+    }
+
+    fn prover(&self, database_url: &str) -> Command {
+        let mut cmd = Command::cargo_bin("pjp-prover").unwrap();
+        cmd.env_remove("RUST_LOG")
+            .env("PJP_GPU", "cpu")
+            .env("DATABASE_URL", database_url)
+            .env("PJP_SCHEMA", &self.schema);
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.prover(&database_url()).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Starts a worker; its log goes to a file (read on failure), its JSON
+    /// summary to stdout.
+    fn worker(&self, database_url: &str, id: &str, heartbeat: Duration, lease: Duration) -> Child {
+        let log = std::fs::File::create(self.log(id)).unwrap();
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let (heartbeat, lease, rescue) = (ms(heartbeat), ms(lease), ms(HEARTBEAT / 10));
+        self.prover(database_url)
+            .args(["run", "--exit-when-empty", "--json", "--progress", "none"])
+            .args(["--worker-id", id, "--store-url", &self.store_url()])
+            .args(["--inline-limit", "0", "--verify-every", "7"])
+            .args(["--heartbeat", &heartbeat, "--lease-ttl", &lease])
+            .args(["--rescue-interval", &rescue, "--poll-interval", "200ms"])
+            .args(["--witness-workers", "1", "--prover-workers", "1"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self, id: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("pjp-{}-{id}.log", self.schema))
+    }
+
+    /// Waits for a worker (bounded), returning its summary.
+    fn finish(&self, child: Child, id: &str) -> (Output, Value) {
+        let output = wait_bounded(child, Duration::from_secs(120));
+        let log = std::fs::read_to_string(self.log(id)).unwrap_or_default();
+        let summary = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "worker {id} printed no summary ({e}); exit {:?}; log:\n{log}",
+                output.status
+            )
+        });
+        (output, summary)
+    }
+
+    /// Result objects in the store.
+    fn stored_results(&self) -> usize {
+        let dir = self.store.join(&self.schema).join("results");
+        std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.store);
+        for id in ["w1", "w2", "w3", "solo"] {
+            let _ = std::fs::remove_file(self.log(id));
+        }
+        let schema = self.schema.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async move {
+                let pool = PgPool::connect(&database_url()).await.ok()?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&pool)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test schema {}", self.schema);
+        }
+    }
+}
+
+/// Waits for a child to exit, killing it (by PID) after `limit`.
+fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    for _ in 0..100_000 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("a worker ran past {limit:?}: {output:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("a worker never exited");
+}
+
+/// Polls `condition` every 10 ms until it holds, failing after `limit`.
+async fn until<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    for _ in 0..100_000 {
+        if condition().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: never");
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn scalar(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// The checks every fleet test ends with: all `jobs` succeeded with a result
+/// object that verifies, no attempt was used, no job was held by two claims
+/// at once, and the store holds one object per job plus one per fenced save.
+async fn assert_every_job_once(fleet: &Fleet, pool: &PgPool, jobs: i64, fenced: u64) {
+    let s = &fleet.schema;
+    assert_eq!(
+        scalar(
+            pool,
+            &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'succeeded'")
+        )
+        .await,
+        jobs
+    );
+    assert_eq!(
+        scalar(
+            pool,
+            &format!("SELECT coalesce(sum(attempts), 0)::int8 FROM {s}.jobs")
+        )
+        .await,
+        0,
+        "no attempt was burned"
+    );
+    // Every claim after the first follows a lost lease: never two at once.
+    assert_eq!(
+        scalar(
+            pool,
+            &format!("SELECT count(*) FROM {s}.jobs WHERE token <> lost_leases + 1")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(
+            pool,
+            &format!("SELECT count(*) FROM {s}.jobs WHERE result_key IS NULL")
+        )
+        .await,
+        0,
+        "every result is in the store"
+    );
+    let verified = fleet.ok(&["verify", "--json", "--store-url", &fleet.store_url()]);
+    let verified: Value = serde_json::from_str(&verified).unwrap();
+    assert_eq!(verified["checked"], jobs, "{verified}");
+    assert_eq!(verified["verified"], jobs, "{verified}");
+    assert_eq!(verified["distinct_jobs"], jobs, "each payload proved once");
+    // A job's object is keyed by its claim's token: a second save of a job
+    // would be a second object, unless it was fenced (then it is an orphan
+    // the stale worker wrote before its commit was refused).
+    assert_eq!(
+        fleet.stored_results() as u64,
+        jobs as u64 + fenced,
+        "one object per job"
+    );
+}
+
+fn num(summary: &Value, path: &[&str]) -> u64 {
+    let mut v = summary;
+    for key in path {
+        v = &v[*key];
+    }
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} missing in {summary}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_one_killed_one_drained_every_job_once() {
+    const JOBS: i64 = 3_000;
+    let fleet = Fleet::new("e2e");
+    let pool = PgPool::connect(&database_url()).await.unwrap();
+    fleet.ok(&["migrate"]);
+    fleet.ok(&[
+        "enqueue",
+        "--jobs",
+        "3000",
+        "--log-n",
+        "11",
+        "--batch",
+        "2",
+        "--progress",
+        "none",
+    ]);
+    let url = database_url();
+    // Leases of 1.8 heartbeats: a live worker survives a late heartbeat on a
+    // loaded machine; a dead one's jobs come back within 2.
+    let lease = HEARTBEAT * 9 / 5;
+    let w1 = fleet.worker(&url, "w1", HEARTBEAT, lease);
+    let w2 = fleet.worker(&url, "w2", HEARTBEAT, lease);
+    let w3 = fleet.worker(&url, "w3", HEARTBEAT, lease);
+    let s = fleet.schema.clone();
+
+    // Kill w1 mid-run, holding leases.
+    until(
+        "w1 to hold leases, 10 % done",
+        Duration::from_secs(60),
+        || async {
+            scalar(
+                &pool,
+                &format!(
+                    "SELECT count(*) FROM {s}.jobs WHERE lease_owner = 'w1' AND status = 'running'"
+                ),
+            )
+            .await
+                > 0
+                && scalar(
+                    &pool,
+                    &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'succeeded'"),
+                )
+                .await
+                    > JOBS / 10
+        },
+    )
+    .await;
+    let mut w1 = w1;
+    w1.kill().unwrap(); // SIGKILL, by PID
+    let killed_at = Instant::now();
+    w1.wait().unwrap();
+    let stranded: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM {s}.jobs WHERE lease_owner = 'w1' AND status = 'running' ORDER BY id"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!stranded.is_empty());
+
+    // Drain w2 while w1's leases are still running out.
+    signal(w2.id(), "TERM");
+
+    until("w1's jobs to be reclaimed", Duration::from_secs(30), || async {
+        scalar(
+            &pool,
+            &format!(
+                "SELECT count(*) FROM {s}.jobs WHERE id = ANY($1) AND lease_owner IS NOT DISTINCT FROM 'w1' AND status = 'running'"
+            )
+            .replace("$1", &format!("'{{{}}}'::int8[]", join(&stranded))),
+        )
+        .await
+            == 0
+    })
+    .await;
+    let recovery = killed_at.elapsed();
+
+    let (w2_out, w2_summary) = fleet.finish(w2, "w2");
+    let (w3_out, w3_summary) = fleet.finish(w3, "w3");
+    assert!(w2_out.status.success(), "{w2_summary}");
+    assert_eq!(w2_summary["ending"], "drained", "{w2_summary}");
+    assert!(w3_out.status.success(), "{w3_summary}");
+    assert_eq!(w3_summary["ending"], "completed", "{w3_summary}");
+
+    let fenced = num(&w2_summary, &["fleet", "fenced"]) + num(&w3_summary, &["fleet", "fenced"]);
+    assert_every_job_once(&fleet, &pool, JOBS, fenced).await;
+    // The stranded jobs lost a lease each (not an attempt) and were finished
+    // by the others; their rescues are exactly the ones w2 and w3 counted.
+    let lost: i64 = scalar(
+        &pool,
+        &format!(
+            "SELECT count(*) FROM {s}.jobs WHERE id = ANY('{{{}}}'::int8[]) AND lost_leases >= 1 AND status = 'succeeded'",
+            join(&stranded)
+        ),
+    )
+    .await;
+    assert_eq!(lost, stranded.len() as i64);
+    let reclaimed =
+        num(&w2_summary, &["fleet", "reclaimed"]) + num(&w3_summary, &["fleet", "reclaimed"]);
+    assert_eq!(reclaimed, stranded.len() as u64);
+    eprintln!(
+        "recovery after SIGKILL: {recovery:?} for {} stranded job(s) (heartbeat {HEARTBEAT:?})",
+        stranded.len()
+    );
+    // The protocol's promise is 2 × heartbeat; the slack is for a loaded
+    // machine's polling and scheduling.
+    assert!(
+        recovery <= HEARTBEAT * 2 + Duration::from_millis(500),
+        "recovery took {recovery:?}"
+    );
+
+    // `status` tells the same story.
+    let status: Value = serde_json::from_str(&fleet.ok(&["status", "--json"])).unwrap();
+    let queue = &status["queues"][0];
+    assert_eq!(queue["counts"]["succeeded"], JOBS, "{status}");
+    assert_eq!(queue["counts"].get("dead"), None, "{status}");
+    assert_eq!(queue["workers"], serde_json::json!({}), "{status}");
+}
+
+fn join(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_mid_run_lose_nothing_and_save_nothing_twice() {
+    const JOBS: i64 = 1_500;
+    let fleet = Fleet::new("cut");
+    let pool = PgPool::connect(&database_url()).await.unwrap();
+    fleet.ok(&["migrate"]);
+    fleet.ok(&[
+        "enqueue",
+        "--jobs",
+        "1500",
+        "--log-n",
+        "10",
+        "--batch",
+        "2",
+        "--progress",
+        "none",
+    ]);
+    let upstream = "127.0.0.1:5432".parse().unwrap();
+    let proxy = LatencyProxy::start(upstream, Duration::from_millis(2))
+        .await
+        .unwrap();
+    let via_proxy = database_url().replace("127.0.0.1:5432", &proxy.addr().to_string());
+    // Leases that ride out a reconnect: this test is about cut links, not
+    // about expiry.
+    let worker = fleet.worker(
+        &via_proxy,
+        "solo",
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
+    let s = fleet.schema.clone();
+    let mut cuts = 0;
+    for round in 1..=3i64 {
+        until(
+            "progress before the next cut",
+            Duration::from_secs(60),
+            || async {
+                scalar(
+                    &pool,
+                    &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'succeeded'"),
+                )
+                .await
+                    > round * JOBS / 5
+            },
+        )
+        .await;
+        cuts += proxy.cut();
+    }
+    assert!(cuts >= 3, "the worker's connections were cut ({cuts})");
+    let (output, summary) = fleet.finish(worker, "solo");
+    assert!(output.status.success(), "{summary}");
+    assert_eq!(summary["ending"], "completed", "{summary}");
+    assert_eq!(num(&summary, &["succeeded"]), JOBS as u64, "{summary}");
+    assert!(proxy.accepted() > 3, "the worker reconnected");
+    let fenced = num(&summary, &["fleet", "fenced"]);
+    assert_every_job_once(&fleet, &pool, JOBS, fenced).await;
+}
+
+#[test]
+fn bad_fleet_input_is_one_clear_line_and_the_right_exit_code() {
+    let fleet = Fleet::new("bad");
+    let run = |url: &str, extra: &[&str]| {
+        fleet
+            .prover(url)
+            .args(["run", "--wait", "0s", "--progress", "none"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let line = |output: &Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+        stderr
+    };
+    let cases: [(&str, &[&str], u8, &str); 5] = [
+        ("mysql://root@127.0.0.1/test", &[], 2, "postgres"),
+        ("postgres://root@127.0.0.1:1/test", &[], 1, "127.0.0.1:1"),
+        (&database_url(), &[], 1, "migrate"),
+        (
+            &database_url(),
+            &["--heartbeat", "2s", "--lease-ttl", "1s"],
+            2,
+            "lease",
+        ),
+        (
+            &database_url(),
+            &["--store-url", "file:///proc/pjp-cannot-write-here"],
+            1,
+            "/proc/pjp-cannot-write-here",
+        ),
+    ];
+    for (url, extra, code, says) in cases {
+        let output = run(url, extra);
+        let stderr = line(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(code)),
+            "{url} {extra:?}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{url} {extra:?}: {stderr}");
+    }
+}
