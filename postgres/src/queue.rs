@@ -125,7 +125,14 @@ impl PgQueueBuilder {
         let connect = PgConnectOptions::from_str(&self.url).map_err(|e| {
             QueueError::invalid("database URL", format!("`{}`: {e}", redact(&self.url)))
         })?;
-        let connect = connect.application_name(&self.application_name);
+        // Every plan is custom: the queue's statements can then be prepared
+        // once per connection (one round trip per call, not two) without
+        // PostgreSQL switching the claim to a generic plan after five runs (a
+        // generic plan of `LIMIT $2` over a partial index can scan and sort
+        // the whole backlog).
+        let connect = connect
+            .application_name(&self.application_name)
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = connect_with_retry(&connect, self.max_connections, self.wait).await?;
         let store = match self.store {
             Some(store) => store,
@@ -172,6 +179,10 @@ pub(crate) async fn connect_with_retry(
                 let _ = conn.close().await;
                 return Ok(PgPoolOptions::new()
                     .max_connections(connections)
+                    // No ping before each use: over a cross-region link it is
+                    // a round trip per statement. A dead connection fails its
+                    // statement instead, which the runner retries.
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_lazy_with(options.clone()));
             }

@@ -86,9 +86,16 @@ pub(crate) struct FleetArgs {
     pub(crate) store_url: Option<String>,
 
     /// Results up to this many bytes stay in the table; larger ones go to the
-    /// store (0: every result goes to the store).
+    /// store (0: every result goes to the store). Without `--store-url` every
+    /// result stays in the table.
     #[arg(long, env = "PJP_INLINE_LIMIT", default_value_t = pjp_postgres::DEFAULT_INLINE_LIMIT)]
     pub(crate) inline_limit: usize,
+
+    /// Connections to the database for claims and saves (plus one for the
+    /// heartbeat and one listening for new jobs). Over a slow link each
+    /// statement holds one for a round trip: give pickers and savers enough.
+    #[arg(long, env = "PJP_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) connections: u32,
 
     /// The lease owner's name in the table (default: host-pid-random).
     #[arg(long, env = "PJP_WORKER_ID")]
@@ -294,8 +301,9 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "PJP_PICK_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub(crate) pick_batch: u64,
 
-    /// Jobs claimed ahead of the witness workers (at least `--pick-batch`).
-    #[arg(long, env = "PJP_PREFETCH", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    /// Jobs claimed ahead of the witness workers (at least `--pick-batch`;
+    /// `--pickers` × `--pick-batch` keeps every picker busy).
+    #[arg(long, env = "PJP_PREFETCH", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub(crate) prefetch: u64,
 
     /// Saves in flight at once, per stage.

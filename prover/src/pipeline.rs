@@ -120,17 +120,25 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
     let mut builder = PgQueue::builder(url)
         .schema(&fleet.schema)
         .wait(fleet.db_wait)
+        .max_connections(fleet.connections)
         .application_name("pjp-prover");
     // The default id names the host and process; `--worker-id` names it.
     let id = (fleet.worker_id.clone()).unwrap_or_else(|| WorkerConfig::default().id().to_owned());
-    if let Some(url) = &fleet.store_url {
-        let store = PayloadStore::open(url)?.inline_limit(fleet.inline_limit);
-        store
-            .check_writable(&format!("{}/probes/{id}", fleet.schema))
-            .await
-            .map_err(|e| Failure::runtime(format!("the store {url} cannot be written: {e}")))?;
-        builder = builder.store(store);
-    }
+    let store = match &fleet.store_url {
+        Some(url) => {
+            let store = PayloadStore::open(url)?.inline_limit(fleet.inline_limit);
+            store
+                .check_writable(&format!("{}/probes/{id}", fleet.schema))
+                .await
+                .map_err(|e| Failure::runtime(format!("the store {url} cannot be written: {e}")))?;
+            store
+        }
+        // No object store: every result stays in the table, whatever its
+        // size. (An in-process store would leave rows naming blobs that
+        // vanish with the process.)
+        None => PayloadStore::open("memory://")?.inline_limit(usize::MAX),
+    };
+    builder = builder.store(store);
     let queue = builder.connect().await?;
     queue.check_schema().await?;
     let mut config = WorkerConfig::new(id)

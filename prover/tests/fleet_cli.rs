@@ -3,13 +3,11 @@
 
 use std::process::{Command, Output};
 
-use assert_cmd::cargo::CommandCargoExt;
-use serde_json::Value;
+mod common;
 
-fn database_url() -> String {
-    std::env::var("PJP_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
-}
+use assert_cmd::cargo::CommandCargoExt;
+use common::database_url;
+use serde_json::Value;
 
 /// A schema for one test, dropped when the test ends.
 struct Schema(String);
@@ -43,24 +41,7 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        let schema = self.0.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async move {
-                let pool = sqlx::PgPool::connect(&database_url()).await.ok()?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&pool)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("warning: could not drop test schema {}", self.0);
-        }
+        common::drop_schema(&self.0);
     }
 }
 

@@ -12,17 +12,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use assert_cmd::cargo::CommandCargoExt;
+use common::database_url;
 use pjp_testkit::LatencyProxy;
 use serde_json::Value;
 use sqlx::PgPool;
 
 const HEARTBEAT: Duration = Duration::from_millis(500);
-
-fn database_url() -> String {
-    std::env::var("PJP_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
-}
 
 /// A schema and a store folder for one test, removed when it ends.
 struct Fleet {
@@ -110,24 +108,7 @@ impl Drop for Fleet {
         for id in ["w1", "w2", "w3", "solo"] {
             let _ = std::fs::remove_file(self.log(id));
         }
-        let schema = self.schema.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async move {
-                let pool = PgPool::connect(&database_url()).await.ok()?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&pool)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("warning: could not drop test schema {}", self.schema);
-        }
+        common::drop_schema(&self.schema);
     }
 }
 
