@@ -17,7 +17,7 @@
 //! watched from the table over a direct connection), which is what a
 //! long-running fleet worker sees.
 //!
-//! `cargo bench -p pjp-prover --bench fleet_latency` (about 7 minutes).
+//! `cargo bench -p pjp-prover --bench fleet_latency` (about 10 minutes).
 //! All three runs use the same flags, tuned for the slow link: 8 pickers of
 //! 8 jobs, prefetch 64, 8 savers of up to 16 jobs, 16 connections.
 //! `PJP_BENCH_DATABASE_URL` names the server (default the local one).
@@ -51,7 +51,7 @@ impl Shape {
                 one_way: Duration::from_millis(50),
                 log_n: "15",
                 batch: "4",
-                pipelined_jobs: 2_000,
+                pipelined_jobs: 4_000,
                 sequential_jobs: 20,
             }
         } else {
@@ -225,7 +225,7 @@ impl Bench {
             if at_high.is_none() && done >= high {
                 at_high = Some(Instant::now());
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(50));
         }
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{output:?}");

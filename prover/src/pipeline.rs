@@ -3,7 +3,7 @@
 //! and a stage channel) or as one plain loop.
 //!
 //! The pipeline is written once, over a [`BoxPicker`] and a [`BoxSaver`]: the
-//! executors see [`AnyMeta`](pjp_core::boxed::AnyMeta) and the same payload
+//! executors see [`AnyMeta`] and the same payload
 //! bytes whatever the queue.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -216,13 +216,21 @@ impl Pipeline {
             // behind execution.
             .prefetch(args.prefetch as usize)
             .pickers(args.pickers as usize)
-            .pick_batch(args.pick_batch as usize);
-        let witness = with_io(witness, component).build()?;
+            .pick_batch(args.pick_batch as usize)
+            // Its outputs are witnesses (up to GiBs each): a short queue to
+            // the stage channel, so that the generator is held back rather
+            // than piling them up in memory.
+            .savers(args.savers as usize);
+        let witness = with_queue(witness, component).build()?;
         let prove = JobRunner::builder(rx, component.prover.clone(), component.sink.clone())
             .stage("prove")
             .workers(prover_workers)
-            .prefetch(prover_workers);
-        let prove = with_io(prove, component).build()?;
+            .prefetch(prover_workers)
+            // Batched saves in flight hide the sink's round trip.
+            .savers(args.savers as usize)
+            .save_batch(args.save_batch as usize)
+            .save_queue((args.savers * args.save_batch) as usize);
+        let prove = with_queue(prove, component).build()?;
         Ok(Self {
             witness,
             prove,
@@ -289,10 +297,9 @@ impl Pipeline {
     }
 }
 
-/// The saving side both stages share, and the wiring a queue needs: batched
-/// saves in flight, the lease-loss cancellations, and (on a queue that
-/// long-polls) a short back-off when a pick finds nothing.
-fn with_io<P, E, S>(
+/// What a queue needs of both stages: the lease-loss cancellations, and (on
+/// a queue that long-polls) a short back-off when a pick finds nothing.
+fn with_queue<P, E, S>(
     builder: RunnerBuilder<P, E, S>,
     component: &Component,
 ) -> RunnerBuilder<P, E, S>
@@ -300,12 +307,7 @@ where
     P: JobPicker,
     S: JobSaver,
 {
-    let args = &component.args;
-    let builder = builder
-        .savers(args.savers as usize)
-        .save_batch(args.save_batch as usize)
-        .save_queue((args.savers * args.save_batch) as usize)
-        .job_cancels(component.cancels.clone());
+    let builder = builder.job_cancels(component.cancels.clone());
     match component.source {
         // An idle PostgreSQL pick already waits for a notification.
         Source::Fleet(_) => builder.empty_backoff(BackoffPolicy::new(

@@ -1,6 +1,6 @@
 //! What the PostgreSQL tests of `pjp-prover` share: the server's address and
 //! the clean-up of a test's schema.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 /// The test server (`PJP_TEST_DATABASE_URL`, default the local one).
 pub fn database_url() -> String {
