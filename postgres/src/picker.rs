@@ -8,6 +8,7 @@ use pjp_core::{ErrorClass, Job, JobPicker, Picked, ReleaseReason};
 use tokio::sync::watch;
 
 use crate::enqueue::check_queue_name;
+use crate::queue::once_more_if_gone;
 use crate::sql::Completion;
 use crate::store::{BlobError, Stored};
 use crate::worker::{Counters, WorkerShared};
@@ -92,14 +93,16 @@ impl PgPicker {
         // Prepared once per connection (one round trip per claim); the
         // connections force custom plans (see `PgQueueBuilder::connect`), so
         // the claim stays an index scan of the partial index.
-        let mut rows: Vec<ClaimedRow> = sqlx::query_as(&inner.sql.claim)
-            .bind(&self.queue)
-            .bind(max as i64)
-            .bind(&shared.config.id)
-            .bind(shared.config.lease_ttl.as_secs_f64())
-            .fetch_all(&inner.pool)
-            .await
-            .map_err(|e| shared.queue.database_error(e))?;
+        let mut rows: Vec<ClaimedRow> = once_more_if_gone(&inner.pool, || {
+            sqlx::query_as(&inner.sql.claim)
+                .bind(&self.queue)
+                .bind(max as i64)
+                .bind(&shared.config.id)
+                .bind(shared.config.lease_ttl.as_secs_f64())
+                .fetch_all(&inner.pool)
+        })
+        .await
+        .map_err(|e| shared.queue.database_error(e))?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -159,11 +162,13 @@ impl PgPicker {
 
     async fn has_work(&self) -> Result<bool, QueueError> {
         let inner = &self.shared.queue.inner;
-        sqlx::query_scalar(&inner.sql.has_work)
-            .bind(&self.queue)
-            .fetch_one(&inner.pool)
-            .await
-            .map_err(|e| self.shared.queue.database_error(e))
+        once_more_if_gone(&inner.pool, || {
+            sqlx::query_scalar(&inner.sql.has_work)
+                .bind(&self.queue)
+                .fetch_one(&inner.pool)
+        })
+        .await
+        .map_err(|e| self.shared.queue.database_error(e))
     }
 }
 

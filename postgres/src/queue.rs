@@ -444,3 +444,45 @@ impl PgQueue {
         QueueError::Database(error)
     }
 }
+
+/// Whether `error` proves that the statement never ran, or was rolled back:
+/// the server had terminated the connection's backend (an administrator, a
+/// restart, a failover: SQLSTATE class 57P), or the request could not even be
+/// written. Retrying it once on another connection is then safe.
+///
+/// The pool does not ping a connection before handing it out (over a
+/// cross-region link that would be a round trip per statement), so a
+/// connection cut while idle is found out by the next statement that uses it.
+pub(crate) fn connection_was_gone(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+        }
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::BrokenPipe,
+        _ => false,
+    }
+}
+
+/// Runs a statement on `pool`, again while the connection it got had already
+/// been closed by the server ([`connection_was_gone`]): each such connection
+/// is dropped by the pool, so after a server restart the statement runs at
+/// most once per stale connection before it gets a live one.
+pub(crate) async fn once_more_if_gone<T, F, Fut>(
+    pool: &PgPool,
+    mut run: F,
+) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = pool.size() + 1;
+    loop {
+        match run().await {
+            Err(error) if connection_was_gone(&error) && tries > 1 => {
+                tries -= 1;
+                tracing::debug!(%error, "the connection was closed by the server; running the statement again");
+            }
+            done => return done,
+        }
+    }
+}

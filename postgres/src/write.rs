@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::queue::once_more_if_gone;
 use crate::sql::Completion;
 use crate::store::Stored;
 use crate::worker::{Counters, WorkerShared};
@@ -49,18 +50,20 @@ pub(crate) async fn complete(
     }
     let queue = &shared.queue.inner;
     let config = &shared.config;
-    let written: Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(&queue.sql.complete)
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(&kinds)
-        .bind(&results)
-        .bind(&keys)
-        .bind(&crcs)
-        .bind(&errors)
-        .bind(config.retry_base.as_secs_f64())
-        .bind(config.retry_max.as_secs_f64())
-        .fetch_all(&queue.pool)
-        .await;
+    let written: Result<Vec<(i64, String)>, sqlx::Error> = once_more_if_gone(&queue.pool, || {
+        sqlx::query_as(&queue.sql.complete)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(&kinds)
+            .bind(&results)
+            .bind(&keys)
+            .bind(&crcs)
+            .bind(&errors)
+            .bind(config.retry_base.as_secs_f64())
+            .bind(config.retry_max.as_secs_f64())
+            .fetch_all(&queue.pool)
+    })
+    .await;
     let written: HashMap<i64, String> = match written {
         Ok(rows) => rows.into_iter().collect(),
         Err(error) => {
@@ -125,13 +128,15 @@ pub(crate) async fn release(
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let tokens: Vec<i64> = jobs.iter().map(|j| j.token).collect();
     let queue = &shared.queue.inner;
-    let released: Vec<i64> = sqlx::query_scalar(&queue.sql.release)
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(delay.as_secs_f64())
-        .bind(note)
-        .fetch_all(&queue.pool)
-        .await?;
+    let released: Vec<i64> = once_more_if_gone(&queue.pool, || {
+        sqlx::query_scalar(&queue.sql.release)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(delay.as_secs_f64())
+            .bind(note.as_deref())
+            .fetch_all(&queue.pool)
+    })
+    .await?;
     Counters::add(&shared.counters.released, released.len());
     let fenced = jobs.len() - released.len();
     if fenced > 0 {
