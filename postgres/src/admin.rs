@@ -317,7 +317,8 @@ impl PgQueue {
         after: i64,
         limit: i64,
     ) -> Result<Vec<i64>, QueueError> {
-        const STATUSES: [&str; 6] = [
+        const STATUSES: [&str; 7] = [
+            "waiting",
             "queued",
             "running",
             "succeeded",

@@ -29,6 +29,10 @@ pub struct NewJob {
     pub(crate) max_attempts: u32,
     pub(crate) max_lost_leases: u32,
     pub(crate) unique_key: Option<String>,
+    /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
+    pub(crate) parent_id: Option<i64>,
+    /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
+    pub(crate) waiting_on: i32,
 }
 
 impl NewJob {
@@ -43,6 +47,8 @@ impl NewJob {
             max_attempts: 5,
             max_lost_leases: 3,
             unique_key: None,
+            parent_id: None,
+            waiting_on: 0,
         }
     }
 
@@ -138,5 +144,17 @@ pub struct Enqueued {
     pub id: i64,
     /// False when a job with the same unique key existed: nothing was created
     /// and `id` is that job's.
+    pub created: bool,
+}
+
+/// What [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tree {
+    /// The parent's id (the existing one when `created` is false).
+    pub parent: i64,
+    /// The children's ids, in the order given (empty when `created` is false).
+    pub children: Vec<i64>,
+    /// False when a parent with the same unique key existed: nothing was
+    /// created.
     pub created: bool,
 }

@@ -103,7 +103,7 @@ mod worker;
 mod write;
 
 pub use admin::{DeadJob, JobRow, Purged, QueueStats};
-pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob};
+pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};
 pub use error::QueueError;
 pub use picker::{MAX_CLAIM_BATCH, PgPicker};
 pub use queue::{DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA, PgQueue, PgQueueBuilder};

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::time::Instant;
 
-use crate::enqueue::{Enqueued, NewJob};
+use crate::enqueue::{Enqueued, NewJob, Tree};
 use crate::schema::{self, check_schema_name};
 use crate::sql::Statements;
 use crate::store::PayloadStore;
@@ -281,6 +281,78 @@ impl PgQueue {
             .ok_or_else(|| QueueError::invalid("enqueue", "the database returned no row"))
     }
 
+    /// Enqueues a parent job and the children it waits for, in one
+    /// transaction: the parent becomes claimable in the same transaction as
+    /// its last child's successful, fenced completion (no poller, exactly
+    /// once, even when the last two children finish at the same instant on
+    /// two workers). A child that ends `dead` or `failed` settles the parent:
+    /// it ends `dead`, its error naming the child.
+    ///
+    /// Idempotent through the parent's unique key: when a parent with the key
+    /// exists, nothing is created and [`Tree::created`] is false (a producer
+    /// that crashed and enqueues the same tree again creates nothing twice).
+    /// A parent without children is queued at once.
+    ///
+    /// ```no_run
+    /// # async fn demo(queue: pjp_postgres::PgQueue) -> Result<(), pjp_postgres::QueueError> {
+    /// use pjp_postgres::NewJob;
+    ///
+    /// let children = (0..16).map(|i| NewJob::new("basic", vec![i])).collect();
+    /// let tree = queue
+    ///     .enqueue_tree(NewJob::new("aggregate", b"batch-7".to_vec()).unique_key("batch-7"), children)
+    ///     .await?;
+    /// println!("parent {} waits for {} children", tree.parent, tree.children.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_tree(
+        &self,
+        parent: NewJob,
+        children: Vec<NewJob>,
+    ) -> Result<Tree, QueueError> {
+        if children
+            .iter()
+            .any(|c| c.parent_id.is_some() || c.waiting_on > 0)
+        {
+            return Err(QueueError::invalid(
+                "tree",
+                "a child of enqueue_tree cannot have a parent or children of its own yet",
+            ));
+        }
+        let waiting_on = i32::try_from(children.len())
+            .map_err(|_| QueueError::invalid("tree", "more than 2^31 children"))?;
+        let mut tx = self.inner.pool.begin().await?;
+        let parent = NewJob {
+            waiting_on,
+            ..parent
+        };
+        let mut done = self.enqueue_in(&mut tx, vec![parent]).await?;
+        let parent = done
+            .pop()
+            .ok_or_else(|| QueueError::invalid("enqueue", "the database returned no row"))?;
+        if !parent.created {
+            // The tree exists already: create nothing.
+            return Ok(Tree {
+                parent: parent.id,
+                children: Vec::new(),
+                created: false,
+            });
+        }
+        let children = children
+            .into_iter()
+            .map(|child| NewJob {
+                parent_id: Some(parent.id),
+                ..child
+            })
+            .collect();
+        let children = self.enqueue_in(&mut tx, children).await?;
+        tx.commit().await?;
+        Ok(Tree {
+            parent: parent.id,
+            children: children.into_iter().map(|c| c.id).collect(),
+            created: true,
+        })
+    }
+
     /// Enqueues a batch in one transaction and one insert (thousands of rows
     /// per round trip), waking idle workers once per queue.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
@@ -326,6 +398,8 @@ impl PgQueue {
         let mut keys = Vec::with_capacity(n);
         let mut crcs = Vec::with_capacity(n);
         let mut unique = Vec::with_capacity(n);
+        let mut parents = Vec::with_capacity(n);
+        let mut waiting = Vec::with_capacity(n);
         for job in &jobs {
             let key = format!(
                 "{}/inputs/{}/{:032x}",
@@ -343,6 +417,8 @@ impl PgQueue {
             keys.push(stored.key);
             crcs.push(stored.crc);
             unique.push(job.unique_key.clone());
+            parents.push(job.parent_id);
+            waiting.push(job.waiting_on);
         }
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(&self.inner.sql.insert)
             .bind(&queues)
@@ -354,6 +430,8 @@ impl PgQueue {
             .bind(&keys)
             .bind(&crcs)
             .bind(&unique)
+            .bind(&parents)
+            .bind(&waiting)
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| self.database_error(e))?;

@@ -106,7 +106,39 @@ impl Statements {
                          lease_owner = NULL, lease_expires_at = NULL
                      FROM input i, locked l
                      WHERE j.id = i.id AND j.id = l.id
-                     RETURNING j.id, j.status)
+                     RETURNING j.id, j.status, j.parent_id),
+                 -- Fan-in: the children that finished here, per parent.
+                 settled AS (
+                     SELECT parent_id AS id,
+                            count(*) FILTER (WHERE status = 'succeeded') AS ok,
+                            min(id) FILTER (WHERE status IN ('dead', 'failed')) AS failed_child
+                     FROM done
+                     WHERE parent_id IS NOT NULL AND status IN ('succeeded', 'dead', 'failed')
+                     GROUP BY parent_id),
+                 -- Parents locked in id order, like every batch here: two
+                 -- completions of one parent's children queue up on its row,
+                 -- and the later one sees the earlier one's count.
+                 parents AS MATERIALIZED (
+                     SELECT p.id FROM {s}.jobs p JOIN settled c ON p.id = c.id
+                     WHERE p.status = 'waiting'
+                     ORDER BY p.id
+                     FOR UPDATE OF p),
+                 woken AS (
+                     UPDATE {s}.jobs p SET
+                         waiting_on = greatest(p.waiting_on - c.ok, 0),
+                         status = (CASE
+                             WHEN c.failed_child IS NOT NULL THEN 'dead'
+                             WHEN p.waiting_on - c.ok <= 0 THEN 'queued'
+                             ELSE 'waiting' END)::{s}.job_status,
+                         last_error = CASE WHEN c.failed_child IS NOT NULL
+                             THEN format('child job %s failed: %s', c.failed_child,
+                                         (SELECT coalesce(i.error, '') FROM input i WHERE i.id = c.failed_child))
+                             ELSE p.last_error END,
+                         finished_at = CASE WHEN c.failed_child IS NOT NULL THEN now() END,
+                         run_after = now()
+                     FROM settled c, parents l
+                     WHERE p.id = c.id AND p.id = l.id
+                     RETURNING p.id)
                  SELECT id, status::text FROM done",
                 locked(
                     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[],
@@ -159,15 +191,18 @@ impl Statements {
             ),
             insert: format!(
                 "INSERT INTO {s}.jobs (queue, priority, run_after, max_attempts, max_lost_leases,
-                                       payload, payload_key, payload_crc, unique_key)
+                                       payload, payload_key, payload_crc, unique_key,
+                                       parent_id, waiting_on, status)
                  SELECT i.queue, i.priority, now() + make_interval(secs => i.delay),
                         i.max_attempts, i.max_lost_leases, i.payload, i.payload_key, i.payload_crc,
-                        i.unique_key
+                        i.unique_key, i.parent_id, i.waiting_on,
+                        (CASE WHEN i.waiting_on > 0 THEN 'waiting' ELSE 'queued' END)::{s}.job_status
                  FROM unnest($1::text[], $2::smallint[], $3::float8[], $4::int[], $5::int[],
-                             $6::bytea[], $7::text[], $8::bigint[], $9::text[])
+                             $6::bytea[], $7::text[], $8::bigint[], $9::text[], $10::bigint[],
+                             $11::int[])
                       WITH ORDINALITY
                       AS i(queue, priority, delay, max_attempts, max_lost_leases,
-                           payload, payload_key, payload_crc, unique_key, n)
+                           payload, payload_key, payload_crc, unique_key, parent_id, waiting_on, n)
                  ORDER BY i.n
                  ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING
                  RETURNING id, queue, unique_key"

@@ -173,13 +173,14 @@ impl From<QueueStats> for QueueStatus {
     }
 }
 
-const STATUSES: [&str; 6] = [
+const STATUSES: [&str; 7] = [
     "queued",
     "running",
     "succeeded",
     "failed",
     "dead",
     "cancelled",
+    "waiting",
 ];
 
 impl Status {

@@ -1,0 +1,180 @@
+//! Trees of jobs: a parent becomes claimable in the transaction of its last
+//! child's completion, exactly once; a dead child settles its parent; a tree
+//! enqueued twice is created once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestDb, fast};
+use pjp_core::{ExecError, JobPicker, JobSaver, Picked};
+use pjp_postgres::{NewJob, PgJob, PgPicker};
+
+type Saver = pjp_postgres::PgSaver<Vec<u8>, String>;
+
+async fn claim_one(picker: &PgPicker) -> Option<(PgJob, Vec<u8>)> {
+    match picker.pick_many(1).await.expect("pick") {
+        Picked::Some(mut jobs) => jobs.pop().map(|j| (j.meta, j.input.to_vec())),
+        Picked::Empty | Picked::Exhausted => None,
+    }
+}
+
+async fn status(db: &TestDb, id: i64) -> (String, i64) {
+    sqlx::query_as::<_, (String, i32)>(&format!(
+        "SELECT status::text, waiting_on FROM {} WHERE id = $1",
+        db.table()
+    ))
+    .bind(id)
+    .fetch_one(db.queue.pool())
+    .await
+    .map(|(s, w)| (s, i64::from(w)))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_two_children_completing_at_once_queue_their_parent_exactly_once() {
+    const ROUNDS: usize = 1_000;
+    let db = TestDb::new().await;
+    // Two "machines": separate handles, pools and workers.
+    let (a, b) = (db.handle(|q| q).await, db.handle(|q| q).await);
+    let (a, b) = (
+        a.worker(fast("a")).await.unwrap(),
+        b.worker(fast("b")).await.unwrap(),
+    );
+    let (pick_a, pick_b) = (a.picker("leaf").unwrap(), b.picker("leaf").unwrap());
+    let (save_a, save_b): (Saver, Saver) = (a.saver(), b.saver());
+    let root = db.queue.worker(fast("root")).await.unwrap();
+    let roots = root.picker("root").unwrap();
+    for round in 0..ROUNDS {
+        let tree = db
+            .queue
+            .enqueue_tree(
+                NewJob::new("root", format!("root {round}").into_bytes()),
+                vec![
+                    NewJob::new("leaf", b"left".to_vec()),
+                    NewJob::new("leaf", b"right".to_vec()),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(tree.created);
+        assert_eq!(status(&db, tree.parent).await, ("waiting".to_owned(), 2));
+        if round == 0 {
+            // (Once: an empty pick waits out the poll interval.)
+            assert!(
+                claim_one(&roots).await.is_none(),
+                "a waiting parent is not claimable"
+            );
+        }
+        let (job_a, _) = claim_one(&pick_a).await.expect("a leaf for a");
+        let (job_b, _) = claim_one(&pick_b).await.expect("a leaf for b");
+        // Both completions in flight at once, on two connections.
+        let (result_a, result_b) = (Ok(b"A".to_vec()), Ok(b"B".to_vec()));
+        let (done_a, done_b) = tokio::join!(
+            save_a.save(&result_a, &job_a),
+            save_b.save(&result_b, &job_b)
+        );
+        done_a.unwrap();
+        done_b.unwrap();
+        assert_eq!(
+            status(&db, tree.parent).await,
+            ("queued".to_owned(), 0),
+            "round {round}: the parent is queued by the last completion"
+        );
+        let (parent, input) = claim_one(&roots).await.expect("the parent is claimable");
+        assert_eq!(parent.id, tree.parent);
+        assert_eq!(input, format!("root {round}").into_bytes());
+        // Claimed once: its first claim's token, and nothing left queued.
+        assert_eq!(parent.token, 1, "round {round}");
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT count(*) FROM {} WHERE queue = 'root' AND status = 'queued'",
+                db.table()
+            ))
+            .await,
+            0
+        );
+        let saver: Saver = root.saver();
+        saver.save(&Ok(Vec::new()), &parent).await.unwrap();
+    }
+    let trees = db
+        .scalar(&format!(
+            "SELECT count(*) FROM {} WHERE queue = 'root' AND status = 'succeeded' AND token = 1",
+            db.table()
+        ))
+        .await;
+    assert_eq!(trees, ROUNDS as i64, "every parent claimed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_child_settles_its_parent_with_the_childs_error() {
+    let db = TestDb::new().await;
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let picker = worker.picker("leaf").unwrap();
+    let saver: Saver = worker.saver();
+    let tree = db
+        .queue
+        .enqueue_tree(
+            NewJob::new("root", b"root".to_vec()),
+            vec![
+                NewJob::new("leaf", b"fine".to_vec()),
+                NewJob::new("leaf", b"doomed".to_vec()).max_attempts(1),
+            ],
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (job, input) = claim_one(&picker).await.expect("a leaf");
+        let result = if input == b"doomed" {
+            Err(ExecError::Failed("out of GPU memory".to_owned()))
+        } else {
+            Ok(b"ok".to_vec())
+        };
+        saver.save(&result, &job).await.unwrap();
+    }
+    let doomed = tree.children[1];
+    let parent = db.queue.job(tree.parent).await.unwrap().unwrap();
+    assert_eq!(parent.status, "dead");
+    let error = parent.last_error.unwrap_or_default();
+    assert!(
+        error.contains(&format!("child job {doomed} failed"))
+            && error.contains("out of GPU memory"),
+        "{error}"
+    );
+    assert_eq!(db.queue.job(doomed).await.unwrap().unwrap().status, "dead");
+    // The dead parent is listed for an operator, never claimed.
+    let dead = db.queue.dead_jobs(Some("root"), 10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [tree.parent]);
+    let roots = worker.picker("root").unwrap();
+    assert!(claim_one(&roots).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_enqueued_again_is_created_once() {
+    let db = TestDb::new().await;
+    let tree = || {
+        db.queue.enqueue_tree(
+            NewJob::new("root", b"r".to_vec()).unique_key("batch-1/root"),
+            (0..3)
+                .map(|i| NewJob::new("leaf", vec![i]).unique_key(format!("batch-1/leaf-{i}")))
+                .collect(),
+        )
+    };
+    let first = tree().await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.children.len(), 3);
+    let again = tree().await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.parent, first.parent);
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM {}", db.table()))
+            .await,
+        4
+    );
+    // No children: the parent is queued at once.
+    let lone = db
+        .queue
+        .enqueue_tree(NewJob::new("root", b"alone".to_vec()), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status(&db, lone.parent).await, ("queued".to_owned(), 0));
+}
