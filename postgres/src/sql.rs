@@ -168,19 +168,41 @@ impl Statements {
                      SELECT id FROM {s}.jobs
                      WHERE status = 'running' AND lease_expires_at < now()
                      ORDER BY id LIMIT $1
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE {s}.jobs j SET
-                     lost_leases = j.lost_leases + 1,
-                     status = (CASE WHEN j.lost_leases + 1 >= j.max_lost_leases
-                                    THEN 'dead' ELSE 'queued' END)::{s}.job_status,
-                     finished_at = CASE WHEN j.lost_leases + 1 >= j.max_lost_leases THEN now() END,
-                     last_error = CASE WHEN j.lost_leases + 1 >= j.max_lost_leases
-                         THEN format('lost its lease %s times (last held by %s): the job kills or strands every worker that takes it',
-                                     j.lost_leases + 1, j.lease_owner)
-                         ELSE j.last_error END,
-                     lease_owner = NULL, lease_expires_at = NULL, run_after = now()
-                 FROM expired e WHERE j.id = e.id
-                 RETURNING j.id, j.status::text"
+                     FOR UPDATE SKIP LOCKED),
+                 rescued AS (
+                     UPDATE {s}.jobs j SET
+                         lost_leases = j.lost_leases + 1,
+                         status = (CASE WHEN j.lost_leases + 1 >= j.max_lost_leases
+                                        THEN 'dead' ELSE 'queued' END)::{s}.job_status,
+                         finished_at = CASE WHEN j.lost_leases + 1 >= j.max_lost_leases THEN now() END,
+                         last_error = CASE WHEN j.lost_leases + 1 >= j.max_lost_leases
+                             THEN format('lost its lease %s times (last held by %s): the job kills or strands every worker that takes it',
+                                         j.lost_leases + 1, j.lease_owner)
+                             ELSE j.last_error END,
+                         lease_owner = NULL, lease_expires_at = NULL, run_after = now()
+                     FROM expired e WHERE j.id = e.id
+                     RETURNING j.id, j.status, j.parent_id, j.last_error),
+                 -- A child dead of lost leases settles its parent, as a dead
+                 -- child does on the completion path.
+                 settled AS (
+                     SELECT parent_id AS id, min(id) AS failed_child FROM rescued
+                     WHERE parent_id IS NOT NULL AND status = 'dead'
+                     GROUP BY parent_id),
+                 parents AS MATERIALIZED (
+                     SELECT p.id FROM {s}.jobs p JOIN settled c ON p.id = c.id
+                     WHERE p.status = 'waiting'
+                     ORDER BY p.id
+                     FOR UPDATE OF p),
+                 settle AS (
+                     UPDATE {s}.jobs p SET
+                         status = 'dead',
+                         last_error = format('child job %s failed: %s', c.failed_child,
+                             (SELECT coalesce(r.last_error, '') FROM rescued r WHERE r.id = c.failed_child)),
+                         finished_at = now()
+                     FROM settled c, parents l
+                     WHERE p.id = c.id AND p.id = l.id
+                     RETURNING p.id)
+                 SELECT id, status::text FROM rescued"
             ),
             current_tokens: format!(
                 "SELECT id, token, status::text, lost_leases FROM {s}.jobs WHERE id = ANY($1)"

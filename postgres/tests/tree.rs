@@ -178,3 +178,55 @@ async fn a_tree_enqueued_again_is_created_once() {
         .unwrap();
     assert_eq!(status(&db, lone.parent).await, ("queued".to_owned(), 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_dead_of_lost_leases_settles_its_parent() {
+    let db = TestDb::new().await;
+    let tree = db
+        .queue
+        .enqueue_tree(
+            NewJob::new("root", b"root".to_vec()),
+            vec![NewJob::new("leaf", b"kills its worker".to_vec()).max_lost_leases(1)],
+        )
+        .await
+        .unwrap();
+    // A worker takes the child and "dies": its lease is expired behind its
+    // back, as if it had stopped heartbeating; a live worker rescues it.
+    let stalled = pjp_postgres::WorkerConfig::new("doomed")
+        .heartbeat_interval(std::time::Duration::from_secs(600))
+        .lease_ttl(std::time::Duration::from_secs(601));
+    let doomed = db.queue.worker(stalled).await.unwrap();
+    let (child, _) = claim_one(&doomed.picker("leaf").unwrap())
+        .await
+        .expect("the child");
+    db.exec(&format!(
+        "UPDATE {} SET lease_expires_at = now() - interval '1 second' WHERE id = {}",
+        db.table(),
+        child.id
+    ))
+    .await;
+    let _rescuer = db.queue.worker(fast("rescuer")).await.unwrap();
+    common::until(
+        "the parent settled",
+        std::time::Duration::from_secs(10),
+        || async { status(&db, tree.parent).await.0 == "dead" },
+    )
+    .await;
+    assert_eq!(
+        db.queue.job(child.id).await.unwrap().unwrap().status,
+        "dead"
+    );
+    let error = db
+        .queue
+        .job(tree.parent)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_error
+        .unwrap_or_default();
+    assert!(
+        error.contains(&format!("child job {} failed", child.id))
+            && error.contains("lost its lease"),
+        "{error}"
+    );
+}
