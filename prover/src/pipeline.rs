@@ -123,7 +123,10 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
         .max_connections(fleet.connections)
         .application_name("pjp-prover");
     // The default id names the host and process; `--worker-id` names it.
-    let id = (fleet.worker_id.clone()).unwrap_or_else(|| WorkerConfig::default().id().to_owned());
+    let id = fleet
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| WorkerConfig::default().id().to_owned());
     let store = match &fleet.store_url {
         Some(url) => {
             let store = PayloadStore::open(url)?.inline_limit(fleet.inline_limit);
@@ -143,7 +146,8 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
     queue.check_schema().await?;
     let mut config = WorkerConfig::new(id)
         .heartbeat_interval(fleet.heartbeat)
-        .lease_ttl(fleet.lease_ttl);
+        .lease_ttl(fleet.lease_ttl)
+        .rescue_interval(fleet.rescue_interval);
     if let Some(poll) = fleet.poll_interval {
         config = config.poll_interval(poll);
     }
