@@ -65,6 +65,16 @@ impl Statements {
             )
         };
         let ids_tokens = "SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS i(id, token)";
+        // Fan-in: the waiting parents of the children in `settled`, locked in
+        // id order like every batch here. Two completions of one parent's
+        // children queue up on its row, and the later sees the earlier's count.
+        let parents = format!(
+            "parents AS MATERIALIZED (
+                 SELECT p.id FROM {s}.jobs p JOIN settled c ON p.id = c.id
+                 WHERE p.status = 'waiting'
+                 ORDER BY p.id
+                 FOR UPDATE OF p)"
+        );
         Self {
             claim: format!(
                 "WITH picked AS MATERIALIZED (
@@ -115,14 +125,7 @@ impl Statements {
                      FROM done
                      WHERE parent_id IS NOT NULL AND status IN ('succeeded', 'dead', 'failed')
                      GROUP BY parent_id),
-                 -- Parents locked in id order, like every batch here: two
-                 -- completions of one parent's children queue up on its row,
-                 -- and the later one sees the earlier one's count.
-                 parents AS MATERIALIZED (
-                     SELECT p.id FROM {s}.jobs p JOIN settled c ON p.id = c.id
-                     WHERE p.status = 'waiting'
-                     ORDER BY p.id
-                     FOR UPDATE OF p),
+                 {parents},
                  woken AS (
                      UPDATE {s}.jobs p SET
                          waiting_on = greatest(p.waiting_on - c.ok, 0),
@@ -188,11 +191,7 @@ impl Statements {
                      SELECT parent_id AS id, min(id) AS failed_child FROM rescued
                      WHERE parent_id IS NOT NULL AND status = 'dead'
                      GROUP BY parent_id),
-                 parents AS MATERIALIZED (
-                     SELECT p.id FROM {s}.jobs p JOIN settled c ON p.id = c.id
-                     WHERE p.status = 'waiting'
-                     ORDER BY p.id
-                     FOR UPDATE OF p),
+                 {parents},
                  settle AS (
                      UPDATE {s}.jobs p SET
                          status = 'dead',
