@@ -219,14 +219,24 @@ async fn three_workers_one_killed_every_job_once() {
         .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    // A save the victim had already sent may still commit after the kill (the
+    // server finishes a statement before it notices the closed socket); its
+    // token was valid, so that job is done once, by the victim. Every other
+    // stranded job lost its lease and was done by another worker.
+    let rescued = count(format!(
+        "SELECT count(*) FROM {t} WHERE id IN ({ids}) AND lost_leases >= 1"
+    ))
+    .await;
+    let landed_late = count(format!(
+        "SELECT count(*) FROM {t} WHERE id IN ({ids}) AND lost_leases = 0 AND token = 1"
+    ))
+    .await;
     assert_eq!(
-        count(format!(
-            "SELECT count(*) FROM {t} WHERE id IN ({ids}) AND lost_leases >= 1 AND lease_owner IS NULL"
-        ))
-        .await,
+        rescued + landed_late,
         stranded.len() as i64,
-        "each stranded job lost its lease and was done by another worker"
+        "each stranded job was rescued, or finished by the victim's last save"
     );
+    assert!(rescued > 0, "the victim died holding unsaved jobs");
     assert_eq!(
         count(format!(
             "SELECT count(*) FROM {t} WHERE token <> lost_leases + 1"
@@ -243,7 +253,6 @@ async fn three_workers_one_killed_every_job_once() {
         eprintln!("{others} job(s) of live workers lost a lease too (a heartbeat ran late)");
     }
     eprintln!(
-        "{} stranded jobs rescued {recovered:?} after the kill (heartbeat {HEARTBEAT:?})",
-        stranded.len()
+        "{rescued} stranded jobs rescued {recovered:?} after the kill, {landed_late} saved by the victim's last statement (heartbeat {HEARTBEAT:?})"
     );
 }
