@@ -5,12 +5,13 @@
 //! builds its checks on it. With [`MemoryQueue::set_lease`] it models a durable
 //! queue's leases and fencing.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::{Job, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime};
+use crate::{ExecError, Job, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime};
 
 /// The metadata of a [`MemoryQueue`] job: its id and which attempt this is.
 ///
@@ -72,9 +73,225 @@ impl QueueError {
 /// Where a job stands in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
+    /// Ready, or waiting for its retry delay.
     Pending,
     Claimed(u32),
     Saved(u32),
+    /// Settled for good without a result: failed for good, or dead.
+    Settled(JobStatus),
+}
+
+/// What a job is in the queue right now ([`MemoryQueue::state`]), in the
+/// durable queue's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// Waiting to be claimed (perhaps after a retry delay).
+    Queued,
+    /// Claimed and not yet saved, released or expired.
+    Running,
+    /// Saved with an output (or, without a [`FailurePolicy`], with any result).
+    Succeeded,
+    /// Its executor failed for good (a permanent failure).
+    Failed,
+    /// Dead-lettered: its attempts or its lost-lease budget are spent.
+    Dead,
+}
+
+/// A job's state: its status and its two budgets' counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobState {
+    /// Where it stands.
+    pub status: JobStatus,
+    /// Executor failures recorded (a retry or a permanent failure uses one).
+    pub attempts: u32,
+    /// Leases that expired and were reclaimed (a crashed or cut-off worker's
+    /// claim). They use no attempt: the job was not at fault, its worker was.
+    pub lost_leases: u32,
+    /// Claims so far; the latest is the fencing token ([`QueueMeta::attempt`]).
+    pub claims: u32,
+}
+
+/// How a job is queued ([`MemoryQueue::push_with`]); the same knobs as a
+/// durable queue's job row.
+///
+/// ```
+/// use std::time::Duration;
+/// use pjp_core::memory::{JobOptions, MemoryQueue};
+///
+/// let queue: MemoryQueue<u64, u64> = MemoryQueue::new();
+/// queue.push_with(7, JobOptions::new().priority(5).delay(Duration::from_secs(1)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobOptions {
+    priority: i16,
+    delay: Duration,
+    max_attempts: u32,
+    max_lost_leases: u32,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JobOptions {
+    /// Priority 0, runnable now, 5 attempts, 3 lost leases (the durable
+    /// queue's defaults).
+    pub const fn new() -> Self {
+        Self {
+            priority: 0,
+            delay: Duration::ZERO,
+            max_attempts: 5,
+            max_lost_leases: 3,
+        }
+    }
+
+    /// Higher is claimed first; equal priorities go oldest first.
+    pub const fn priority(mut self, priority: i16) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Not claimable before `delay` has passed (on a leased queue's clock;
+    /// ignored without one).
+    pub const fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Executor failures before the job is dead (with a [`FailurePolicy`];
+    /// at least 1).
+    pub const fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = if attempts == 0 { 1 } else { attempts };
+        self
+    }
+
+    /// Lost leases before the job is dead: a job that kills or strands every
+    /// worker that takes it stops being handed out (at least 1).
+    pub const fn max_lost_leases(mut self, leases: u32) -> Self {
+        self.max_lost_leases = if leases == 0 { 1 } else { leases };
+        self
+    }
+}
+
+/// What a saved failure does to its job ([`MemoryQueue::set_failure_policy`]).
+///
+/// Without one, every save settles its job, failures included (a results
+/// log). With one, the queue behaves like a durable queue: a failure uses an
+/// attempt and the job runs again after `base × 2^attempts` (capped at
+/// `max`), or ends dead once its attempts are spent; a failure that
+/// [`permanent`](Self::permanent) matches ends `Failed` at once; a cancelled
+/// execution goes back without using an attempt.
+pub struct FailurePolicy<F> {
+    base: Duration,
+    max: Duration,
+    permanent: Option<Arc<PermanentIf<F>>>,
+}
+
+type PermanentIf<F> = dyn Fn(&ExecError<F>) -> bool + Send + Sync;
+
+impl<F> Clone for FailurePolicy<F> {
+    fn clone(&self) -> Self {
+        Self {
+            base: self.base,
+            max: self.max,
+            permanent: self.permanent.clone(),
+        }
+    }
+}
+
+impl<F> fmt::Debug for FailurePolicy<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailurePolicy")
+            .field("base", &self.base)
+            .field("max", &self.max)
+            .field("permanent", &self.permanent.is_some())
+            .finish()
+    }
+}
+
+impl<F> FailurePolicy<F> {
+    /// Retries after `base × 2^attempts`, capped at `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self {
+            base,
+            max: max.max(base),
+            permanent: None,
+        }
+    }
+
+    /// Failures `is_permanent` matches end `Failed` at once, no retry.
+    pub fn permanent(
+        mut self,
+        is_permanent: impl Fn(&ExecError<F>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.permanent = Some(Arc::new(is_permanent));
+        self
+    }
+
+    /// The wait before the run after `attempts` failures.
+    fn delay(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.min(30));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// Per-job bookkeeping, by dense id.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    slot: Slot,
+    options: JobOptions,
+    claims: u32,
+    attempts: u32,
+    lost_leases: u32,
+    /// The current claim's lease deadline (leased queues only).
+    deadline: Option<Instant>,
+    /// The claim whose save or release settled the job last: a repeat of
+    /// that write is idempotent, any other stale write is fenced.
+    last_write: Option<u32>,
+}
+
+/// Ready jobs: by priority (highest first), then id (oldest first).
+#[derive(Debug, Default)]
+struct Ready {
+    levels: BTreeMap<Reverse<i16>, VecDeque<u64>>,
+    len: usize,
+}
+
+impl Ready {
+    fn push(&mut self, priority: i16, id: u64) {
+        let level = self.levels.entry(Reverse(priority)).or_default();
+        // New jobs come in id order (O(1)); a job back from a claim usually
+        // goes to the front.
+        match (level.front(), level.back()) {
+            (_, Some(&back)) if back < id => level.push_back(id),
+            (Some(&front), _) if id < front => level.push_front(id),
+            (None, None) => level.push_back(id),
+            _ => {
+                let at = level.partition_point(|&other| other < id);
+                level.insert(at, id);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<u64> {
+        let mut entry = self.levels.first_entry()?;
+        let id = entry.get_mut().pop_front();
+        if entry.get().is_empty() {
+            entry.remove();
+        }
+        if id.is_some() {
+            self.len -= 1;
+        }
+        id
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.levels.values().flatten().copied()
+    }
 }
 
 /// The clock a leased queue reads, and how long a claim lasts.
@@ -87,60 +304,126 @@ struct Inner<I, O, F> {
     /// Inputs by job id (ids are dense indexes), kept so a released job can be
     /// handed out again.
     inputs: Vec<I>,
-    attempts: Vec<u32>,
-    slots: Vec<Slot>,
-    pending: VecDeque<u64>,
+    rows: Vec<Row>,
+    ready: Ready,
+    /// Jobs waiting for their `run_after`, earliest first.
+    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
     saved: Vec<SavedJob<O, F>>,
     closed: bool,
     lease: Option<Lease>,
-    /// Claims in the order they were made, with their deadlines (monotonic,
-    /// since every claim lasts `ttl`). Stale entries are skipped.
+    failures: Option<FailurePolicy<F>>,
+    /// Lease deadlines in the order they were set (monotonic, since every
+    /// claim and heartbeat sets now + ttl). Entries a heartbeat superseded or
+    /// a save settled are skipped.
     leases: VecDeque<(Instant, u64, u32)>,
     claimed: usize,
     reclaimed: u64,
 }
 
 impl<I, O, F> Inner<I, O, F> {
-    fn push(&mut self, input: I) -> u64 {
+    fn now(&self) -> Option<Instant> {
+        self.lease.as_ref().map(|lease| (lease.clock)())
+    }
+
+    fn push(&mut self, input: I, options: JobOptions) -> u64 {
         let id = self.inputs.len() as u64;
         self.inputs.push(input);
-        self.attempts.push(0);
-        self.slots.push(Slot::Pending);
-        self.pending.push_back(id);
+        self.rows.push(Row {
+            slot: Slot::Pending,
+            options,
+            claims: 0,
+            attempts: 0,
+            lost_leases: 0,
+            deadline: None,
+            last_write: None,
+        });
+        self.enqueue(id, options.delay);
         id
     }
 
-    fn slot(&mut self, id: JobId) -> Option<&mut Slot> {
-        usize::try_from(id.get())
-            .ok()
-            .and_then(|i| self.slots.get_mut(i))
+    /// Puts a job back in line, now or after `delay` (leased queues only have
+    /// a clock to wait on).
+    fn enqueue(&mut self, id: u64, delay: Duration) {
+        let Some(row) = self.row_mut(id) else { return };
+        row.slot = Slot::Pending;
+        row.deadline = None;
+        let priority = row.options.priority;
+        match self.now() {
+            Some(now) if !delay.is_zero() => self.delayed.push(Reverse((now + delay, id))),
+            _ => self.ready.push(priority, id),
+        }
     }
 
-    /// Hands expired claims back to the pending queue (leased queues only).
-    fn reclaim_expired(&mut self) {
-        let Some(lease) = &self.lease else { return };
-        let now = (lease.clock)();
-        while let Some(&(deadline, id, attempt)) = self.leases.front() {
+    fn row_mut(&mut self, id: u64) -> Option<&mut Row> {
+        usize::try_from(id).ok().and_then(|i| self.rows.get_mut(i))
+    }
+
+    fn row(&self, id: u64) -> Option<&Row> {
+        usize::try_from(id).ok().and_then(|i| self.rows.get(i))
+    }
+
+    /// Moves due retries to the ready line and hands expired claims back
+    /// (leased queues only); returns how many claims expired.
+    fn advance(&mut self) -> u64 {
+        let Some(now) = self.now() else { return 0 };
+        while let Some(&Reverse((at, id))) = self.delayed.peek() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop();
+            if let Some(row) = self.row(id) {
+                let priority = row.options.priority;
+                self.ready.push(priority, id);
+            }
+        }
+        let mut expired = 0;
+        while let Some(&(deadline, id, token)) = self.leases.front() {
             if deadline > now {
                 break;
             }
             self.leases.pop_front();
-            let Some(slot) = usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) else {
+            let Some(row) = self.row_mut(id) else {
                 continue;
             };
-            if *slot == Slot::Claimed(attempt) {
-                *slot = Slot::Pending;
-                self.claimed = self.claimed.saturating_sub(1);
-                self.reclaimed += 1;
-                self.pending.push_back(id);
+            let current = row.slot == Slot::Claimed(token) && row.deadline <= Some(now);
+            if !current {
+                continue; // settled, or extended by a heartbeat
+            }
+            row.lost_leases += 1;
+            let dead = row.lost_leases >= row.options.max_lost_leases;
+            if dead {
+                row.slot = Slot::Settled(JobStatus::Dead);
+                row.deadline = None;
+            }
+            self.claimed = self.claimed.saturating_sub(1);
+            self.reclaimed += 1;
+            expired += 1;
+            if !dead {
+                self.enqueue(id, Duration::ZERO);
             }
         }
+        expired
     }
 
     /// Whether a picker should report the source exhausted: closed, nothing
     /// pending, and (when leased) no claim outstanding that could expire.
     fn exhausted(&self) -> bool {
-        self.closed && self.pending.is_empty() && (self.lease.is_none() || self.claimed == 0)
+        self.closed
+            && self.ready.len == 0
+            && self.delayed.is_empty()
+            && (self.lease.is_none() || self.claimed == 0)
+    }
+
+    fn pending(&self) -> usize {
+        self.ready.len + self.delayed.len()
+    }
+
+    /// Settles a held claim: the job leaves the claimed set.
+    fn unclaim(&mut self, id: u64) {
+        self.claimed = self.claimed.saturating_sub(1);
+        if let Some(row) = self.row_mut(id) {
+            row.deadline = None;
+        }
     }
 }
 
@@ -201,7 +484,7 @@ impl<I, O, F> fmt::Debug for MemoryQueue<I, O, F> {
         let inner = self.shared.lock();
         f.debug_struct("MemoryQueue")
             .field("jobs", &inner.inputs.len())
-            .field("pending", &inner.pending.len())
+            .field("pending", &inner.pending())
             .field("claimed", &inner.claimed)
             .field("saved", &inner.saved.len())
             .field("closed", &inner.closed)
@@ -217,12 +500,13 @@ impl<I, O, F> MemoryQueue<I, O, F> {
             shared: Arc::new(Shared {
                 inner: Mutex::new(Inner {
                     inputs: Vec::new(),
-                    attempts: Vec::new(),
-                    slots: Vec::new(),
-                    pending: VecDeque::new(),
+                    rows: Vec::new(),
+                    ready: Ready::default(),
+                    delayed: BinaryHeap::new(),
                     saved: Vec::new(),
                     closed: false,
                     lease: None,
+                    failures: None,
                     leases: VecDeque::new(),
                     claimed: 0,
                     reclaimed: 0,
@@ -240,39 +524,69 @@ impl<I, O, F> MemoryQueue<I, O, F> {
     }
 
     /// Turns claims into leases of `ttl`, read on `runtime`'s clock (virtual
-    /// under simulation), with the attempt number as fencing token:
+    /// under simulation), with the claim number as fencing token:
     ///
-    /// * a claim not saved or released within `ttl` expires, and the job goes
-    ///   back to the queue (checked on every pick) to be handed out again with
-    ///   the next attempt number — so the jobs of a crashed worker are not lost;
-    /// * a save or release from an expired (or already saved) claim fails with
-    ///   [`QueueError::Fenced`] and stores nothing — so a job is saved once;
-    ///   a repeated save by the attempt that saved the job succeeds without
+    /// * a claim not saved, released or extended by a
+    ///   [`heartbeat`](Self::heartbeat) within `ttl` expires (checked on every
+    ///   pick, and by [`rescue`](Self::rescue)). The job goes back to the
+    ///   queue to be handed out again with the next claim number, so the jobs
+    ///   of a crashed worker are not lost; that costs a lost lease, not an
+    ///   attempt, and a job past its lost-lease budget
+    ///   ([`JobOptions::max_lost_leases`]) ends dead;
+    /// * a save from an expired (or already saved) claim fails with
+    ///   [`QueueError::Fenced`] and stores nothing, so a job is saved once; a
+    ///   repeated save by the claim that saved the job succeeds without
     ///   storing again (a retry after a lost reply is idempotent);
+    /// * a release from an expired claim changes nothing and succeeds: the job
+    ///   is someone else's now, there is nothing left to hand back;
     /// * a closed queue reports [`Picked::Exhausted`] only when no claim is
     ///   outstanding (an outstanding one may still expire), [`Picked::Empty`]
     ///   before that.
     ///
-    /// There is no heartbeat: choose `ttl` above the longest a job can take
-    /// from pick to save.
+    /// These are the durable PostgreSQL queue's rules (`pjp-postgres`); the
+    /// testkit's durable-queue conformance suite checks both against the
+    /// same cases.
     pub fn set_lease<R: Runtime>(&self, runtime: &R, ttl: Duration) {
         let runtime = runtime.clone();
+        self.set_lease_clock(ttl, move || runtime.now());
+    }
+
+    /// Like [`set_lease`](Self::set_lease), reading time from `clock`: for
+    /// tests that move time by hand.
+    pub fn set_lease_clock(
+        &self,
+        ttl: Duration,
+        clock: impl Fn() -> Instant + Send + Sync + 'static,
+    ) {
         self.shared.lock().lease = Some(Lease {
             ttl,
-            clock: Box::new(move || runtime.now()),
+            clock: Box::new(clock),
         });
+    }
+
+    /// Makes saved failures retry, or end dead or failed, like a durable
+    /// queue's: see [`FailurePolicy`]. Needs a lease clock
+    /// ([`set_lease`](Self::set_lease)) for the retry delay; without one a
+    /// failed job is ready again at once.
+    pub fn set_failure_policy(&self, policy: FailurePolicy<F>) {
+        self.shared.lock().failures = Some(policy);
     }
 
     /// Adds a job; returns its id.
     pub fn push(&self, input: I) -> JobId {
-        JobId::new(self.shared.lock().push(input))
+        self.push_with(input, JobOptions::new())
+    }
+
+    /// Adds a job with a priority, a delay and budgets; returns its id.
+    pub fn push_with(&self, input: I, options: JobOptions) -> JobId {
+        JobId::new(self.shared.lock().push(input, options))
     }
 
     /// Adds several jobs.
     pub fn extend(&self, inputs: impl IntoIterator<Item = I>) {
         let mut inner = self.shared.lock();
         for input in inputs {
-            inner.push(input);
+            inner.push(input, JobOptions::new());
         }
     }
 
@@ -281,9 +595,9 @@ impl<I, O, F> MemoryQueue<I, O, F> {
         self.shared.lock().closed = true;
     }
 
-    /// Jobs waiting to be picked.
+    /// Jobs waiting to be picked (also those waiting for a retry delay).
     pub fn pending(&self) -> usize {
-        self.shared.lock().pending.len()
+        self.shared.lock().pending()
     }
 
     /// Jobs ever pushed.
@@ -296,19 +610,41 @@ impl<I, O, F> MemoryQueue<I, O, F> {
         self.len() == 0
     }
 
-    /// The ids waiting to be picked, front first.
+    /// The ids ready to be picked, in the order they will be (priority, then
+    /// oldest first); jobs waiting for a retry delay come after.
     pub fn pending_ids(&self) -> Vec<JobId> {
-        self.shared
-            .lock()
-            .pending
-            .iter()
-            .map(|&id| JobId::new(id))
+        let inner = self.shared.lock();
+        let mut delayed: Vec<(Instant, u64)> = inner.delayed.iter().map(|r| r.0).collect();
+        delayed.sort_unstable();
+        inner
+            .ready
+            .ids()
+            .chain(delayed.into_iter().map(|(_, id)| id))
+            .map(JobId::new)
             .collect()
     }
 
     /// How many times each job was picked, by id.
     pub fn pick_counts(&self) -> Vec<u32> {
-        self.shared.lock().attempts.clone()
+        self.shared.lock().rows.iter().map(|r| r.claims).collect()
+    }
+
+    /// A job's status and counters, or `None` for an id never pushed.
+    pub fn state(&self, job: JobId) -> Option<JobState> {
+        let inner = self.shared.lock();
+        let row = inner.row(job.get())?;
+        let status = match row.slot {
+            Slot::Pending => JobStatus::Queued,
+            Slot::Claimed(_) => JobStatus::Running,
+            Slot::Saved(_) => JobStatus::Succeeded,
+            Slot::Settled(status) => status,
+        };
+        Some(JobState {
+            status,
+            attempts: row.attempts,
+            lost_leases: row.lost_leases,
+            claims: row.claims,
+        })
     }
 
     /// Every save received, in order.
@@ -333,6 +669,38 @@ impl<I, O, F> MemoryQueue<I, O, F> {
     /// Claims that expired and were handed back (leased queues only).
     pub fn reclaimed(&self) -> u64 {
         self.shared.lock().reclaimed
+    }
+
+    /// Extends the leases of `claims` that still hold their job to now + ttl;
+    /// returns how many it extended (a claim that expired, was superseded or
+    /// settled is not extended). A leased worker calls it every interval
+    /// shorter than the ttl for the jobs it holds, like a durable queue's
+    /// heartbeat. Without a lease it extends nothing.
+    pub fn heartbeat(&self, claims: &[QueueMeta]) -> usize {
+        let mut inner = self.shared.lock();
+        let Some(lease) = &inner.lease else { return 0 };
+        let deadline = (lease.clock)() + lease.ttl;
+        // Expire first: a heartbeat cannot revive a lease already past due.
+        inner.advance();
+        let mut extended = 0;
+        for claim in claims {
+            let id = claim.id.get();
+            let Some(row) = inner.row_mut(id) else {
+                continue;
+            };
+            if row.slot == Slot::Claimed(claim.attempt) {
+                row.deadline = Some(deadline);
+                inner.leases.push_back((deadline, id, claim.attempt));
+                extended += 1;
+            }
+        }
+        extended
+    }
+
+    /// Hands every expired claim back (or to dead, past its lost-lease
+    /// budget) now; returns how many expired. Picks do this too.
+    pub fn rescue(&self) -> u64 {
+        self.shared.lock().advance()
     }
 
     /// The picking half.
@@ -389,18 +757,17 @@ impl<I, O, F> fmt::Debug for QueueSaver<I, O, F> {
 }
 
 fn take<I: Clone, O, F>(inner: &mut Inner<I, O, F>) -> Option<Job<I, QueueMeta>> {
-    let id = inner.pending.pop_front()?;
+    let id = inner.ready.pop()?;
+    let deadline = inner.lease.as_ref().map(|l| (l.clock)() + l.ttl);
     let index = usize::try_from(id).ok()?;
-    let attempt = inner.attempts.get_mut(index)?;
-    *attempt += 1;
-    let attempt = *attempt;
     let input = inner.inputs.get(index)?.clone();
-    if let Some(slot) = inner.slots.get_mut(index) {
-        *slot = Slot::Claimed(attempt);
-    }
+    let row = inner.rows.get_mut(index)?;
+    row.claims += 1;
+    let attempt = row.claims;
+    row.slot = Slot::Claimed(attempt);
+    row.deadline = deadline;
     inner.claimed += 1;
-    if let Some(lease) = &inner.lease {
-        let deadline = (lease.clock)() + lease.ttl;
+    if let Some(deadline) = deadline {
         inner.leases.push_back((deadline, id, attempt));
     }
     let meta = QueueMeta {
@@ -420,14 +787,14 @@ where
     type Metadata = QueueMeta;
     type Error = QueueError;
 
-    /// Takes the job at the front.
+    /// Takes the job at the front: highest priority, then oldest.
     ///
     /// # Cancellation safety
     ///
     /// Cancel safe: the pick completes at its first poll.
     async fn pick(&self) -> Result<Picked<Job<I, QueueMeta>>, QueueError> {
         let mut inner = self.shared.lock();
-        inner.reclaim_expired();
+        inner.advance();
         Ok(match take(&mut inner) {
             Some(job) => Picked::Some(job),
             None if inner.exhausted() => Picked::Exhausted,
@@ -437,8 +804,8 @@ where
 
     async fn pick_many(&self, max: usize) -> Result<Picked<Vec<Job<I, QueueMeta>>>, QueueError> {
         let mut inner = self.shared.lock();
-        inner.reclaim_expired();
-        let mut jobs = Vec::with_capacity(max.min(inner.pending.len()));
+        inner.advance();
+        let mut jobs = Vec::with_capacity(max.min(inner.ready.len));
         while jobs.len() < max {
             match take(&mut inner) {
                 Some(job) => jobs.push(job),
@@ -457,24 +824,22 @@ where
     async fn release(&self, meta: QueueMeta) -> Result<(), QueueError> {
         let mut inner = self.shared.lock();
         let leased = inner.lease.is_some();
-        let Some(slot) = inner.slot(meta.id) else {
+        let id = meta.id.get();
+        let Some(row) = inner.row_mut(id) else {
             return Err(QueueError::UnknownJob(meta.id));
         };
-        match *slot {
+        match row.slot {
             Slot::Claimed(attempt) if attempt == meta.attempt => {
-                *slot = Slot::Pending;
-                inner.claimed = inner.claimed.saturating_sub(1);
+                row.last_write = Some(meta.attempt);
+                inner.unclaim(id);
             }
-            _ if leased => {
-                return Err(QueueError::Fenced {
-                    job: meta.id,
-                    attempt: meta.attempt,
-                });
-            }
+            // A stale claim has nothing left to hand back: the job is someone
+            // else's, or settled. Nothing changes.
+            _ if leased => return Ok(()),
             // Without leases the queue trusts its caller, as it always has.
-            _ => *slot = Slot::Pending,
+            _ => {}
         }
-        inner.pending.push_front(meta.id.get());
+        inner.enqueue(id, Duration::ZERO);
         Ok(())
     }
 
@@ -497,7 +862,8 @@ where
     async fn save(&self, result: &JobResult<O, F>, meta: &QueueMeta) -> Result<(), QueueError> {
         let mut inner = self.shared.lock();
         let leased = inner.lease.is_some();
-        let Some(slot) = inner.slot(meta.id) else {
+        let id = meta.id.get();
+        let Some(row) = inner.row(id).copied() else {
             if leased {
                 return Err(QueueError::UnknownJob(meta.id));
             }
@@ -509,10 +875,10 @@ where
             });
             return Ok(());
         };
-        let held = *slot == Slot::Claimed(meta.attempt);
+        let held = row.slot == Slot::Claimed(meta.attempt);
         if leased && !held {
-            if *slot == Slot::Saved(meta.attempt) {
-                // A retry of a save that went through: idempotent.
+            if row.last_write == Some(meta.attempt) && !matches!(row.slot, Slot::Claimed(_)) {
+                // A retry of a write that went through: idempotent.
                 return Ok(());
             }
             return Err(QueueError::Fenced {
@@ -520,18 +886,52 @@ where
                 attempt: meta.attempt,
             });
         }
-        *slot = Slot::Saved(meta.attempt);
         if held {
-            inner.claimed = inner.claimed.saturating_sub(1);
+            inner.unclaim(id);
         }
         inner.saved.push(SavedJob {
             meta: *meta,
             result: result.clone(),
         });
+        let next = match (result, inner.failures.clone()) {
+            (Ok(_), _) | (Err(_), None) => Next::Settle(Slot::Saved(meta.attempt), 0),
+            (Err(ExecError::Cancelled), Some(_)) => Next::Requeue(Duration::ZERO, 0),
+            (Err(error), Some(policy)) => {
+                if policy.permanent.as_ref().is_some_and(|p| p(error)) {
+                    Next::Settle(Slot::Settled(JobStatus::Failed), 1)
+                } else if row.attempts + 1 >= row.options.max_attempts {
+                    Next::Settle(Slot::Settled(JobStatus::Dead), 1)
+                } else {
+                    Next::Requeue(policy.delay(row.attempts), 1)
+                }
+            }
+        };
+        let Some(row) = inner.row_mut(id) else {
+            return Ok(());
+        };
+        row.last_write = Some(meta.attempt);
+        match next {
+            Next::Settle(slot, used) => {
+                row.slot = slot;
+                row.attempts += used;
+            }
+            Next::Requeue(delay, used) => {
+                row.attempts += used;
+                inner.enqueue(id, delay);
+            }
+        }
         Ok(())
     }
 
     fn is_retryable(&self, error: &QueueError) -> bool {
         error.is_retryable()
     }
+}
+
+/// What a save does to its job.
+enum Next {
+    /// Settle in this slot, using this many attempts.
+    Settle(Slot, u32),
+    /// Back in line after the delay, using this many attempts.
+    Requeue(Duration, u32),
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
 
 use crate::worker::{Counters, Leases};
-use crate::{PgQueue, WorkerConfig};
+use crate::{PgQueue, QueueError, WorkerConfig};
 
 /// Rows one rescue statement returns to the queue at most.
 const RESCUE_BATCH: i64 = 1_000;
@@ -24,7 +24,7 @@ pub(crate) struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub(crate) async fn run(self) {
+    pub(crate) async fn run(self: Arc<Self>) {
         let mut beat = tokio::time::interval(self.config.heartbeat_interval);
         let mut rescue = tokio::time::interval(self.config.rescue_interval);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -32,16 +32,18 @@ impl Heartbeat {
         loop {
             tokio::select! {
                 biased;
-                _ = beat.tick() => self.beat().await,
-                _ = rescue.tick() => self.rescue().await,
+                // Failures are logged and counted; the next tick retries.
+                _ = beat.tick() => { let _ = self.beat().await; }
+                _ = rescue.tick() => { let _ = self.rescue().await; }
             }
         }
     }
 
-    async fn beat(&self) {
+    /// Extends every lease held; returns how many were extended.
+    pub(crate) async fn beat(&self) -> Result<usize, QueueError> {
         let (ids, tokens) = self.leases.snapshot();
         if ids.is_empty() {
-            return;
+            return Ok(0);
         }
         let sql = &self.queue.inner.sql;
         let extended: Result<Vec<i64>, _> = sqlx::query_scalar(&sql.heartbeat)
@@ -56,9 +58,10 @@ impl Heartbeat {
             Err(error) => {
                 Counters::add(&self.counters.heartbeat_errors, 1);
                 tracing::warn!(%error, leases = ids.len(), "heartbeat failed; retrying next interval");
-                return;
+                return Err(QueueError::Database(error));
             }
         };
+        let count = extended.len();
         let missing: Vec<(i64, i64)> = ids
             .into_iter()
             .zip(tokens)
@@ -67,6 +70,7 @@ impl Heartbeat {
         if !missing.is_empty() {
             self.lost(missing).await;
         }
+        Ok(count)
     }
 
     /// Leases the heartbeat could not extend. Most were completed by this
@@ -114,7 +118,10 @@ impl Heartbeat {
         }
     }
 
-    async fn rescue(&self) {
+    /// Returns every expired lease to the queue (or to `dead`); returns how
+    /// many.
+    pub(crate) async fn rescue(&self) -> Result<u64, QueueError> {
+        let mut total = 0;
         loop {
             let rescued: Result<Vec<(i64, String)>, _> =
                 sqlx::query_as(&self.queue.inner.sql.rescue)
@@ -132,14 +139,15 @@ impl Heartbeat {
                             tracing::info!(job = id, "expired lease rescued; job queued again");
                         }
                     }
+                    total += rows.len() as u64;
                     if (rows.len() as i64) < RESCUE_BATCH {
-                        return;
+                        return Ok(total);
                     }
                 }
                 Err(error) => {
                     Counters::add(&self.counters.heartbeat_errors, 1);
                     tracing::warn!(%error, "rescue of expired leases failed; retrying next interval");
-                    return;
+                    return Err(QueueError::Database(error));
                 }
             }
         }

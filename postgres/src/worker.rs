@@ -332,6 +332,7 @@ pub(crate) struct WorkerShared {
     pub(crate) leases: Arc<Leases>,
     pub(crate) wakeups: Arc<Wakeups>,
     pub(crate) counters: Arc<Counters>,
+    heartbeat: Arc<crate::heartbeat::Heartbeat>,
     _tasks: Vec<AbortOnDrop>,
 }
 
@@ -421,13 +422,13 @@ impl PgWorker {
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(queue.inner.connect.clone());
-        let heartbeat = crate::heartbeat::Heartbeat {
+        let heartbeat = Arc::new(crate::heartbeat::Heartbeat {
             queue: queue.clone(),
             pool: heartbeat_pool,
             config: config.clone(),
             leases: leases.clone(),
             counters: counters.clone(),
-        };
+        });
         let (listening, mut ready) = watch::channel(false);
         let listener = crate::listen::listen(
             listen_pool,
@@ -437,7 +438,7 @@ impl PgWorker {
             listening,
         );
         let tasks = vec![
-            AbortOnDrop(tokio::spawn(heartbeat.run())),
+            AbortOnDrop(tokio::spawn(Arc::clone(&heartbeat).run())),
             AbortOnDrop(tokio::spawn(listener)),
         ];
         // Start listening before the first pick, so that no enqueue right
@@ -451,6 +452,7 @@ impl PgWorker {
                 leases,
                 wakeups,
                 counters,
+                heartbeat,
                 _tasks: tasks,
             }),
         })
@@ -491,5 +493,23 @@ impl PgWorker {
     /// What the worker counted since it started.
     pub fn stats(&self) -> WorkerStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Extends every lease this worker holds now, without waiting for the
+    /// next heartbeat; returns how many it extended. Leases it finds lost are
+    /// forgotten and their executions cancelled, as on a timed heartbeat.
+    ///
+    /// The background heartbeat does this every
+    /// [`heartbeat_interval`](WorkerConfig::heartbeat_interval); call it to
+    /// drive the protocol step by step (a conformance suite, a test).
+    pub async fn heartbeat_now(&self) -> Result<usize, QueueError> {
+        self.shared.heartbeat.beat().await
+    }
+
+    /// Returns every expired lease in the schema to the queue (or, past its
+    /// lost-lease budget, to `dead`) now; returns how many. The background
+    /// task does this every [`rescue_interval`](WorkerConfig::rescue_interval).
+    pub async fn rescue_now(&self) -> Result<u64, QueueError> {
+        self.shared.heartbeat.rescue().await
     }
 }

@@ -61,6 +61,7 @@
 
 pub mod broken;
 pub mod conformance;
+pub mod durable;
 mod ext;
 mod fault;
 mod ledger;
