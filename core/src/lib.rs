@@ -103,6 +103,8 @@
 //!   at once.
 //! * **Observability**: a tracing span per job (`job_id`, `stage`, `attempt`) and
 //!   `pjp_*` metrics through the `metrics` facade.
+//! * **Timelines**: an [`observe::RunObserver`] hears what each picker, worker
+//!   and saver task did, and when (`pjp-timeline` draws it).
 //!
 //! Multi-stage components chain runners through a [`stage`] channel.
 
@@ -119,6 +121,7 @@ mod guard;
 mod job;
 pub mod latency;
 pub mod memory;
+pub mod observe;
 mod outcome;
 mod picker;
 pub mod runner;

@@ -318,6 +318,8 @@ struct Inner<I, O, F> {
     leases: VecDeque<(Instant, u64, u32)>,
     claimed: usize,
     reclaimed: u64,
+    /// Jobs that reached an end state (succeeded, failed or dead).
+    settled: usize,
 }
 
 impl<I, O, F> Inner<I, O, F> {
@@ -394,6 +396,7 @@ impl<I, O, F> Inner<I, O, F> {
             if dead {
                 row.slot = Slot::Settled(JobStatus::Dead);
                 row.deadline = None;
+                self.settled += 1;
             }
             self.claimed = self.claimed.saturating_sub(1);
             self.reclaimed += 1;
@@ -510,6 +513,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
                     leases: VecDeque::new(),
                     claimed: 0,
                     reclaimed: 0,
+                    settled: 0,
                 }),
             }),
         }
@@ -669,6 +673,13 @@ impl<I, O, F> MemoryQueue<I, O, F> {
     /// Claims that expired and were handed back (leased queues only).
     pub fn reclaimed(&self) -> u64 {
         self.shared.lock().reclaimed
+    }
+
+    /// Jobs in an end state: saved (succeeded), failed for good, or dead.
+    /// With [`close`](Self::close)d input, the work is done when this
+    /// reaches [`len`](Self::len).
+    pub fn settled(&self) -> usize {
+        self.shared.lock().settled
     }
 
     /// Extends the leases of `claims` that still hold their job to now + ttl;
@@ -912,8 +923,12 @@ where
         row.last_write = Some(meta.attempt);
         match next {
             Next::Settle(slot, used) => {
+                let was_settled = matches!(row.slot, Slot::Saved(_) | Slot::Settled(_));
                 row.slot = slot;
                 row.attempts += used;
+                if !was_settled {
+                    inner.settled += 1;
+                }
             }
             Next::Requeue(delay, used) => {
                 row.attempts += used;

@@ -54,12 +54,16 @@
 )]
 
 #[cfg(madsim)]
+mod fleet;
+#[cfg(madsim)]
 mod runtime;
 #[cfg(madsim)]
 mod scenario;
 #[cfg(madsim)]
 mod simulate;
 
+#[cfg(madsim)]
+pub use fleet::{Fleet, FleetEvent, FleetReport, Marker, NodeSpans, NodeSpec, Region};
 #[cfg(madsim)]
 pub use runtime::{NotInSimulation, SimRuntime, SimRuntimeBuilder};
 #[cfg(madsim)]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ConfigError, JobRunner, RunnerConfig};
+use crate::observe::{Observer, RunObserver};
 use crate::{BackoffPolicy, RetryPolicy};
 
 /// Builds a [`JobRunner`]. Start from [`JobRunner::builder`] or
@@ -18,6 +19,7 @@ pub struct RunnerBuilder<P, X, S> {
     execution: X,
     saver: S,
     config: RunnerConfig,
+    observer: Option<Observer>,
 }
 
 impl<P, X, S> RunnerBuilder<P, X, S> {
@@ -27,6 +29,7 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
             execution,
             saver,
             config: RunnerConfig::default(),
+            observer: None,
         }
     }
 
@@ -146,6 +149,44 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
         self
     }
 
+    /// Reports what each picker, worker and saver task does, and when, to
+    /// `observer`: an [`ActivitySpan`](crate::observe::ActivitySpan) for every
+    /// pick call, execution, save call and back-off, timed by the run's
+    /// [`Runtime`](crate::Runtime). A [`Recorder`](crate::observe::Recorder)
+    /// keeps them all. Default: none, which costs nothing but an `Option`
+    /// check. [`JobRunner::step`] reports nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use pjp_core::memory::MemoryQueue;
+    /// use pjp_core::observe::Recorder;
+    /// # use pjp_core::{Executor, JobRunner};
+    /// # struct Echo;
+    /// # impl Executor for Echo {
+    /// #     type Input = u64;
+    /// #     type Output = u64;
+    /// #     type Metadata = pjp_core::memory::QueueMeta;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn execute(&self, n: u64, _: &Self::Metadata) -> Result<u64, Self::Error> { Ok(n) }
+    /// # }
+    ///
+    /// let queue: MemoryQueue<u64, u64> = MemoryQueue::closed_with(1..=3);
+    /// let recorder = Recorder::new();
+    /// let runner = JobRunner::builder(queue.picker(), Echo, queue.saver())
+    ///     .observer(Arc::new(recorder.clone()))
+    ///     .build()?;
+    /// // After `runner.run(..)`, `recorder.take()` holds the run's spans.
+    /// # drop(runner);
+    /// # Ok::<(), pjp_core::ConfigError>(())
+    /// ```
+    ///
+    /// Kept apart from the [`RunnerConfig`]: [`config`](Self::config) does not
+    /// replace it.
+    pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observer = Some(Observer::new(observer));
+        self
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: RunnerConfig) -> Self {
         self.config = config;
@@ -160,6 +201,7 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
             self.execution,
             self.saver,
             self.config,
+            self.observer,
         ))
     }
 }

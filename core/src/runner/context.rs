@@ -12,6 +12,7 @@ use super::meters::Meters;
 use super::stats::Stats;
 use super::{RunErrorKind, RunnerConfig};
 use crate::guard::{guard, lock};
+use crate::observe::{Activity, ActivitySpan, Lane, Observer};
 use crate::{ErrorClass, JobId, JobPicker, JobSaver, ReleaseReason, Runtime};
 
 /// Everything the picker, worker and saver tasks of one run share.
@@ -40,6 +41,8 @@ pub(crate) struct Context<P, X, S, R> {
     pub(crate) save_gave_up: Mutex<Vec<JobId>>,
     pub(crate) job_latency: Mutex<Histogram<u64>>,
     pub(crate) exec_time: Mutex<Histogram<u64>>,
+    /// Told what each task did when, if the user asked.
+    observer: Option<Observer>,
 }
 
 impl<P, X, S, R> Context<P, X, S, R>
@@ -76,7 +79,14 @@ where
             save_gave_up: Mutex::new(Vec::new()),
             job_latency: Mutex::new(latency_histogram()),
             exec_time: Mutex::new(latency_histogram()),
+            observer: None,
         }
+    }
+
+    /// Reports the run's activity spans to `observer`.
+    pub(crate) fn with_observer(mut self, observer: Option<Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Records the first fatal error; later ones are only logged.
@@ -131,6 +141,65 @@ where
             () = self.runtime.sleep(delay) => true,
         }
     }
+}
+
+impl<P, X, S, R> Context<P, X, S, R>
+where
+    R: Runtime,
+{
+    /// The start of a span to [`observe`](Self::observe): the runtime's `now`
+    /// if there is an observer, `None` (and no clock read) otherwise.
+    pub(crate) fn span_start(&self) -> Option<std::time::Instant> {
+        self.observer.as_ref().map(|_| self.runtime.now())
+    }
+
+    /// Reports a span that started at `start` and ends now. Does nothing
+    /// without an observer (or without a start).
+    pub(crate) fn observe(
+        &self,
+        lane: Lane,
+        activity: Activity,
+        start: Option<std::time::Instant>,
+        jobs: u32,
+    ) {
+        if let (Some(observer), Some(start)) = (&self.observer, start) {
+            report(observer, lane, activity, start, self.runtime.now(), jobs);
+        }
+    }
+
+    /// Reports a span that started at `start` and ended at `end`, if there is
+    /// an observer; `jobs` is only called then.
+    pub(crate) fn observe_span(
+        &self,
+        lane: Lane,
+        activity: Activity,
+        start: std::time::Instant,
+        end: std::time::Instant,
+        jobs: impl FnOnce() -> u32,
+    ) {
+        if let Some(observer) = &self.observer {
+            report(observer, lane, activity, start, end, jobs());
+        }
+    }
+}
+
+fn report(
+    observer: &Observer,
+    lane: Lane,
+    activity: Activity,
+    start: std::time::Instant,
+    end: std::time::Instant,
+    jobs: u32,
+) {
+    observer.report(&ActivitySpan {
+        lane,
+        activity,
+        start,
+        // A clock that is not monotonic (a buggy runtime) still gives an
+        // ordered span.
+        end: end.max(start),
+        jobs,
+    });
 }
 
 impl<P, X, S, R> Context<P, X, S, R>

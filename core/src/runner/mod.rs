@@ -38,6 +38,7 @@ use latency::latency_histogram;
 use stats::Stats;
 
 use crate::guard::lock;
+use crate::observe::Observer;
 
 use crate::{
     Async, AsyncExecutor, Blocking, Execution, Executor, Job, JobId, JobMeta, JobPicker, JobSaver,
@@ -55,6 +56,7 @@ pub struct JobRunner<P, X, S> {
     saver: Arc<S>,
     config: RunnerConfig,
     stats: Arc<Stats>,
+    observer: Option<Observer>,
 }
 
 impl<P, E, S> JobRunner<P, Blocking<E>, S>
@@ -104,13 +106,20 @@ pub enum Step {
 }
 
 impl<P, X, S> JobRunner<P, X, S> {
-    pub(crate) fn from_parts(picker: P, execution: X, saver: S, config: RunnerConfig) -> Self {
+    pub(crate) fn from_parts(
+        picker: P,
+        execution: X,
+        saver: S,
+        config: RunnerConfig,
+        observer: Option<Observer>,
+    ) -> Self {
         Self {
             picker: Arc::new(picker),
             execution: Arc::new(execution),
             saver: Arc::new(saver),
             config,
             stats: Arc::default(),
+            observer,
         }
     }
 
@@ -158,14 +167,17 @@ where
     ) -> Result<RunReport, RunError> {
         let started = runtime.now();
         let config = &self.config;
-        let ctx = Arc::new(Context::new(
-            Arc::clone(&self.picker),
-            Arc::clone(&self.execution),
-            Arc::clone(&self.saver),
-            runtime.clone(),
-            config.clone(),
-            Arc::clone(&self.stats),
-        ));
+        let ctx = Arc::new(
+            Context::new(
+                Arc::clone(&self.picker),
+                Arc::clone(&self.execution),
+                Arc::clone(&self.saver),
+                runtime.clone(),
+                config.clone(),
+                Arc::clone(&self.stats),
+            )
+            .with_observer(self.observer.clone()),
+        );
         let before = self.stats_baseline();
         // A shutdown signalled before the run starts applies before any task
         // runs (the watcher below is only polled once the tasks are spawned).
@@ -179,18 +191,19 @@ where
         let room = Arc::new(Semaphore::new(config.prefetch));
 
         let mut tasks = Vec::with_capacity(config.pickers + config.workers + config.savers);
-        for _ in 0..config.pickers {
+        for index in 0..config.pickers {
             let handle = runtime.spawn(pick::pick_loop(
                 Arc::clone(&ctx),
                 queue_tx.clone(),
                 Arc::clone(&room),
+                index,
             ));
             tasks.push((Task::Picker, handle));
         }
         drop(queue_tx);
         let dedicated = self.execution.needs_dedicated_workers();
         for n in 0..config.workers {
-            let work = work::work_loop(Arc::clone(&ctx), queue_rx.clone(), results_tx.clone());
+            let work = work::work_loop(Arc::clone(&ctx), queue_rx.clone(), results_tx.clone(), n);
             let handle = if dedicated {
                 runtime.spawn_worker(&format!("pjp-{}-{n}", config.stage), work)
             } else {
@@ -199,8 +212,9 @@ where
             tasks.push((Task::Worker, handle));
         }
         drop(results_tx);
-        for _ in 0..config.savers {
-            let handle = runtime.spawn(save::save_loop(Arc::clone(&ctx), results_rx.clone()));
+        for index in 0..config.savers {
+            let handle =
+                runtime.spawn(save::save_loop(Arc::clone(&ctx), results_rx.clone(), index));
             tasks.push((Task::Saver, handle));
         }
 
@@ -332,7 +346,9 @@ where
             picked_at,
             span: tracing::Span::none(),
         };
-        save::save_batch(&ctx, vec![done], &mut latency_histogram()).await;
+        // `step` has no observer: the lane is only a placeholder.
+        let lane = crate::observe::Lane::new(crate::observe::Role::Saver, 0);
+        save::save_batch(&ctx, vec![done], &mut latency_histogram(), lane).await;
         let saved = self.stats.succeeded.load(Relaxed) + self.stats.failed.load(Relaxed)
             > before.succeeded + before.failed;
         if !saved {

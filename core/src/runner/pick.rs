@@ -12,6 +12,7 @@ use tracing::Span;
 use super::RunErrorKind;
 use super::context::Context;
 use crate::guard::{guard, panic_message};
+use crate::observe::{Activity, Lane, Role};
 use crate::{Backoff, ErrorClass, Job, JobId, JobMeta, JobPicker, Picked, Runtime};
 
 /// A picked job on its way to a worker. The permit keeps its place in the
@@ -30,11 +31,12 @@ enum Batch<J> {
     Many(Vec<J>),
 }
 
-/// One picker task. Several run at once when `pickers > 1`.
+/// One picker task, number `index`. Several run at once when `pickers > 1`.
 pub(crate) async fn pick_loop<P, X, S, R>(
     ctx: Arc<Context<P, X, S, R>>,
     queue: async_channel::Sender<Queued<P::Input, P::Metadata>>,
     room: Arc<Semaphore>,
+    index: usize,
 ) where
     P: JobPicker,
     R: Runtime,
@@ -45,6 +47,7 @@ pub(crate) async fn pick_loop<P, X, S, R>(
     let cancel_safe = guard(|| ctx.picker.pick_is_cancel_safe()).unwrap_or(false);
     let mut empty = Backoff::new(ctx.config.empty_backoff);
     let mut errors = Backoff::new(ctx.config.pick_error_backoff);
+    let lane = Lane::new(Role::Picker, index);
     loop {
         // Reserve room before picking, so a picked job always has a place.
         let permit = tokio::select! {
@@ -75,14 +78,25 @@ pub(crate) async fn pick_loop<P, X, S, R>(
             tokio::select! {
                 biased;
                 picked = picking => picked,
-                () = ctx.stop_picking.cancelled() => break,
+                () = ctx.stop_picking.cancelled() => {
+                    ctx.observe(lane, Activity::Pick, Some(started), 0);
+                    break;
+                }
             }
         } else {
             picking.await
         };
+        let ended = ctx.runtime.now();
         ctx.meters
             .pick_seconds
-            .record(ctx.runtime.now().saturating_duration_since(started));
+            .record(ended.saturating_duration_since(started));
+        ctx.observe_span(lane, Activity::Pick, started, ended, || match &picked {
+            Ok(Ok(Picked::Some(Batch::One(_)))) => 1,
+            Ok(Ok(Picked::Some(Batch::Many(jobs)))) => {
+                u32::try_from(jobs.len()).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        });
         match picked {
             Ok(Ok(Picked::Some(Batch::One(job)))) => {
                 empty.reset();
@@ -98,7 +112,7 @@ pub(crate) async fn pick_loop<P, X, S, R>(
                 drop(permit);
                 errors.reset();
                 let delay = empty.next_delay(ctx.runtime.random_u64());
-                if !ctx.sleep_unless_stopped(delay).await {
+                if !backoff(&ctx, lane, delay).await {
                     break;
                 }
             }
@@ -120,7 +134,7 @@ pub(crate) async fn pick_loop<P, X, S, R>(
                 let delay = errors.next_delay(ctx.runtime.random_u64());
                 let error = crate::guard::describe(&error);
                 tracing::warn!(stage = %ctx.config.stage, %error, ?delay, "pick failed; backing off");
-                if !ctx.sleep_unless_stopped(delay).await {
+                if !backoff(&ctx, lane, delay).await {
                     break;
                 }
             }
@@ -133,6 +147,23 @@ pub(crate) async fn pick_loop<P, X, S, R>(
             }
         }
     }
+}
+
+/// Sleeps a back-off on `lane`, waking early when picking stops. Returns
+/// false if it did.
+async fn backoff<P, X, S, R>(
+    ctx: &Context<P, X, S, R>,
+    lane: Lane,
+    delay: std::time::Duration,
+) -> bool
+where
+    P: JobPicker,
+    R: Runtime,
+{
+    let start = ctx.span_start();
+    let slept = ctx.sleep_unless_stopped(delay).await;
+    ctx.observe(lane, Activity::Backoff, start, 0);
+    slept
 }
 
 /// Queues a batch: the first jobs take their share of the reserved room; jobs

@@ -17,22 +17,25 @@ use super::context::Context;
 use super::latency::{latency_histogram, merge, record};
 use super::work::Done;
 use crate::guard::{describe, lock, panic_message};
+use crate::observe::{Activity, Lane, Role};
 use crate::{
     Backoff, ErrorClass, ExecError, JobPicker, JobResult, JobSaver, ReleaseReason, Runtime,
 };
 
 type DoneOf<S> = Done<<S as JobSaver>::Output, <S as JobSaver>::Failure, <S as JobSaver>::Metadata>;
 
-/// One saver task. Several run at once when `savers > 1`.
+/// One saver task, number `index`. Several run at once when `savers > 1`.
 pub(crate) async fn save_loop<P, X, S, R>(
     ctx: Arc<Context<P, X, S, R>>,
     results: async_channel::Receiver<DoneOf<S>>,
+    index: usize,
 ) where
     P: JobPicker<Metadata = S::Metadata>,
     S: JobSaver,
     R: Runtime,
 {
     let mut latency = latency_histogram();
+    let lane = Lane::new(Role::Saver, index);
     while let Ok(first) = results.recv().await {
         let mut batch = vec![first];
         fill(&ctx, &results, &mut batch).await;
@@ -41,7 +44,9 @@ pub(crate) async fn save_loop<P, X, S, R>(
         } else {
             tracing::info_span!("save_batch", stage = %ctx.config.stage, jobs = batch.len())
         };
-        save_batch(&ctx, batch, &mut latency).instrument(span).await;
+        save_batch(&ctx, batch, &mut latency, lane)
+            .instrument(span)
+            .await;
     }
     merge(&ctx.job_latency, &latency);
 }
@@ -87,11 +92,13 @@ enum Attempt {
 }
 
 /// Saves a batch with retries. Every path accounts for each job: saved,
-/// fenced, or released (or failed to release) after giving up.
+/// fenced, or released (or failed to release) after giving up. Each save call
+/// and each back-off is reported on `lane`.
 pub(crate) async fn save_batch<P, X, S, R>(
     ctx: &Context<P, X, S, R>,
     mut pending: Vec<DoneOf<S>>,
     latency: &mut Histogram<u64>,
+    lane: Lane,
 ) where
     P: JobPicker<Metadata = S::Metadata>,
     S: JobSaver,
@@ -107,6 +114,9 @@ pub(crate) async fn save_batch<P, X, S, R>(
         ctx.meters
             .save_seconds
             .record(now.saturating_duration_since(started));
+        ctx.observe_span(lane, Activity::Save, started, now, || {
+            u32::try_from(pending.len()).unwrap_or(u32::MAX)
+        });
         let mut retry = Vec::new();
         for (done, outcome) in pending.into_iter().zip(outcomes) {
             match outcome {
@@ -134,9 +144,11 @@ pub(crate) async fn save_batch<P, X, S, R>(
                 .save_retries
                 .fetch_add(retry.len() as u64, Relaxed);
             ctx.meters.save_retries.increment(retry.len() as u64);
+            let start = ctx.span_start();
             ctx.runtime
                 .sleep(backoff.next_delay(ctx.runtime.random_u64()))
                 .await;
+            ctx.observe(lane, Activity::Backoff, start, 0);
             attempt += 1;
         }
         pending = retry;

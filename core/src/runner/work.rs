@@ -9,6 +9,7 @@ use tracing::{Instrument, Span};
 use super::context::Context;
 use super::latency::{latency_histogram, merge, record};
 use super::pick::Queued;
+use crate::observe::{Activity, Lane, Role};
 use crate::{Execution, JobContext, JobId, JobPicker, JobResult, Runtime};
 
 /// An executed job on its way to a saver.
@@ -20,11 +21,12 @@ pub(crate) struct Done<O, F, M> {
     pub(crate) span: Span,
 }
 
-/// One executor worker.
+/// One executor worker, number `index`.
 pub(crate) async fn work_loop<P, X, S, R>(
     ctx: Arc<Context<P, X, S, R>>,
     queue: async_channel::Receiver<Queued<X::Input, X::Metadata>>,
     results: async_channel::Sender<Done<X::Output, X::Failure, X::Metadata>>,
+    index: usize,
 ) where
     P: JobPicker<Input = X::Input, Metadata = X::Metadata>,
     X: Execution,
@@ -33,6 +35,7 @@ pub(crate) async fn work_loop<P, X, S, R>(
 {
     let mut exec_time = latency_histogram();
     let timeout = ctx.config.job_timeout;
+    let lane = Lane::new(Role::Worker, index);
     while let Ok(queued) = queue.recv().await {
         let Queued {
             job,
@@ -54,8 +57,14 @@ pub(crate) async fn work_loop<P, X, S, R>(
         ctx.meters.busy_workers.set(busy as f64);
         let started = ctx.runtime.now();
         let exec_time = &mut exec_time;
+        // When the result was ready: the execution span ends there, not once
+        // a saver had room for it.
+        let mut delivered_at = None;
+        let delivered = &mut delivered_at;
         let deliver = |result: JobResult<X::Output, X::Failure>, meta| {
-            let took = ctx.runtime.now().saturating_duration_since(started);
+            let now = ctx.runtime.now();
+            *delivered = Some(now);
+            let took = now.saturating_duration_since(started);
             ctx.meters.exec_seconds.record(took);
             record(exec_time, took);
             if let Err(error) = &result {
@@ -97,7 +106,13 @@ pub(crate) async fn work_loop<P, X, S, R>(
             tracing::warn!(parent: &span, "a timed-out job held its worker until it returned");
         }
         // Busy until the work really stopped: a straggler kept its worker.
-        let took = ctx.runtime.now().saturating_duration_since(started);
+        let stopped = ctx.runtime.now();
+        let took = stopped.saturating_duration_since(started);
+        let end = match delivered_at {
+            Some(delivered) if !straggled => delivered,
+            _ => stopped,
+        };
+        ctx.observe_span(lane, Activity::Execute, started, end, || 1);
         let busy = ctx.stats.busy.fetch_sub(1, Relaxed).saturating_sub(1);
         ctx.meters.busy_workers.set(busy as f64);
         ctx.stats

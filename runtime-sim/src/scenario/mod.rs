@@ -68,6 +68,19 @@ pub enum ScenarioError {
     /// The simulation itself failed (a panic, a deadlock, the time limit).
     #[error(transparent)]
     Simulation(#[from] SimFailure),
+    /// A [`Fleet`](crate::Fleet) that cannot run as described.
+    #[error("invalid fleet: {0}")]
+    InvalidFleet(String),
+    /// A fleet that had not settled every job when its time limit came.
+    #[error("the fleet settled {settled} of {jobs} jobs in {after:?} of simulated time, its limit")]
+    Stalled {
+        /// The limit.
+        after: Duration,
+        /// Jobs settled by then.
+        settled: usize,
+        /// Jobs in all.
+        jobs: usize,
+    },
 }
 
 /// A simulated deployment, built step by step.
@@ -290,7 +303,12 @@ impl Scenario {
 /// Sizes the runner for `workers` executing jobs of `cost` behind round
 /// trips of `pick_rtt` and `save_rtt` (means): enough picks and saves in
 /// flight to keep the workers fed (Little's law, with 50 % headroom).
-fn tuned(workers: usize, cost: Duration, pick_rtt: Duration, save_rtt: Duration) -> RunnerPlan {
+pub(crate) fn tuned(
+    workers: usize,
+    cost: Duration,
+    pick_rtt: Duration,
+    save_rtt: Duration,
+) -> RunnerPlan {
     let base = RunnerPlan {
         workers,
         save_attempts: 10,
