@@ -302,3 +302,32 @@ async fn replacing_the_config_keeps_the_observer() -> anyhow::Result<()> {
     assert_eq!(count(&recorder.spans(), Activity::Execute), 5);
     Ok(())
 }
+
+#[tokio::test]
+async fn steps_report_on_the_lane_they_are_given() {
+    let queue: Queue = MemoryQueue::closed_with(0..4);
+    let recorder = Recorder::new();
+    let runner = JobRunner::builder(queue.picker(), Double::default(), queue.saver())
+        .observer(Arc::new(recorder.clone()))
+        .build()
+        .unwrap();
+    let runtime = TokioRuntime::current();
+    for worker in [0, 3, 3, 1] {
+        runner.step_on(&runtime, worker).await.unwrap();
+    }
+    let spans = recorder.spans();
+    let on = |activity: Activity, worker: usize| {
+        spans
+            .iter()
+            .filter(|s| s.activity == activity && s.lane == Lane::new(Role::Worker, worker))
+            .count()
+    };
+    for activity in [Activity::Pick, Activity::Execute, Activity::Save] {
+        assert_eq!(
+            (on(activity, 0), on(activity, 3), on(activity, 1)),
+            (1, 2, 1),
+            "{activity:?}"
+        );
+    }
+    assert!(spans.iter().all(|s| s.lane.role == Role::Worker));
+}

@@ -176,3 +176,48 @@ fn fleet_seeds_keep_every_invariant() {
         "the seeds exercised crashes and expiries"
     );
 }
+
+#[test]
+fn a_recorded_fleet_draws_the_same_valid_picture_for_the_same_seed() {
+    let fleet = Fleet::new("picture")
+        .jobs(300)
+        .region("a", LatencyProfile::same_region())
+        .region("b", LatencyProfile::cross_region())
+        .nodes("a", 1, 2)
+        .nodes("b", 1, 2)
+        .event(FleetEvent::Crash {
+            node: 1,
+            at: Duration::from_millis(200),
+            down_for: Duration::from_millis(500),
+        })
+        .record(true);
+    let draw = |seed| {
+        run(&fleet, seed)
+            .timeline()
+            .render_svg()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let svg = draw(4);
+    assert_eq!(svg, draw(4), "the same seed draws the same picture");
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("not XML: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for lane in [
+        "a-0 picker 0",
+        "a-0 worker 0",
+        "a-0 worker 1",
+        "a-0 saver 0",
+        "b-0 worker 1",
+    ] {
+        assert!(texts.contains(&lane), "lane {lane} missing: {texts:?}");
+    }
+    assert!(texts.iter().any(|t| t.starts_with("crash 1")), "{texts:?}");
+    assert!(
+        !texts.contains(&"a-0 worker 2"),
+        "a node has only its workers' lanes"
+    );
+}

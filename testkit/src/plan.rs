@@ -25,6 +25,9 @@ pub struct RunnerPlan {
     pub save_queue: usize,
     /// Saves in flight.
     pub savers: usize,
+    /// Results per save call (one statement for many jobs where the saver
+    /// batches).
+    pub save_batch: usize,
     /// Per-job timeout.
     pub job_timeout: Option<Duration>,
     /// Drain grace period.
@@ -46,6 +49,7 @@ impl Default for RunnerPlan {
             pick_batch: 1,
             save_queue: 2,
             savers: 2,
+            save_batch: 1,
             job_timeout: None,
             grace_period: None,
             save_attempts: 5,
@@ -65,6 +69,7 @@ impl RunnerPlan {
             .pick_batch(self.pick_batch)
             .save_queue(self.save_queue)
             .savers(self.savers)
+            .save_batch(self.save_batch)
             .empty_backoff(backoff)
             .pick_error_backoff(backoff)
             .save_retry(RetryPolicy::new(self.save_attempts, backoff));

@@ -104,6 +104,7 @@ pub fn runner_plan(horizon: Duration) -> impl Strategy<Value = RunnerPlan> {
                 pick_batch: batch.min(prefetch),
                 save_queue,
                 savers,
+                save_batch: 1,
                 job_timeout: job_timeout.map(|t| t.max(Duration::from_millis(1))),
                 grace_period,
                 save_attempts,

@@ -154,7 +154,8 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
     /// pick call, execution, save call and back-off, timed by the run's
     /// [`Runtime`](crate::Runtime). A [`Recorder`](crate::observe::Recorder)
     /// keeps them all. Default: none, which costs nothing but an `Option`
-    /// check. [`JobRunner::step`] reports nothing.
+    /// check. [`JobRunner::step_on`] reports its pick, execution and save on
+    /// one worker's lane.
     ///
     /// ```
     /// use std::sync::Arc;

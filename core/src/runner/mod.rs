@@ -267,8 +267,16 @@ where
 
     /// Picks one job, executes it inline and saves it (with retries): a
     /// deterministic single step for tests. A synchronous executor runs on the
-    /// calling task.
+    /// calling task. An [observer](RunnerBuilder::observer) sees its pick,
+    /// execution and save on the lane of worker 0.
     pub async fn step<R: Runtime>(&self, runtime: &R) -> Result<Step, RunError> {
+        self.step_on(runtime, 0).await
+    }
+
+    /// Like [`step`](Self::step), reporting to the observer on the lane of
+    /// worker `worker`: for several loops of steps side by side (the
+    /// sequential pick-execute-save loop a timeline compares the runner with).
+    pub async fn step_on<R: Runtime>(&self, runtime: &R, worker: usize) -> Result<Step, RunError> {
         let ctx = Context::new(
             Arc::clone(&self.picker),
             Arc::clone(&self.execution),
@@ -276,10 +284,20 @@ where
             runtime.clone(),
             self.config.clone(),
             Arc::clone(&self.stats),
-        );
+        )
+        .with_observer(self.observer.clone());
+        let lane = crate::observe::Lane::new(crate::observe::Role::Worker, worker);
         let before = self.stats_baseline();
         let started = runtime.now();
-        let picked = match self.picker.pick().await {
+        let pick_start = ctx.span_start();
+        let picked = self.picker.pick().await;
+        ctx.observe(
+            lane,
+            crate::observe::Activity::Pick,
+            pick_start,
+            u32::from(matches!(picked, Ok(Picked::Some(_)))),
+        );
+        let picked = match picked {
             Ok(picked) => picked,
             Err(error) => {
                 self.stats.pick_errors.fetch_add(1, Relaxed);
@@ -314,6 +332,7 @@ where
             }
         };
         let picked_at = runtime.now();
+        let exec_start = ctx.span_start();
         let delivered = std::sync::Mutex::new(None);
         let _straggled = self
             .execution
@@ -338,6 +357,7 @@ where
                 self.report(&ctx, &before, started, &Shutdown::new()),
             ));
         };
+        ctx.observe(lane, crate::observe::Activity::Execute, exec_start, 1);
         let succeeded = result.is_ok();
         let done = work::Done {
             meta,
@@ -346,8 +366,6 @@ where
             picked_at,
             span: tracing::Span::none(),
         };
-        // `step` has no observer: the lane is only a placeholder.
-        let lane = crate::observe::Lane::new(crate::observe::Role::Saver, 0);
         save::save_batch(&ctx, vec![done], &mut latency_histogram(), lane).await;
         let saved = self.stats.succeeded.load(Relaxed) + self.stats.failed.load(Relaxed)
             > before.succeeded + before.failed;

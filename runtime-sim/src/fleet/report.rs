@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use pjp_core::observe::ActivitySpan;
+use pjp_core::observe::{ActivitySpan, Role};
 
 /// One node's runner activity over all its incarnations (recorded with
 /// [`Fleet::record`](super::Fleet::record)).
@@ -102,6 +102,37 @@ pub struct FleetReport {
 }
 
 impl FleetReport {
+    /// The run as a timeline picture: per node, a lane per executor worker
+    /// plus its first picker and saver task (the rest do the same, further
+    /// apart), with crashes, drains, partitions and outages marked
+    /// ([`Fleet::record`](super::Fleet::record) must be on).
+    pub fn timeline(&self) -> pjp_timeline::Timeline {
+        let mut timeline =
+            pjp_timeline::Timeline::new(format!("{} (seed {})", self.name, self.seed));
+        for node in &self.spans {
+            let shown: Vec<ActivitySpan> = node
+                .spans
+                .iter()
+                .filter(|s| s.lane.role == Role::Worker || s.lane.index == 0)
+                .copied()
+                .collect();
+            timeline.add_lanes(&node.node, self.origin, &shown);
+        }
+        for marker in &self.markers {
+            match marker.until {
+                // A cut that outlasts the run is drawn to its end.
+                Some(until) => {
+                    let until = until.min(self.elapsed).max(marker.at);
+                    timeline.range(marker.at.as_secs_f64(), until.as_secs_f64(), &marker.label);
+                }
+                None => {
+                    timeline.marker(marker.at.as_secs_f64(), &marker.label);
+                }
+            }
+        }
+        timeline
+    }
+
     /// Whether nothing was lost and nothing saved twice.
     pub fn is_clean(&self) -> bool {
         self.lost == 0 && self.saved_twice == 0

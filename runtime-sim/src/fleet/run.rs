@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use madsim::runtime::{Handle, NodeHandle};
 use pjp_core::memory::{JobOptions, JobStatus, MemoryQueue, QueueMeta};
-use pjp_core::observe::{ActivitySpan, Recorder};
+use pjp_core::observe::Recorder;
 use pjp_core::{AsyncExecutor, JobId, JobRunner, Runtime, Shutdown};
 use tokio::sync::{Notify, mpsc};
 
@@ -26,7 +26,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 const TICK: Duration = Duration::from_millis(10);
 
 /// What the controller and the monitor know of one node.
-#[derive(Default)]
 struct NodeState {
     /// The running incarnation's shutdown handle.
     shutdown: Mutex<Option<Shutdown>>,
@@ -35,7 +34,7 @@ struct NodeState {
     /// Bumped when an incarnation's runner loop ends.
     finished: Notify,
     /// Runner activity of every incarnation (when recording).
-    spans: Mutex<Vec<ActivitySpan>>,
+    recorder: Option<Recorder>,
     /// Incarnations started.
     starts: AtomicU64,
 }
@@ -118,7 +117,6 @@ impl NodeWiring {
         let cost = self.fleet.exec_cost.mul_f64(spec.slowdown);
         let jobs = self.fleet.jobs as usize;
         loop {
-            let recorder = self.fleet.record.then(Recorder::new);
             let executor = FleetExec {
                 runtime: runtime.clone(),
                 cost,
@@ -137,7 +135,7 @@ impl NodeWiring {
             let mut builder = spec
                 .plan
                 .apply(JobRunner::builder_async(picker, executor, saver));
-            if let Some(recorder) = &recorder {
+            if let Some(recorder) = &self.state.recorder {
                 builder = builder.observer(Arc::new(recorder.clone()));
             }
             let Ok(runner) = builder.build() else {
@@ -146,9 +144,6 @@ impl NodeWiring {
             let shutdown = Shutdown::new();
             *lock(&self.state.shutdown) = Some(shutdown.clone());
             let _ = runner.run(&runtime, shutdown.clone()).await;
-            if let Some(recorder) = recorder {
-                lock(&self.state.spans).extend(recorder.take());
-            }
             if shutdown.is_draining() || self.queue.settled() >= jobs {
                 break;
             }
@@ -201,7 +196,19 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
     let stats = Arc::new(WireStats::default());
     let (kill_tx, mut kill_rx) = mpsc::unbounded_channel::<usize>();
     let fleet_arc = Arc::new(fleet.clone());
-    let states: Vec<Arc<NodeState>> = fleet.nodes.iter().map(|_| Arc::default()).collect();
+    let states: Vec<Arc<NodeState>> = fleet
+        .nodes
+        .iter()
+        .map(|_| {
+            Arc::new(NodeState {
+                shutdown: Mutex::default(),
+                held: Mutex::default(),
+                finished: Notify::new(),
+                recorder: fleet.record.then(Recorder::new),
+                starts: AtomicU64::new(0),
+            })
+        })
+        .collect();
     let nodes: Vec<NodeHandle> = (0..fleet.nodes.len())
         .map(|index| {
             let wiring = NodeWiring {
@@ -398,7 +405,11 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
             .zip(&states)
             .map(|(spec, state)| NodeSpans {
                 node: spec.name.clone(),
-                spans: std::mem::take(&mut *lock(&state.spans)),
+                spans: state
+                    .recorder
+                    .as_ref()
+                    .map(Recorder::take)
+                    .unwrap_or_default(),
             })
             .collect()
     } else {

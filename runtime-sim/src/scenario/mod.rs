@@ -127,6 +127,7 @@ pub struct Scenario {
     pub(crate) runner: Option<RunnerPlan>,
     pub(crate) mode: Mode,
     pub(crate) ledger: bool,
+    pub(crate) record: bool,
 }
 
 impl Scenario {
@@ -150,6 +151,7 @@ impl Scenario {
             runner: None,
             mode: Mode::Pipelined,
             ledger: true,
+            record: false,
         }
     }
 
@@ -255,6 +257,14 @@ impl Scenario {
         self
     }
 
+    /// Keeps what every picker, worker and saver task did, and when
+    /// ([`ScenarioReport::spans`]), for a timeline picture
+    /// ([`ScenarioReport::timeline`]).
+    pub fn record(mut self, record: bool) -> Self {
+        self.record = record;
+        self
+    }
+
     /// The name.
     pub fn name(&self) -> &str {
         &self.name
@@ -335,15 +345,21 @@ pub(crate) fn tuned(
     };
     let in_flight = |rtt: Duration| (rate * rtt.as_secs_f64() * 1.5).ceil() as usize;
     let picking = in_flight(pick_rtt).max(1);
-    let pick_batch = (picking / 4).clamp(1, 16);
+    let pick_batch = (picking / 4).clamp(1, 64);
     let pickers = picking.div_ceil(pick_batch).clamp(1, 64);
-    let savers = (in_flight(save_rtt) + 1).clamp(1, 256);
+    // Saves in batches of up to 64 ready results (one round trip for many
+    // jobs), with twice the savers needed to carry one round trip's
+    // results: a batch that is not full does not hold the others back.
+    let saving = in_flight(save_rtt) + 1;
+    let save_batch = (saving / 4).clamp(1, 64);
+    let savers = (saving.div_ceil(save_batch) * 2).clamp(1, 256);
     RunnerPlan {
         prefetch: pickers * pick_batch + 2 * workers,
         pickers,
         pick_batch,
-        save_queue: savers.max(workers),
+        save_queue: (savers * save_batch).max(workers),
         savers,
+        save_batch,
         ..base
     }
 }

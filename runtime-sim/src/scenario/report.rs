@@ -1,7 +1,9 @@
 //! [`ScenarioReport`]: what a simulated scenario did.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use pjp_core::observe::ActivitySpan;
 
 use pjp_core::StopReason;
 use pjp_testkit::Violation;
@@ -71,9 +73,28 @@ pub struct ScenarioReport {
     /// [`Scenario::simulate`](super::Scenario::simulate). Not part of
     /// `Display`.
     pub wall: Option<Duration>,
+    /// What the runner's tasks did, when ([`Scenario::record`](super::Scenario::record);
+    /// empty otherwise). Not part of `Display`.
+    pub spans: Vec<ActivitySpan>,
+    /// The instant the run started: span times are relative to it.
+    pub origin: Instant,
 }
 
 impl ScenarioReport {
+    /// The run as a timeline picture: a lane per picker, worker and saver
+    /// task ([`Scenario::record`](super::Scenario::record) must be on), a
+    /// crash marked where it happened.
+    pub fn timeline(&self) -> pjp_timeline::Timeline {
+        let mut timeline = pjp_timeline::Timeline::new(format!(
+            "{} ({}, seed {})",
+            self.name,
+            self.mode.as_str(),
+            self.seed
+        ));
+        timeline.add_lanes("worker node", self.origin, &self.spans);
+        timeline
+    }
+
     /// Throughput as a fraction of executor-bound throughput.
     pub fn efficiency(&self) -> Option<f64> {
         self.executor_bound

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use pjp_core::observe::Recorder;
 use pjp_core::{Blocking, JobId, JobRunner, RunReport, Runtime, Shutdown, Step, StopReason};
 use pjp_testkit::{
     ExecFault, ExecutorExt, Faulty, FaultyExecutor, Latent, Ledger, MemoryQueue, PickerExt,
@@ -42,6 +43,7 @@ struct Wiring {
     runtime: SimRuntime,
     queue: Queue,
     ledger: Ledger,
+    recorder: Option<Recorder>,
 }
 
 impl Wiring {
@@ -63,9 +65,11 @@ impl Wiring {
         let executor = Workload::modeled(s.exec_cost)
             .with_faults(rt, s.exec_faults)
             .with_ledger(&self.ledger);
-        self.plan
-            .apply(JobRunner::builder(picker, executor, saver))
-            .build()
+        let mut builder = self.plan.apply(JobRunner::builder(picker, executor, saver));
+        if let Some(recorder) = &self.recorder {
+            builder = builder.observer(Arc::new(recorder.clone()));
+        }
+        builder.build()
     }
 
     /// Runs the pipelined runner to the end.
@@ -92,13 +96,13 @@ impl Wiring {
         let _cancel = self.scenario.cancel.spawn(&self.runtime, &shutdown);
         let first_error: Arc<Mutex<Option<String>>> = Arc::default();
         let loops: Vec<_> = (0..self.scenario.workers)
-            .map(|_| {
+            .map(|worker| {
                 let (runner, rt, shutdown) =
                     (Arc::clone(&runner), self.runtime.clone(), shutdown.clone());
                 let first_error = Arc::clone(&first_error);
                 self.runtime.spawn(async move {
                     while !shutdown.is_draining() {
-                        match runner.step(&rt).await {
+                        match runner.step_on(&rt, worker).await {
                             Ok(Step::Saved { .. }) => {}
                             Ok(Step::Empty) => rt.sleep(Duration::from_millis(10)).await,
                             Ok(_) => break,
@@ -148,6 +152,7 @@ pub(super) async fn run(scenario: &Scenario) -> Result<ScenarioReport, ScenarioE
         runtime: runtime.clone(),
         queue: queue.clone(),
         ledger: ledger.clone(),
+        recorder: scenario.record.then(Recorder::new),
     };
     // Validate the configuration up front, also for crash runs.
     drop(wiring.runner()?);
@@ -164,6 +169,8 @@ pub(super) async fn run(scenario: &Scenario) -> Result<ScenarioReport, ScenarioE
 
     Ok(measure(Measured {
         scenario,
+        recorder: wiring.recorder.clone(),
+        origin: started,
         plan: &plan,
         seed,
         queue: &queue,
@@ -220,6 +227,8 @@ async fn crashing(wiring: &Wiring, crash: super::Crash) -> (Outcome, u32) {
 
 struct Measured<'a> {
     scenario: &'a Scenario,
+    recorder: Option<Recorder>,
+    origin: std::time::Instant,
     plan: &'a RunnerPlan,
     seed: u64,
     queue: &'a Queue,
@@ -344,6 +353,8 @@ fn measure(m: Measured<'_>) -> ScenarioReport {
         violations,
         digest,
         wall: None,
+        spans: m.recorder.map(|r| r.take()).unwrap_or_default(),
+        origin: m.origin,
     }
 }
 
@@ -372,8 +383,13 @@ fn setup(s: &Scenario, plan: &RunnerPlan) -> String {
     }
     match s.mode {
         Mode::Pipelined => text.push_str(&format!(
-            "; runner: {} picker(s) × batch {}, prefetch {}, {} saver(s), save queue {}",
-            plan.pickers, plan.pick_batch, plan.prefetch, plan.savers, plan.save_queue
+            "; runner: {} picker(s) × batch {}, prefetch {}, {} saver(s) × batch {}, save queue {}",
+            plan.pickers,
+            plan.pick_batch,
+            plan.prefetch,
+            plan.savers,
+            plan.save_batch,
+            plan.save_queue
         )),
         Mode::Sequential => text.push_str("; one job at a time per worker"),
     }

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use pjp_runtime_sim::{
-    CancelPlan, Crash, ExecFaults, IoFaults, LatencyProfile, Mode, Outage, Scenario, ScenarioReport,
+    CancelPlan, Crash, ExecFaults, Fleet, IoFaults, LatencyProfile, Mode, Outage, Scenario,
+    ScenarioReport,
 };
 use pjp_testkit::parse_duration;
 
@@ -13,6 +14,7 @@ pjp-sim: simulated scenarios of prover-job-processor (deterministic, seeded)
 
 usage: cargo xtask sim [--scenario NAME] [--seed S] [--seeds N] [--rtt PROFILE]
                        [--exec DUR] [--workers N] [--jobs N] [--check]
+                       [--fleet NAME] [--nodes N] [--svg FILE] [--compare]
 
 scenarios:
   compare      (default) the pipelined runner against a sequential
@@ -27,6 +29,12 @@ scenarios:
   crash        the worker node crashes mid-run and restarts; expired leases
                bring its jobs back
   cancel       a drain at a seeded random time, then abandon
+  fleet        many worker nodes in regions on one leased queue (--fleet):
+                 partition  3 clouds, one partitioned for 30 s (default)
+                 rolling    rolling restart of 10 workers
+                 poison     poison job that kills its worker
+                 large      --nodes nodes (default 20) x 4 workers, --jobs
+                            jobs of 1 ms (default 100000), --rtt round trips
 
 options:
   --rtt PROFILE  round trip of picks and saves: same-region, cross-region,
@@ -39,6 +47,10 @@ options:
   --seeds N      seeds to run from S (default 1); with more, one line each
   --check        run every seed twice and compare trace digests
   --ledger       keep the ledger in the throughput scenario too
+  --svg FILE     draw the (first seed's) run as an SVG timeline; with
+                 --scenario compare (or --compare), the pipelined run above
+                 the sequential one on one time axis
+  --compare      the same as --scenario compare
 ";
 
 struct Args {
@@ -52,6 +64,9 @@ struct Args {
     jobs: Option<u64>,
     check: bool,
     ledger: bool,
+    fleet: String,
+    nodes: usize,
+    svg: Option<std::path::PathBuf>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -66,6 +81,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         jobs: None,
         check: false,
         ledger: false,
+        fleet: "partition".to_owned(),
+        nodes: 20,
+        svg: None,
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -104,6 +122,16 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--jobs" => parsed.jobs = Some(number("--jobs", value("--jobs")?)?),
             "--check" => parsed.check = true,
             "--ledger" => parsed.ledger = true,
+            "--fleet" => parsed.fleet = value("--fleet")?,
+            "--nodes" => {
+                let n = number("--nodes", value("--nodes")?)?;
+                parsed.nodes = usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| "--nodes: must be 1 or more".to_owned())?;
+            }
+            "--svg" => parsed.svg = Some(value("--svg")?.into()),
+            "--compare" => parsed.scenario = "compare".to_owned(),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -116,6 +144,65 @@ fn base(args: &Args, name: &str) -> Scenario {
         .workers(args.workers)
         .exec_cost(args.exec)
         .latency(args.rtt.clone())
+        .record(args.svg.is_some())
+}
+
+fn fleet(args: &Args) -> Result<Fleet, String> {
+    let fleet = match args.fleet.as_str() {
+        "partition" => Fleet::three_clouds_partitioned(),
+        "rolling" => Fleet::rolling_restart(),
+        "poison" => Fleet::poison_job(),
+        "large" => Fleet::large(args.nodes, args.jobs.unwrap_or(100_000), args.rtt.clone()),
+        other => {
+            return Err(format!(
+                "unknown fleet `{other}` (partition, rolling, poison, large)"
+            ));
+        }
+    };
+    let fleet = match args.jobs {
+        Some(jobs) => fleet.jobs(jobs),
+        None => fleet,
+    };
+    Ok(fleet.record(args.svg.is_some()))
+}
+
+/// Runs `--seeds` seeds of the fleet; one report each (a table for one seed).
+fn run_fleet(args: &Args) -> Result<bool, String> {
+    let fleet = fleet(args)?;
+    let mut clean = true;
+    for seed in args.seed..args.seed + args.seeds {
+        let report = fleet.simulate(seed).map_err(|e| e.to_string())?;
+        if args.check {
+            let again = fleet.simulate(seed).map_err(|e| e.to_string())?;
+            if again.digest != report.digest {
+                return Err(format!(
+                    "seed {seed} is not deterministic: digest {:016x} then {:016x}",
+                    report.digest, again.digest
+                ));
+            }
+        }
+        clean &= report.is_clean();
+        println!("{report}");
+        if let (Some(wall), Some(rate)) = (report.wall, report.jobs_per_wall_second()) {
+            println!(
+                "  wall {:.0} ms: {rate:.0} simulated jobs per wall second\n",
+                wall.as_secs_f64() * 1e3
+            );
+        }
+        if seed == args.seed
+            && let Some(path) = &args.svg
+        {
+            report
+                .timeline()
+                .write_svg(path)
+                .map_err(|e| e.to_string())?;
+            println!("timeline written to {}", path.display());
+        }
+    }
+    if args.check {
+        println!("determinism: every seed gave the same digest twice");
+    }
+    Ok(clean)
 }
 
 fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
@@ -247,6 +334,9 @@ pub(crate) fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<bool, String> {
+    if args.scenario == "fleet" {
+        return run_fleet(args);
+    }
     let scenarios = scenarios(args)?;
     if args.scenario == "throughput" {
         return throughput(args, &scenarios[0]);
@@ -270,10 +360,26 @@ fn run(args: &Args) -> Result<bool, String> {
     if args.scenario == "compare" {
         print_comparison(args, &scenarios[0], &rows);
     }
+    if let (Some(path), Some((_, reports))) = (&args.svg, rows.first()) {
+        write_svg(path, reports)?;
+    }
     if args.check {
         println!("determinism: every seed gave the same digest twice");
     }
     Ok(clean)
+}
+
+/// The first seed's run as a picture; two runs (compare) one above the other.
+fn write_svg(path: &std::path::Path, reports: &[ScenarioReport]) -> Result<(), String> {
+    let svg = match reports {
+        [one] => one.timeline().render_svg(),
+        [top, bottom, ..] => pjp_timeline::compare(&top.timeline(), &bottom.timeline()),
+        [] => return Ok(()),
+    }
+    .map_err(|e| e.to_string())?;
+    std::fs::write(path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("timeline written to {}", path.display());
+    Ok(())
 }
 
 fn print_comparison(args: &Args, scenario: &Scenario, rows: &[(u64, Vec<ScenarioReport>)]) {
