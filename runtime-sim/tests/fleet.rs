@@ -32,7 +32,7 @@ fn a_rolling_restart_drains_every_node_and_strands_nothing() {
     let report = run(&Fleet::rolling_restart(), 2);
     println!("{report}");
     assert!(report.is_clean(), "{report}");
-    assert_eq!(report.succeeded, 20_000, "{report}");
+    assert_eq!(report.succeeded, 30_000, "{report}");
     let drains = report
         .markers
         .iter()
@@ -52,9 +52,10 @@ fn a_poison_job_is_dead_lettered_after_killing_three_workers() {
     assert_eq!(report.succeeded + report.dead, 5_000, "{report}");
     // Three kills spend its budget of three lost leases; then no node dies.
     assert_eq!(report.crashes, 3, "{report}");
-    // Collateral: only jobs claimed beside it (the same batch) can share its fate.
+    // Collateral: only jobs claimed beside it can share its fate (a pick
+    // batch is at most 64 jobs, and reclaimed jobs come back in id order).
     assert!(
-        report.dead_jobs.iter().all(|&j| j.abs_diff(1_000) < 64),
+        report.dead_jobs.iter().all(|&j| j.abs_diff(1_000) < 128),
         "{report}"
     );
     assert!(report.recovery.is_some(), "{report}");

@@ -310,11 +310,11 @@ impl Fleet {
     }
 
     /// "rolling restart of 10 workers": 10 nodes × 4 workers in one
-    /// cross-region setup, 20,000 jobs of 20 ms; from 2 s each node in turn
+    /// cross-region setup, 30,000 jobs of 20 ms; from 2 s each node in turn
     /// drains and restarts, 500 ms apart.
     pub fn rolling_restart() -> Self {
         Self::new("rolling restart of 10 workers")
-            .jobs(20_000)
+            .jobs(30_000)
             .region("dc", LatencyProfile::cross_region())
             .nodes("dc", 10, 4)
             .event(FleetEvent::RollingRestart {
