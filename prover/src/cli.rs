@@ -335,6 +335,12 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "PJP_JSON")]
     pub(crate) json: bool,
 
+    /// Draw the run as an SVG timeline and write it to this file: one lane
+    /// per picker, worker and saver task of each stage, a throughput strip
+    /// below.
+    #[arg(long, env = "PJP_TIMELINE", conflicts_with = "sequential")]
+    pub(crate) timeline: Option<std::path::PathBuf>,
+
     /// Serve Prometheus metrics at this address, e.g. `127.0.0.1:9000`.
     #[arg(long, env = "PJP_METRICS_ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,

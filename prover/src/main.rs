@@ -137,6 +137,14 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .with_context(|| format!("serving metrics on {addr}"))
             .map_err(runtime_error)?;
     }
+    if let Some(path) = &args.timeline {
+        // Found out now, not after a long run.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Failure::runtime(format!("--timeline {}: {e}", path.display())))?;
+    }
     let component = Component::new(&args).await?;
     let backend = component.prover.ntt.backend().to_string();
     tracing::info!(%backend, "NTT backend selected");
@@ -154,6 +162,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         vec![Ok(report)]
     } else {
         let pipeline = pipeline::Pipeline::build(&component).map_err(runtime_error)?;
+        let recorders = pipeline.recorders();
         let live = pipeline.live();
         let tally = std::sync::Arc::clone(&component.tally);
         let display =
@@ -161,6 +170,17 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         let results = pipeline.run(shutdown.clone()).await;
         let _ = stop_tx.send(true);
         let _ = display.await;
+        if let (Some(recorders), Some(path)) = (recorders, &args.timeline) {
+            let title = format!(
+                "pjp-prover run: {} witness + {} prover workers",
+                args.witness_workers, args.prover_workers
+            );
+            recorders
+                .timeline(title, started)
+                .write_svg(path)
+                .map_err(|e| Failure::runtime(format!("--timeline: {e}")))?;
+            eprintln!("timeline written to {}", path.display());
+        }
         results
     };
     let elapsed = started.elapsed();

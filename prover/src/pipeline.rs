@@ -14,6 +14,7 @@ use bytes::Bytes;
 use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
 use pjp_core::latency::Latent;
 use pjp_core::memory::MemoryQueue;
+use pjp_core::observe::Recorder;
 use pjp_core::stage::{StagePicker, StageSaver};
 use pjp_core::{
     BackoffPolicy, Blocking, ExecError, Executor, JobCancels, JobPicker, JobResult, JobRunner,
@@ -23,6 +24,7 @@ use pjp_core::{
 use pjp_gpu::{NttConfig, NttExecutor};
 use pjp_postgres::{PayloadStore, PgQueue, PgWorker, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_timeline::Timeline;
 
 use crate::circuit::{CircuitProver, FaultRates, ProveError};
 use crate::cli::{FleetArgs, RunArgs};
@@ -201,6 +203,25 @@ pub(crate) struct Pipeline {
     witness_workers: u64,
     prover_workers: u64,
     grace_period: Option<Duration>,
+    recorders: Option<Recorders>,
+}
+
+/// What each stage's tasks did, when (`--timeline`).
+#[derive(Clone)]
+pub(crate) struct Recorders {
+    witness: Recorder,
+    prove: Recorder,
+}
+
+impl Recorders {
+    /// The run as a picture, times from `origin`.
+    pub(crate) fn timeline(&self, title: String, origin: std::time::Instant) -> Timeline {
+        let mut timeline = Timeline::new(title);
+        timeline
+            .add_lanes("witness", origin, &self.witness.spans())
+            .add_lanes("prove", origin, &self.prove.spans());
+        timeline
+    }
 }
 
 impl Pipeline {
@@ -225,7 +246,15 @@ impl Pipeline {
             // the stage channel, so that the generator is held back rather
             // than piling them up in memory.
             .savers(args.savers as usize);
-        let witness = with_queue(witness, component).build()?;
+        let recorders = args.timeline.as_ref().map(|_| Recorders {
+            witness: Recorder::new(),
+            prove: Recorder::new(),
+        });
+        let mut witness = with_queue(witness, component);
+        if let Some(recorders) = &recorders {
+            witness = witness.observer(Arc::new(recorders.witness.clone()));
+        }
+        let witness = witness.build()?;
         let prove = JobRunner::builder(rx, component.prover.clone(), component.sink.clone())
             .stage("prove")
             .workers(prover_workers)
@@ -234,14 +263,24 @@ impl Pipeline {
             .savers(args.savers as usize)
             .save_batch(args.save_batch as usize)
             .save_queue((args.savers * args.save_batch) as usize);
-        let prove = with_queue(prove, component).build()?;
+        let mut prove = with_queue(prove, component);
+        if let Some(recorders) = &recorders {
+            prove = prove.observer(Arc::new(recorders.prove.clone()));
+        }
+        let prove = prove.build()?;
         Ok(Self {
+            recorders,
             witness,
             prove,
             witness_workers: args.witness_workers,
             prover_workers: args.prover_workers,
             grace_period: args.grace_period,
         })
+    }
+
+    /// The stages' recorders, with `--timeline`.
+    pub(crate) fn recorders(&self) -> Option<Recorders> {
+        self.recorders.clone()
     }
 
     /// Live progress handles.

@@ -370,3 +370,48 @@ fn help_explains_each_option() {
         assert!(help.contains(flag), "help lacks {flag}");
     }
 }
+
+#[test]
+fn timeline_draws_every_stage_task_of_the_run() {
+    let dir = std::env::temp_dir().join(format!("pjp-timeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("run.svg");
+    let summary = run_json(&[
+        "run",
+        "--jobs",
+        "16",
+        "--log-n",
+        "8",
+        "--batch",
+        "2",
+        "--witness-workers",
+        "2",
+        "--prover-workers",
+        "2",
+        "--timeline",
+        path.to_str().unwrap_or_else(|| panic!("path")),
+    ]);
+    assert_eq!(count(&summary, "succeeded"), 16);
+    let svg = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(svg.trim_start().starts_with("<svg"), "not an SVG");
+    for lane in [
+        "witness picker 0",
+        "witness worker 1",
+        "prove worker 0",
+        "prove saver 0",
+    ] {
+        assert!(svg.contains(lane), "lane {lane} missing");
+    }
+    // A path that cannot be written is one clear line, before any work.
+    let output = prover()
+        .args(["run", "--jobs", "1", "--timeline", "/nonexistent-dir/x.svg"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--timeline /nonexistent-dir/x.svg"),
+        "{stderr}"
+    );
+}
