@@ -103,7 +103,7 @@ fn a_fleet_that_cannot_run_says_why() {
 }
 
 /// A small fleet with events drawn from the seed: crashes, partitions that
-/// fail or hang, a queue outage, a rolling drain.
+/// fail or hang, a queue outage, a rolling drain, a straggler node.
 fn random_fleet(seed: u64) -> Fleet {
     let mut rng = fastrand::Rng::with_seed(seed);
     let ms = |rng: &mut fastrand::Rng, max: u64| Duration::from_millis(rng.u64(1..max));
@@ -116,6 +116,10 @@ fn random_fleet(seed: u64) -> Fleet {
         .nodes("near", rng.usize(1..3), rng.usize(1..4))
         .nodes("far", rng.usize(1..3), rng.usize(1..4));
     let nodes = fleet.node_count();
+    if rng.bool() {
+        // A straggler: its jobs take four times as long.
+        fleet = fleet.straggler(rng.usize(0..nodes), 4.0);
+    }
     for _ in 0..rng.usize(0..4) {
         let at = ms(&mut rng, 3_000);
         let event = match rng.u8(0..4) {
