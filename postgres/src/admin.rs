@@ -81,6 +81,46 @@ pub struct JobRow {
     pub(crate) result_crc: Option<i64>,
 }
 
+type ChildRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Where a child's result is ([`PgQueue::children`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultRef {
+    /// Small results live in the row.
+    Inline(bytes::Bytes),
+    /// Large ones in the object store, under this key, with their CRC.
+    Stored {
+        /// The object key.
+        key: String,
+        /// Its CRC-32C, checked on read.
+        crc: Option<i64>,
+    },
+}
+
+/// A child of a parent job and its result ([`PgQueue::children`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChildResult {
+    /// The child's id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its status (`succeeded` for every child of a parent that was queued).
+    pub status: String,
+    /// Its unique key, if it has one.
+    pub unique_key: Option<String>,
+    /// Its result, if it has one.
+    pub result: Option<ResultRef>,
+}
+
 /// What a purge removed ([`PgQueue::purge`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -358,6 +398,65 @@ impl PgQueue {
             Ok(bytes) => Ok(Some(bytes)),
             Err(crate::store::BlobError::Unavailable(e)) => Err(e),
             Err(crate::store::BlobError::Unusable(why)) => Err(QueueError::invalid("result", why)),
+        }
+    }
+
+    /// The children of `parent` with references to their results, oldest
+    /// first: what a parent's executor (an aggregation) consumes. A result is
+    /// inline bytes or an object-store key; [`child_result`](Self::child_result)
+    /// reads either.
+    ///
+    /// ```no_run
+    /// # async fn demo(queue: pjp_postgres::PgQueue, parent: i64) -> Result<(), pjp_postgres::QueueError> {
+    /// for child in queue.children(parent).await? {
+    ///     let proof = queue.child_result(&child).await?;
+    ///     println!("child {} ({}): {} bytes", child.id, child.kind, proof.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn children(&self, parent: i64) -> Result<Vec<ChildResult>, QueueError> {
+        let rows: Vec<ChildRow> = sqlx::query_as(&format!(
+            "SELECT id, kind, status::text, unique_key, result, result_key, result_crc
+             FROM {}.jobs WHERE parent_id = $1 ORDER BY id",
+            self.inner.schema
+        ))
+        .bind(parent)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| self.database_error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, kind, status, unique_key, inline, key, crc)| ChildResult {
+                    id,
+                    kind,
+                    status,
+                    unique_key,
+                    result: match (inline, key) {
+                        (Some(bytes), _) => Some(ResultRef::Inline(bytes.into())),
+                        (None, Some(key)) => Some(ResultRef::Stored { key, crc }),
+                        (None, None) => None,
+                    },
+                },
+            )
+            .collect())
+    }
+
+    /// A child's result bytes: inline, or read (and checked) from the store.
+    pub async fn child_result(&self, child: &ChildResult) -> Result<bytes::Bytes, QueueError> {
+        match &child.result {
+            Some(ResultRef::Inline(bytes)) => Ok(bytes.clone()),
+            Some(ResultRef::Stored { key, crc }) => match self.inner.store.get(key, *crc).await {
+                Ok(bytes) => Ok(bytes),
+                Err(crate::store::BlobError::Unavailable(e)) => Err(e),
+                Err(crate::store::BlobError::Unusable(why)) => {
+                    Err(QueueError::invalid("child result", why))
+                }
+            },
+            None => Err(QueueError::invalid(
+                "child result",
+                format!("child {} ({}) has no result", child.id, child.status),
+            )),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct NewJob {
     pub(crate) max_attempts: u32,
     pub(crate) max_lost_leases: u32,
     pub(crate) unique_key: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) resource_class: String,
     /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
     pub(crate) parent_id: Option<i64>,
     /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
@@ -47,6 +49,8 @@ impl NewJob {
             max_attempts: 5,
             max_lost_leases: 3,
             unique_key: None,
+            kind: String::new(),
+            resource_class: String::new(),
             parent_id: None,
             waiting_on: 0,
         }
@@ -86,6 +90,23 @@ impl NewJob {
         self
     }
 
+    /// Its kind (`basic`, `leaf`, `scheduler`, …): a picker told which kinds
+    /// it serves ([`PgPicker::kinds`](crate::PgPicker::kinds)) claims only
+    /// those. Default: none (`""`). 0–64 characters of ASCII letters, digits
+    /// and `_ - . :`.
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// The resource class it needs (`gpu-80g`, `gpu-24g`, `cpu`, …): a picker
+    /// told which classes it can run ([`PgPicker::classes`](crate::PgPicker::classes))
+    /// claims only those. Default: none (`""`). Same characters as a kind.
+    pub fn resource_class(mut self, class: impl Into<String>) -> Self {
+        self.resource_class = class.into();
+        self
+    }
+
     /// The queue it goes to.
     pub fn queue(&self) -> &str {
         &self.queue
@@ -108,6 +129,8 @@ impl NewJob {
         if self.delay > Duration::from_secs(10 * 365 * 24 * 3600) {
             return Err(QueueError::invalid("run_after", "more than ten years away"));
         }
+        check_label("kind", &self.kind)?;
+        check_label("resource class", &self.resource_class)?;
         if let Some(key) = &self.unique_key
             && (key.is_empty() || key.len() > 512)
         {
@@ -118,6 +141,20 @@ impl NewJob {
         }
         Ok(())
     }
+}
+
+/// Checks a kind or resource class: 0–64 characters of ASCII letters, digits
+/// and `_ - . :` (empty: none).
+pub(crate) fn check_label(what: &'static str, label: &str) -> Result<(), QueueError> {
+    if label.is_empty() {
+        return Ok(());
+    }
+    check_queue_name(label).map_err(|_| {
+        QueueError::invalid(
+            what,
+            format!("`{label}`: use up to 64 characters of ASCII letters, digits and _ - . :"),
+        )
+    })
 }
 
 /// Checks a queue name: 1–64 characters of ASCII letters, digits and `_ - . :`.

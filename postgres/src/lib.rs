@@ -91,6 +91,7 @@
 mod admin;
 mod enqueue;
 mod error;
+mod fanout;
 mod heartbeat;
 mod listen;
 mod picker;
@@ -102,9 +103,10 @@ mod store;
 mod worker;
 mod write;
 
-pub use admin::{DeadJob, JobRow, Purged, QueueStats};
+pub use admin::{ChildResult, DeadJob, JobRow, Purged, QueueStats, ResultRef};
 pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};
 pub use error::QueueError;
+pub use fanout::{FanOut, FanOutSaver, Spawn};
 pub use picker::{MAX_CLAIM_BATCH, PgPicker};
 pub use queue::{DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA, PgQueue, PgQueueBuilder};
 pub use saver::PgSaver;

@@ -27,6 +27,7 @@ type ClaimedRow = (
     Option<Vec<u8>>,
     Option<String>,
     Option<i64>,
+    String,
 );
 
 /// Claims jobs from one queue name ([`PgWorker::picker`](crate::PgWorker::picker)).
@@ -48,6 +49,10 @@ pub struct PgPicker {
     queue: String,
     wakeups: watch::Receiver<u64>,
     exit_when_empty: bool,
+    /// The kinds served, in order of preference (`None`: every kind).
+    kinds: Option<Vec<String>>,
+    /// The resource classes it can run (`None`: every class).
+    classes: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for PgPicker {
@@ -56,6 +61,8 @@ impl std::fmt::Debug for PgPicker {
             .field("queue", &self.queue)
             .field("worker", &self.shared.config.id)
             .field("exit_when_empty", &self.exit_when_empty)
+            .field("kinds", &self.kinds)
+            .field("classes", &self.classes)
             .finish_non_exhaustive()
     }
 }
@@ -69,7 +76,37 @@ impl PgPicker {
             queue: queue.to_owned(),
             wakeups,
             exit_when_empty: false,
+            kinds: None,
+            classes: None,
         })
+    }
+
+    /// Claims only jobs of these kinds, in this order of preference: a job of
+    /// the first kind whenever one is claimable, one of the next only when
+    /// none of the kinds before it is (zksync's "heavy circuits first, light
+    /// ones when no heavy one is queued"). Still one statement per batch,
+    /// and each kind is read from its own index range, so a claim costs the
+    /// same however many other kinds are queued. An empty list serves every
+    /// kind (the default).
+    ///
+    /// ```no_run
+    /// # fn demo(worker: pjp_postgres::PgWorker) -> Result<(), pjp_postgres::QueueError> {
+    /// let picker = worker.picker("proofs")?.kinds(["heavy", "light"]).classes(["gpu-80g"]);
+    /// # let _ = picker; Ok(()) }
+    /// ```
+    pub fn kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
+        let kinds: Vec<String> = kinds.into_iter().map(Into::into).collect();
+        self.kinds = (!kinds.is_empty()).then_some(kinds);
+        self
+    }
+
+    /// Claims only jobs whose resource class is one of these (a CPU-only
+    /// worker never takes a job that needs a GPU). An empty list serves every
+    /// class (the default).
+    pub fn classes<C: Into<String>>(mut self, classes: impl IntoIterator<Item = C>) -> Self {
+        let classes: Vec<String> = classes.into_iter().map(Into::into).collect();
+        self.classes = (!classes.is_empty()).then_some(classes);
+        self
     }
 
     /// Reports `Exhausted` (the run finishes once its jobs are saved) when no
@@ -93,13 +130,23 @@ impl PgPicker {
         // Prepared once per connection (one round trip per claim); the
         // connections force custom plans (see `PgQueueBuilder::connect`), so
         // the claim stays an index scan of the partial index.
+        let sql = match (&self.kinds, &self.classes) {
+            (None, None) => &inner.sql.claim,
+            (None, Some(_)) => &inner.sql.claim_classes,
+            (Some(_), _) => &inner.sql.claim_kinds,
+        };
         let mut rows: Vec<ClaimedRow> = once_more_if_gone(&inner.pool, || {
-            sqlx::query_as(&inner.sql.claim)
+            let query = sqlx::query_as(sql)
                 .bind(&self.queue)
                 .bind(max as i64)
                 .bind(&shared.config.id)
-                .bind(shared.config.lease_ttl.as_secs_f64())
-                .fetch_all(&inner.pool)
+                .bind(shared.config.lease_ttl.as_secs_f64());
+            match (&self.kinds, &self.classes) {
+                (None, None) => query,
+                (None, Some(classes)) => query.bind(classes),
+                (Some(kinds), classes) => query.bind(kinds).bind(classes),
+            }
+            .fetch_all(&inner.pool)
         })
         .await
         .map_err(|e| shared.queue.database_error(e))?;
@@ -110,9 +157,16 @@ impl PgPicker {
         // them from the start.
         shared.leases.hold(rows.iter().map(|r| (r.0, r.1)));
         Counters::add(&shared.counters.claimed, rows.len());
-        rows.sort_by_key(|r| (std::cmp::Reverse(r.2), r.0));
+        // Handed on in claim order: kind preference, priority, age.
+        let rank = |kind: &str| {
+            self.kinds
+                .as_ref()
+                .and_then(|kinds| kinds.iter().position(|k| k == kind))
+                .unwrap_or(0)
+        };
+        rows.sort_by_cached_key(|r| (rank(&r.8), std::cmp::Reverse(r.2), r.0));
         let fetched = futures_util::future::join_all(rows.into_iter().map(|row| async move {
-            let (id, token, _, attempts, lost_leases, payload, key, crc) = row;
+            let (id, token, _, attempts, lost_leases, payload, key, crc, _) = row;
             let job = PgJob {
                 id,
                 token,

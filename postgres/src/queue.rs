@@ -400,6 +400,8 @@ impl PgQueue {
         let mut unique = Vec::with_capacity(n);
         let mut parents = Vec::with_capacity(n);
         let mut waiting = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut classes = Vec::with_capacity(n);
         for job in &jobs {
             let key = format!(
                 "{}/inputs/{}/{:032x}",
@@ -419,6 +421,8 @@ impl PgQueue {
             unique.push(job.unique_key.clone());
             parents.push(job.parent_id);
             waiting.push(job.waiting_on);
+            kinds.push(job.kind.clone());
+            classes.push(job.resource_class.clone());
         }
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(&self.inner.sql.insert)
             .bind(&queues)
@@ -432,6 +436,8 @@ impl PgQueue {
             .bind(&unique)
             .bind(&parents)
             .bind(&waiting)
+            .bind(&kinds)
+            .bind(&classes)
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| self.database_error(e))?;

@@ -90,6 +90,16 @@ where
     F: fmt::Display,
 {
     async fn finish(&self, result: &JobResult<O, F>, job: PgJob) -> Result<Finish, QueueError> {
+        self.finish_parts(result.as_ref(), job).await
+    }
+
+    /// The completion of `job` for its result (an output's blob is written
+    /// first, under a key with this claim's token).
+    pub(crate) async fn finish_parts(
+        &self,
+        result: Result<&O, &ExecError<F>>,
+        job: PgJob,
+    ) -> Result<Finish, QueueError> {
         Ok(match result {
             Ok(output) => {
                 let key = format!(

@@ -29,6 +29,8 @@ pub(crate) enum Completion {
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) claim: String,
+    pub(crate) claim_kinds: String,
+    pub(crate) claim_classes: String,
     pub(crate) complete: String,
     pub(crate) release: String,
     pub(crate) heartbeat: String,
@@ -89,7 +91,52 @@ impl Statements {
                      token = j.token + 1, started_at = now()
                  FROM picked WHERE j.id = picked.id
                  RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc"
+                           j.payload, j.payload_key, j.payload_crc, j.kind"
+            ),
+            // Kinds in the worker's order of preference ($5), each read from
+            // its own range of `jobs_claimable_kind` and locked there (SKIP
+            // LOCKED, so concurrent workers pass each other by), then the
+            // batch taken in preference order: a heavy job first, a light one
+            // when no heavy one is queued. Classes ($6) filter within a kind.
+            // The rows a kind over-locks are unlocked when the statement ends.
+            claim_kinds: format!(
+                "WITH wanted AS (
+                     SELECT k, n FROM unnest($5::text[]) WITH ORDINALITY AS w(k, n)),
+                 candidates AS MATERIALIZED (
+                     SELECT c.id, c.priority, w.n FROM wanted w CROSS JOIN LATERAL (
+                         SELECT j.id, j.priority FROM {s}.jobs j
+                         WHERE j.queue = $1 AND j.kind = w.k AND j.status = 'queued'
+                           AND j.run_after <= now()
+                           AND ($6::text[] IS NULL OR j.resource_class = ANY($6))
+                         ORDER BY j.priority DESC, j.id
+                         LIMIT $2
+                         FOR UPDATE OF j SKIP LOCKED) c),
+                 picked AS MATERIALIZED (
+                     SELECT id FROM candidates ORDER BY n, priority DESC, id LIMIT $2)
+                 UPDATE {s}.jobs j
+                 SET status = 'running', lease_owner = $3,
+                     lease_expires_at = now() + make_interval(secs => $4),
+                     token = j.token + 1, started_at = now()
+                 FROM picked WHERE j.id = picked.id
+                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
+                           j.payload, j.payload_key, j.payload_crc, j.kind"
+            ),
+            // Any kind, only the classes in $5.
+            claim_classes: format!(
+                "WITH picked AS MATERIALIZED (
+                     SELECT id FROM {s}.jobs
+                     WHERE queue = $1 AND status = 'queued' AND run_after <= now()
+                       AND resource_class = ANY($5)
+                     ORDER BY priority DESC, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE {s}.jobs j
+                 SET status = 'running', lease_owner = $3,
+                     lease_expires_at = now() + make_interval(secs => $4),
+                     token = j.token + 1, started_at = now()
+                 FROM picked WHERE j.id = picked.id
+                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
+                           j.payload, j.payload_key, j.payload_crc, j.kind"
             ),
             complete: format!(
                 "WITH {},
@@ -141,8 +188,12 @@ impl Statements {
                          run_after = now()
                      FROM settled c, parents l
                      WHERE p.id = c.id AND p.id = l.id
-                     RETURNING p.id)
-                 SELECT id, status::text FROM done",
+                     RETURNING p.id, p.queue, p.status)
+                 -- The jobs written, then the parents made claimable (their
+                 -- queue, so the worker can wake the pickers waiting on it).
+                 SELECT id, status::text, NULL::text FROM done
+                 UNION ALL
+                 SELECT id, 'parent-queued', queue FROM woken WHERE status = 'queued'",
                 locked(
                     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[],
                                           $5::text[], $6::bigint[], $7::text[])
@@ -213,17 +264,19 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {s}.jobs (queue, priority, run_after, max_attempts, max_lost_leases,
                                        payload, payload_key, payload_crc, unique_key,
-                                       parent_id, waiting_on, status)
+                                       parent_id, waiting_on, status, kind, resource_class)
                  SELECT i.queue, i.priority, now() + make_interval(secs => i.delay),
                         i.max_attempts, i.max_lost_leases, i.payload, i.payload_key, i.payload_crc,
                         i.unique_key, i.parent_id, i.waiting_on,
-                        (CASE WHEN i.waiting_on > 0 THEN 'waiting' ELSE 'queued' END)::{s}.job_status
+                        (CASE WHEN i.waiting_on > 0 THEN 'waiting' ELSE 'queued' END)::{s}.job_status,
+                        i.kind, i.resource_class
                  FROM unnest($1::text[], $2::smallint[], $3::float8[], $4::int[], $5::int[],
                              $6::bytea[], $7::text[], $8::bigint[], $9::text[], $10::bigint[],
-                             $11::int[])
+                             $11::int[], $12::text[], $13::text[])
                       WITH ORDINALITY
                       AS i(queue, priority, delay, max_attempts, max_lost_leases,
-                           payload, payload_key, payload_crc, unique_key, parent_id, waiting_on, n)
+                           payload, payload_key, payload_crc, unique_key, parent_id, waiting_on,
+                           kind, resource_class, n)
                  ORDER BY i.n
                  ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING
                  RETURNING id, queue, unique_key"

@@ -479,6 +479,16 @@ impl PgWorker {
         crate::PgSaver::new(self.shared.clone())
     }
 
+    /// A saver whose outputs are [`FanOut`](crate::FanOut)s: each save
+    /// completes its job and creates the jobs it spawns in one fenced
+    /// transaction (dynamic fan-out).
+    pub fn fan_out_saver<O, F>(&self) -> crate::FanOutSaver<O, F> {
+        crate::FanOutSaver {
+            shared: self.shared.clone(),
+            inner: crate::PgSaver::new(self.shared.clone()),
+        }
+    }
+
     /// The set of running jobs whose lease loss cancels them; pass it to the
     /// runner ([`RunnerBuilder::job_cancels`](pjp_core::RunnerBuilder::job_cancels)).
     pub fn job_cancels(&self) -> JobCancels {

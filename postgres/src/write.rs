@@ -17,6 +17,53 @@ pub(crate) struct Finish {
     pub(crate) error: Option<String>,
 }
 
+/// A row of a completion: a job and its new status, or a parent it made
+/// claimable (`parent-queued`) and that parent's queue.
+type Written = (i64, String, Option<String>);
+
+/// The columns of a batch completion, one vector per bind parameter.
+struct Columns {
+    ids: Vec<i64>,
+    tokens: Vec<i64>,
+    kinds: Vec<i16>,
+    results: Vec<Option<Vec<u8>>>,
+    keys: Vec<Option<String>>,
+    crcs: Vec<Option<i64>>,
+    errors: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn of(batch: &[Finish]) -> Self {
+        Self {
+            ids: batch.iter().map(|f| f.job.id).collect(),
+            tokens: batch.iter().map(|f| f.job.token).collect(),
+            kinds: batch.iter().map(|f| f.kind as i16).collect(),
+            results: batch.iter().map(|f| f.result.inline.clone()).collect(),
+            keys: batch.iter().map(|f| f.result.key.clone()).collect(),
+            crcs: batch.iter().map(|f| f.result.crc).collect(),
+            errors: batch.iter().map(|f| f.error.clone()).collect(),
+        }
+    }
+
+    /// The completion statement with every parameter bound.
+    fn bind<'q>(
+        &'q self,
+        sql: &'q str,
+        config: &crate::WorkerConfig,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Written, sqlx::postgres::PgArguments> {
+        sqlx::query_as(sql)
+            .bind(&self.ids)
+            .bind(&self.tokens)
+            .bind(&self.kinds)
+            .bind(&self.results)
+            .bind(&self.keys)
+            .bind(&self.crcs)
+            .bind(&self.errors)
+            .bind(config.retry_base.as_secs_f64())
+            .bind(config.retry_max.as_secs_f64())
+    }
+}
+
 /// Completes a batch in one statement. One outcome per job, in order: the
 /// status the job ended in, or [`QueueError::Fenced`] for a job whose claim
 /// was superseded, or the statement's error for every job.
@@ -27,45 +74,52 @@ pub(crate) async fn complete(
     if batch.is_empty() {
         return Vec::new();
     }
-    let n = batch.len();
-    let (mut ids, mut tokens, mut kinds) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut results, mut keys, mut crcs, mut errors) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for finish in batch {
-        ids.push(finish.job.id);
-        tokens.push(finish.job.token);
-        kinds.push(finish.kind as i16);
-        results.push(finish.result.inline.clone());
-        keys.push(finish.result.key.clone());
-        crcs.push(finish.result.crc);
-        errors.push(finish.error.clone());
-    }
+    let columns = Columns::of(batch);
     let queue = &shared.queue.inner;
-    let config = &shared.config;
-    let written: Result<Vec<(i64, String)>, sqlx::Error> = once_more_if_gone(&queue.pool, || {
-        sqlx::query_as(&queue.sql.complete)
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&kinds)
-            .bind(&results)
-            .bind(&keys)
-            .bind(&crcs)
-            .bind(&errors)
-            .bind(config.retry_base.as_secs_f64())
-            .bind(config.retry_max.as_secs_f64())
+    let written = once_more_if_gone(&queue.pool, || {
+        columns
+            .bind(&queue.sql.complete, &shared.config)
             .fetch_all(&queue.pool)
     })
     .await;
+    settle(shared, batch, written).await
+}
+
+/// Completes a batch in one statement on `conn`, inside the caller's
+/// transaction: outcomes as [`complete`]; nothing is written unless the
+/// transaction commits.
+pub(crate) async fn complete_on(
+    conn: &mut sqlx::PgConnection,
+    shared: &WorkerShared,
+    batch: &[Finish],
+) -> Vec<Result<String, QueueError>> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let columns = Columns::of(batch);
+    let written = columns
+        .bind(&shared.queue.inner.sql.complete, &shared.config)
+        .fetch_all(conn)
+        .await;
+    settle(shared, batch, written).await
+}
+
+/// Turns the rows a completion wrote into one outcome per job, counting them
+/// and explaining the fenced ones.
+async fn settle(
+    shared: &WorkerShared,
+    batch: &[Finish],
+    written: Result<Vec<Written>, sqlx::Error>,
+) -> Vec<Result<String, QueueError>> {
     let written: HashMap<i64, String> = match written {
-        Ok(rows) => rows.into_iter().collect(),
+        Ok(rows) => {
+            let (parents, jobs): (Vec<Written>, Vec<Written>) =
+                rows.into_iter().partition(|(_, _, woke)| woke.is_some());
+            wake_parents(shared, parents.into_iter().filter_map(|(_, _, q)| q)).await;
+            jobs.into_iter()
+                .map(|(id, status, _)| (id, status))
+                .collect()
+        }
         Err(error) => {
             // The statement is one transaction: nothing was written. Every job
             // gets the error (cloned by message; the class is what matters).
@@ -111,6 +165,25 @@ pub(crate) async fn complete(
             }
         })
         .collect()
+}
+
+/// A completion made parents claimable: wake this worker's idle pickers of
+/// their queues at once, and tell the other workers (one notification per
+/// queue; only when a round of a tree ends, never per job).
+async fn wake_parents(shared: &WorkerShared, queues: impl Iterator<Item = String>) {
+    let queues: std::collections::BTreeSet<String> = queues.collect();
+    for queue in &queues {
+        shared.wakeups.wake(queue);
+        let notified = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&shared.queue.inner.channel)
+            .bind(queue)
+            .execute(&shared.queue.inner.pool)
+            .await;
+        if let Err(error) = notified {
+            // Other workers still find the parent by polling.
+            tracing::debug!(%error, queue, "could not notify that a parent is claimable");
+        }
+    }
 }
 
 /// Releases a batch in one statement: back to `queued` after `delay`, no

@@ -1,0 +1,141 @@
+//! Job kinds and resource classes: a worker claims the kinds it serves in its
+//! order of preference, and only the classes it can run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestDb, fast};
+use pjp_core::{JobPicker, Picked};
+use pjp_postgres::{NewJob, PgPicker};
+
+const QUEUE: &str = "proofs";
+
+/// Claims up to `n`; returns each claimed job's payload as text.
+async fn claim(picker: &PgPicker, n: usize) -> Vec<String> {
+    match picker.pick_many(n).await.expect("pick") {
+        Picked::Some(jobs) => jobs
+            .into_iter()
+            .map(|j| String::from_utf8(j.input.to_vec()).unwrap())
+            .collect(),
+        Picked::Empty | Picked::Exhausted => Vec::new(),
+    }
+}
+
+fn job(name: &str, kind: &str, class: &str) -> NewJob {
+    NewJob::new(QUEUE, name.as_bytes().to_vec())
+        .kind(kind)
+        .resource_class(class)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_only_worker_never_claims_a_gpu_job() {
+    let db = TestDb::new().await;
+    db.queue
+        .enqueue_many(vec![
+            job("gpu-1", "basic", "gpu-80g"),
+            job("cpu-1", "basic", "cpu"),
+            job("gpu-2", "leaf", "gpu-24g"),
+            job("cpu-2", "leaf", "cpu"),
+        ])
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("cpu-box")).await.unwrap();
+    // Any kind, CPU only; and the same through a kind list.
+    let any_kind = worker.picker(QUEUE).unwrap().classes(["cpu"]);
+    let mut claimed = claim(&any_kind, 10).await;
+    claimed.sort();
+    assert_eq!(claimed, ["cpu-1", "cpu-2"]);
+    let by_kind = worker
+        .picker(QUEUE)
+        .unwrap()
+        .kinds(["basic", "leaf"])
+        .classes(["cpu"]);
+    assert!(
+        claim(&by_kind, 10).await.is_empty(),
+        "only GPU jobs are left"
+    );
+    let gpu = db.queue.worker(fast("gpu-box")).await.unwrap();
+    let gpu = gpu.picker(QUEUE).unwrap().classes(["gpu-80g", "gpu-24g"]);
+    let mut claimed = claim(&gpu, 10).await;
+    claimed.sort();
+    assert_eq!(claimed, ["gpu-1", "gpu-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_first_falls_back_to_light_and_other_kinds_are_left_alone() {
+    let db = TestDb::new().await;
+    // Light jobs first (older), heavy ones later, one of a kind nobody serves here.
+    let mut jobs: Vec<NewJob> = (0..3)
+        .map(|i| job(&format!("light-{i}"), "light", ""))
+        .collect();
+    jobs.push(job("other-0", "scheduler", ""));
+    jobs.extend((0..2).map(|i| job(&format!("heavy-{i}"), "heavy", "")));
+    jobs.push(job("heavy-urgent", "heavy", "").priority(5));
+    db.queue.enqueue_many(jobs).await.unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let picker = worker.picker(QUEUE).unwrap().kinds(["heavy", "light"]);
+    // Every heavy job (priority first within the kind), then the oldest light one.
+    assert_eq!(
+        claim(&picker, 4).await,
+        ["heavy-urgent", "heavy-0", "heavy-1", "light-0"]
+    );
+    assert_eq!(claim(&picker, 1).await, ["light-1"]);
+    assert_eq!(claim(&picker, 5).await, ["light-2"]);
+    assert!(
+        claim(&picker, 5).await.is_empty(),
+        "the scheduler job is not this worker's"
+    );
+    let scheduler = worker.picker(QUEUE).unwrap().kinds(["scheduler"]);
+    assert_eq!(claim(&scheduler, 5).await, ["other-0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kind_and_class_labels_are_checked() {
+    let db = TestDb::new().await;
+    let error = db
+        .queue
+        .enqueue(job("x", "no spaces", ""))
+        .await
+        .expect_err("a kind with a space");
+    assert!(error.to_string().contains("kind"), "{error}");
+    let error = db
+        .queue
+        .enqueue(job("x", "", &"c".repeat(65)))
+        .await
+        .expect_err("a class too long");
+    assert!(error.to_string().contains("resource class"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_kind_claims_hand_each_job_out_once() {
+    let db = TestDb::new().await;
+    let jobs: Vec<NewJob> = (0..400)
+        .map(|i| {
+            job(
+                &format!("j{i}"),
+                if i % 2 == 0 { "heavy" } else { "light" },
+                "",
+            )
+        })
+        .collect();
+    db.queue.enqueue_many(jobs).await.unwrap();
+    let (a, b) = (
+        db.handle(|q| q).await.worker(fast("a")).await.unwrap(),
+        db.handle(|q| q).await.worker(fast("b")).await.unwrap(),
+    );
+    let (pa, pb) = (
+        a.picker(QUEUE).unwrap().kinds(["heavy", "light"]),
+        b.picker(QUEUE).unwrap().kinds(["light", "heavy"]),
+    );
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..100 {
+        let (x, y) = tokio::join!(claim(&pa, 16), claim(&pb, 16));
+        if x.is_empty() && y.is_empty() {
+            break;
+        }
+        for name in x.into_iter().chain(y) {
+            assert!(seen.insert(name.clone()), "{name} claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 400);
+}
