@@ -34,6 +34,42 @@ impl QueueStats {
     }
 }
 
+/// The load of one (queue, kind, resource class) ([`PgQueue::load`]): what
+/// an autoscaler scales a worker pool on.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct KindLoad {
+    /// The queue.
+    pub queue: String,
+    /// The kind (`""` for none).
+    pub kind: String,
+    /// The resource class (`""` for none).
+    pub resource_class: String,
+    /// Jobs waiting to be claimed.
+    pub queued: i64,
+    /// Jobs claimed and not finished.
+    pub running: i64,
+    /// How long the oldest queued job has waited since it was enqueued.
+    pub oldest_queued: Option<Duration>,
+    /// Jobs that finished in the last minute.
+    pub finished_last_minute: i64,
+}
+
+impl KindLoad {
+    /// Jobs finished per second over the last minute.
+    pub fn rate(&self) -> f64 {
+        self.finished_last_minute as f64 / 60.0
+    }
+
+    /// How long the queued and running jobs would take at the last minute's
+    /// rate (`None` when nothing finished in the last minute: no rate to
+    /// extrapolate; scale up if anything is queued).
+    pub fn drain_estimate(&self) -> Option<Duration> {
+        let rate = self.rate();
+        (rate > 0.0).then(|| Duration::from_secs_f64((self.queued + self.running) as f64 / rate))
+    }
+}
+
 /// A dead-lettered job ([`PgQueue::dead_jobs`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadJob {
@@ -399,6 +435,35 @@ impl PgQueue {
             Err(crate::store::BlobError::Unavailable(e)) => Err(e),
             Err(crate::store::BlobError::Unusable(why)) => Err(QueueError::invalid("result", why)),
         }
+    }
+
+    /// Queued, running, oldest queued and finished in the last minute, per
+    /// queue, kind and resource class: the signal an autoscaler scales each
+    /// worker pool on (see the README's "Autoscaling" section). Reads only
+    /// live and recently finished rows.
+    pub async fn load(&self) -> Result<Vec<KindLoad>, QueueError> {
+        type Row = (String, String, String, i64, i64, Option<f64>, i64);
+        let rows: Vec<Row> = sqlx::query_as(&self.inner.sql.load)
+            .bind(60.0_f64)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(queue, kind, resource_class, queued, running, oldest, finished)| KindLoad {
+                    queue,
+                    kind,
+                    resource_class,
+                    queued,
+                    running,
+                    oldest_queued: oldest
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64),
+                    finished_last_minute: finished,
+                },
+            )
+            .collect())
     }
 
     /// The children of `parent` with references to their results, oldest

@@ -103,7 +103,7 @@ mod store;
 mod worker;
 mod write;
 
-pub use admin::{ChildResult, DeadJob, JobRow, Purged, QueueStats, ResultRef};
+pub use admin::{ChildResult, DeadJob, JobRow, KindLoad, Purged, QueueStats, ResultRef};
 pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};
 pub use error::QueueError;
 pub use fanout::{FanOut, FanOutSaver, Spawn};

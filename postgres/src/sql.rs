@@ -43,6 +43,7 @@ pub(crate) struct Statements {
     pub(crate) oldest_queued: String,
     pub(crate) lease_owners: String,
     pub(crate) finished_recently: String,
+    pub(crate) load: String,
     pub(crate) dead: String,
     pub(crate) requeue_one: String,
     pub(crate) requeue_all: String,
@@ -300,6 +301,19 @@ impl Statements {
             finished_recently: format!(
                 "SELECT queue, count(*) FROM {s}.jobs
                  WHERE finished_at > now() - make_interval(secs => $1) GROUP BY queue"
+            ),
+            // Per queue, kind and class: the autoscaler's signal. Reads only
+            // live and recently finished rows (three partial indexes).
+            load: format!(
+                "SELECT queue, kind, resource_class,
+                        count(*) FILTER (WHERE status = 'queued'),
+                        count(*) FILTER (WHERE status = 'running'),
+                        extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8,
+                        count(*) FILTER (WHERE finished_at > now() - make_interval(secs => $1))
+                 FROM {s}.jobs
+                 WHERE status IN ('queued', 'running')
+                    OR finished_at > now() - make_interval(secs => $1)
+                 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
             ),
             dead: format!(
                 "SELECT id, queue, attempts, lost_leases, coalesce(last_error, '')

@@ -139,3 +139,56 @@ async fn concurrent_kind_claims_hand_each_job_out_once() {
     }
     assert_eq!(seen.len(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_report_counts_each_kind_and_class() {
+    let db = TestDb::new().await;
+    let mut jobs: Vec<NewJob> = (0..6)
+        .map(|i| job(&format!("b{i}"), "basic", "gpu-80g"))
+        .collect();
+    jobs.extend((0..3).map(|i| job(&format!("s{i}"), "scheduler", "cpu")));
+    db.queue.enqueue_many(jobs).await.unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let basic = worker.picker(QUEUE).unwrap().kinds(["basic"]);
+    // Claim 4 basic jobs, complete 2 of them.
+    let claimed = match basic.pick_many(4).await.unwrap() {
+        Picked::Some(jobs) => jobs,
+        _ => panic!("nothing claimed"),
+    };
+    let saver: pjp_postgres::PgSaver<Vec<u8>, String> = worker.saver();
+    for j in &claimed[..2] {
+        pjp_core::JobSaver::save(&saver, &Ok(b"ok".to_vec()), &j.meta)
+            .await
+            .unwrap();
+    }
+    let load = db.queue.load().await.unwrap();
+    let of = |kind: &str| {
+        load.iter()
+            .find(|l| l.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {load:?}"))
+    };
+    let basic = of("basic");
+    assert_eq!(
+        (
+            basic.resource_class.as_str(),
+            basic.queued,
+            basic.running,
+            basic.finished_last_minute
+        ),
+        ("gpu-80g", 2, 2, 2)
+    );
+    assert!(basic.oldest_queued.is_some());
+    // 4 left at 2 per minute: about two minutes.
+    let drain = basic.drain_estimate().expect("a rate");
+    assert!((drain.as_secs_f64() - 120.0).abs() < 1.0, "{drain:?}");
+    let scheduler = of("scheduler");
+    assert_eq!(
+        (
+            scheduler.queued,
+            scheduler.running,
+            scheduler.finished_last_minute
+        ),
+        (3, 0, 0)
+    );
+    assert_eq!(scheduler.drain_estimate(), None, "no rate yet");
+}

@@ -138,7 +138,38 @@ pub(crate) async fn enqueue(args: EnqueueArgs) -> Result<(), Failure> {
 struct Status {
     schema: String,
     queues: Vec<QueueStatus>,
+    /// Per queue, kind and resource class: what an autoscaler scales on.
+    load: Vec<LoadStatus>,
     dead: Vec<DeadStatus>,
+}
+
+/// One (queue, kind, class)'s load, for autoscalers.
+#[derive(Debug, Serialize)]
+pub(crate) struct LoadStatus {
+    pub(crate) queue: String,
+    pub(crate) kind: String,
+    pub(crate) resource_class: String,
+    pub(crate) queued: i64,
+    pub(crate) running: i64,
+    pub(crate) oldest_queued_secs: Option<f64>,
+    pub(crate) finished_last_minute: i64,
+    /// (queued + running) ÷ the last minute's rate; `None` without a rate.
+    pub(crate) drain_estimate_secs: Option<f64>,
+}
+
+impl From<pjp_postgres::KindLoad> for LoadStatus {
+    fn from(l: pjp_postgres::KindLoad) -> Self {
+        Self {
+            drain_estimate_secs: l.drain_estimate().map(|d| d.as_secs_f64()),
+            oldest_queued_secs: l.oldest_queued.map(|d| d.as_secs_f64()),
+            queue: l.queue,
+            kind: l.kind,
+            resource_class: l.resource_class,
+            queued: l.queued,
+            running: l.running,
+            finished_last_minute: l.finished_last_minute,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -214,6 +245,36 @@ impl Status {
                 let _ = writeln!(out, "  live workers: {}", workers.join(", "));
             }
         }
+        if self
+            .load
+            .iter()
+            .any(|l| !l.kind.is_empty() || !l.resource_class.is_empty())
+        {
+            let _ = writeln!(
+                out,
+                "load by kind (queue / kind / class: queued, running, oldest, done last minute, drain estimate):"
+            );
+            for l in &self.load {
+                let secs =
+                    |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"));
+                let _ = writeln!(
+                    out,
+                    "  {} / {} / {}: {} queued, {} running, oldest {}, {} done, drain {}",
+                    l.queue,
+                    if l.kind.is_empty() { "-" } else { &l.kind },
+                    if l.resource_class.is_empty() {
+                        "-"
+                    } else {
+                        &l.resource_class
+                    },
+                    l.queued,
+                    l.running,
+                    secs(l.oldest_queued_secs),
+                    l.finished_last_minute,
+                    secs(l.drain_estimate_secs)
+                );
+            }
+        }
         if !self.dead.is_empty() {
             let _ = writeln!(out, "dead jobs (first {}):", self.dead.len());
             for d in &self.dead {
@@ -230,10 +291,12 @@ impl Status {
 
 async fn status_once(queue: &PgQueue, args: &StatusArgs) -> Result<Status, Failure> {
     let queues = queue.stats().await?;
+    let load = queue.load().await?;
     let dead = queue.dead_jobs(None, args.dead).await?;
     Ok(Status {
         schema: args.db.schema.clone(),
         queues: queues.into_iter().map(QueueStatus::from).collect(),
+        load: load.into_iter().map(LoadStatus::from).collect(),
         dead: dead
             .into_iter()
             .map(|d| DeadStatus {
@@ -391,5 +454,44 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::runtime("some results are missing or wrong"))
+    }
+}
+
+/// Publishes the queue's load per queue, kind and class as Prometheus gauges
+/// every `every` (a fleet worker with `--metrics-addr`): `pjp_queue_jobs`
+/// (`state` = queued / running), `pjp_queue_oldest_queued_seconds`,
+/// `pjp_queue_finished_last_minute` and `pjp_queue_drain_estimate_seconds`,
+/// labelled `queue`, `kind` and `class`. Every worker publishes the same
+/// numbers; scrape one, or aggregate with `max`.
+pub(crate) async fn publish_load(queue: PgQueue, every: Duration) {
+    loop {
+        match queue.load().await {
+            Ok(load) => {
+                for l in load {
+                    let labels = [
+                        ("queue", l.queue.clone()),
+                        ("kind", l.kind.clone()),
+                        ("class", l.resource_class.clone()),
+                    ];
+                    let with_state = |state: &'static str| {
+                        let mut all = labels.to_vec();
+                        all.push(("state", state.to_owned()));
+                        all
+                    };
+                    metrics::gauge!("pjp_queue_jobs", &with_state("queued")).set(l.queued as f64);
+                    metrics::gauge!("pjp_queue_jobs", &with_state("running")).set(l.running as f64);
+                    metrics::gauge!("pjp_queue_oldest_queued_seconds", &labels)
+                        .set(l.oldest_queued.map_or(0.0, |d| d.as_secs_f64()));
+                    metrics::gauge!("pjp_queue_finished_last_minute", &labels)
+                        .set(l.finished_last_minute as f64);
+                    if let Some(drain) = l.drain_estimate() {
+                        metrics::gauge!("pjp_queue_drain_estimate_seconds", &labels)
+                            .set(drain.as_secs_f64());
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not read the queue's load for metrics"),
+        }
+        tokio::time::sleep(every).await;
     }
 }

@@ -28,7 +28,7 @@ mod summary;
 mod witness;
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
@@ -146,6 +146,14 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::runtime(format!("--timeline {}: {e}", path.display())))?;
     }
     let component = Component::new(&args).await?;
+    // The queue's load per kind for autoscalers, beside the worker's own metrics.
+    let _load = match (&component.source, args.metrics_addr) {
+        (Source::Fleet(worker), Some(_)) => Some(AbortOnDrop(tokio::spawn(fleet::publish_load(
+            worker.queue().clone(),
+            Duration::from_secs(5),
+        )))),
+        _ => None,
+    };
     let backend = component.prover.ntt.backend().to_string();
     tracing::info!(%backend, "NTT backend selected");
     let shutdown = Shutdown::new();
@@ -271,4 +279,13 @@ fn summarise(
         stages,
         fleet,
     )
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -73,6 +73,20 @@ fn migrate_enqueue_status_requeue_purge() {
     assert_eq!(queue["queue"], "proofs");
     assert_eq!(queue["counts"]["queued"], 1200);
     assert!(queue["oldest_queued_secs"].as_f64().is_some());
+    // The autoscaler's view: per queue, kind and class.
+    let load = &status["load"][0];
+    assert_eq!(
+        (load["queue"].as_str(), load["kind"].as_str()),
+        (Some("proofs"), Some(""))
+    );
+    assert_eq!(
+        (load["queued"].as_i64(), load["running"].as_i64()),
+        (Some(1200), Some(0))
+    );
+    assert!(
+        load["drain_estimate_secs"].is_null(),
+        "nothing finished yet: no rate"
+    );
     let text = schema.ok(&["status"]);
     assert!(text.contains("queue proofs: 1200 queued"), "{text}");
 
