@@ -1,14 +1,27 @@
--- Job kinds and resource classes: a worker claims the kinds it serves, in its
--- order of preference, and only jobs of the classes it can run.
+-- Job kinds, resource classes and proof-first order.
 --
--- Both columns default to '' (no kind, no class), so existing rows and
--- kind-agnostic workers are unaffected (adding a column with a constant
--- default rewrites nothing).
+-- A worker claims the kinds it serves, in its order of preference, and only
+-- jobs of the classes it can run. Within what it may claim, the default order
+-- finishes proofs rather than jobs: priority, then the oldest batch (or
+-- deadline), then the round closest to the final proof (`depth` 0 is the
+-- final proof), then age. FIFO (priority, then age) stays available.
+--
+-- Every column defaults to the value that changes nothing ('' for no kind or
+-- class, 0 for batch and depth), so existing rows and workers that set none of
+-- them keep their order (adding a column with a constant default rewrites
+-- nothing).
 ALTER TABLE jobs
-    ADD COLUMN kind           text NOT NULL DEFAULT '',
-    ADD COLUMN resource_class text NOT NULL DEFAULT '';
+    ADD COLUMN kind           text     NOT NULL DEFAULT '',
+    ADD COLUMN resource_class text     NOT NULL DEFAULT '',
+    ADD COLUMN batch          bigint   NOT NULL DEFAULT 0,
+    ADD COLUMN depth          smallint NOT NULL DEFAULT 0 CHECK (depth >= 0);
+
+-- The proof-first claim of any kind walks this index in claim order.
+CREATE INDEX jobs_claimable_proof ON jobs (queue, priority DESC, batch, depth, id)
+    WHERE status = 'queued';
 
 -- A kind's claimable jobs, in claim order: one index range per (queue, kind),
 -- so a claim for one kind reads only that kind's rows however many other
--- kinds are queued (the kind-agnostic claim keeps `jobs_claimable`).
-CREATE INDEX jobs_claimable_kind ON jobs (queue, kind, priority DESC, id) WHERE status = 'queued';
+-- kinds are queued. (The FIFO claim of any kind keeps `jobs_claimable`.)
+CREATE INDEX jobs_claimable_kind ON jobs (queue, kind, priority DESC, batch, depth, id)
+    WHERE status = 'queued';

@@ -31,6 +31,8 @@ pub struct NewJob {
     pub(crate) unique_key: Option<String>,
     pub(crate) kind: String,
     pub(crate) resource_class: String,
+    pub(crate) batch: i64,
+    pub(crate) depth: i16,
     /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
     pub(crate) parent_id: Option<i64>,
     /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
@@ -51,6 +53,8 @@ impl NewJob {
             unique_key: None,
             kind: String::new(),
             resource_class: String::new(),
+            batch: 0,
+            depth: 0,
             parent_id: None,
             waiting_on: 0,
         }
@@ -104,6 +108,24 @@ impl NewJob {
     /// claims only those. Default: none (`""`). Same characters as a kind.
     pub fn resource_class(mut self, class: impl Into<String>) -> Self {
         self.resource_class = class.into();
+        self
+    }
+
+    /// The batch (or deadline) it belongs to, as a number that grows with
+    /// age: a block or batch number, a deadline in seconds. The default claim
+    /// order takes the oldest batch first, so whole proofs finish sooner
+    /// ([`ClaimOrder::ProofFirst`](crate::ClaimOrder::ProofFirst)). Default 0.
+    pub fn batch(mut self, batch: i64) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Rounds between this job and its tree's final proof: 0 for the final
+    /// proof, 1 for the round below it, and so on. Within a batch the default
+    /// claim order takes the round closest to the final proof first (Aztec
+    /// picks the root-most proof type first). Default 0; at most 32,767.
+    pub fn depth(mut self, depth: u16) -> Self {
+        self.depth = i16::try_from(depth).unwrap_or(i16::MAX);
         self
     }
 

@@ -107,7 +107,7 @@ pub use admin::{ChildResult, DeadJob, JobRow, KindLoad, Purged, QueueStats, Resu
 pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};
 pub use error::QueueError;
 pub use fanout::{FanOut, FanOutSaver, Spawn};
-pub use picker::{MAX_CLAIM_BATCH, PgPicker};
+pub use picker::{ClaimOrder, MAX_CLAIM_BATCH, PgPicker};
 pub use queue::{DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA, PgQueue, PgQueueBuilder};
 pub use saver::PgSaver;
 pub use schema::schema_version;

@@ -28,7 +28,23 @@ type ClaimedRow = (
     Option<String>,
     Option<i64>,
     String,
+    i64,
+    i16,
 );
+
+/// The order a [`PgPicker`] claims in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClaimOrder {
+    /// Finish proofs, not just jobs: priority, then the oldest batch
+    /// ([`NewJob::batch`](crate::NewJob::batch)), then the round closest to
+    /// the final proof ([`NewJob::depth`](crate::NewJob::depth)), then age.
+    /// Jobs that set neither go by priority, then age. The default.
+    #[default]
+    ProofFirst,
+    /// Priority, then age, whatever the batch or round.
+    Fifo,
+}
 
 /// Claims jobs from one queue name ([`PgWorker::picker`](crate::PgWorker::picker)).
 ///
@@ -53,6 +69,7 @@ pub struct PgPicker {
     kinds: Option<Vec<String>>,
     /// The resource classes it can run (`None`: every class).
     classes: Option<Vec<String>>,
+    order: ClaimOrder,
 }
 
 impl std::fmt::Debug for PgPicker {
@@ -78,6 +95,7 @@ impl PgPicker {
             exit_when_empty: false,
             kinds: None,
             classes: None,
+            order: ClaimOrder::default(),
         })
     }
 
@@ -97,6 +115,14 @@ impl PgPicker {
     pub fn kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
         let kinds: Vec<String> = kinds.into_iter().map(Into::into).collect();
         self.kinds = (!kinds.is_empty()).then_some(kinds);
+        self
+    }
+
+    /// The order it claims in ([`ClaimOrder::ProofFirst`] by default). A
+    /// picker with [`kinds`](Self::kinds) or [`classes`](Self::classes)
+    /// always claims proof-first within them.
+    pub fn order(mut self, order: ClaimOrder) -> Self {
+        self.order = order;
         self
     }
 
@@ -131,6 +157,7 @@ impl PgPicker {
         // connections force custom plans (see `PgQueueBuilder::connect`), so
         // the claim stays an index scan of the partial index.
         let sql = match (&self.kinds, &self.classes) {
+            (None, None) if self.order == ClaimOrder::Fifo => &inner.sql.claim_fifo,
             (None, None) => &inner.sql.claim,
             (None, Some(_)) => &inner.sql.claim_classes,
             (Some(_), _) => &inner.sql.claim_kinds,
@@ -164,9 +191,13 @@ impl PgPicker {
                 .and_then(|kinds| kinds.iter().position(|k| k == kind))
                 .unwrap_or(0)
         };
-        rows.sort_by_cached_key(|r| (rank(&r.8), std::cmp::Reverse(r.2), r.0));
+        let fifo = self.order == ClaimOrder::Fifo && self.kinds.is_none() && self.classes.is_none();
+        rows.sort_by_cached_key(|r| {
+            let (batch, depth) = if fifo { (0, 0) } else { (r.9, r.10) };
+            (rank(&r.8), std::cmp::Reverse(r.2), batch, depth, r.0)
+        });
         let fetched = futures_util::future::join_all(rows.into_iter().map(|row| async move {
-            let (id, token, _, attempts, lost_leases, payload, key, crc, _) = row;
+            let (id, token, _, attempts, lost_leases, payload, key, crc, ..) = row;
             let job = PgJob {
                 id,
                 token,

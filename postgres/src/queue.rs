@@ -402,6 +402,8 @@ impl PgQueue {
         let mut waiting = Vec::with_capacity(n);
         let mut kinds = Vec::with_capacity(n);
         let mut classes = Vec::with_capacity(n);
+        let mut batches = Vec::with_capacity(n);
+        let mut depths = Vec::with_capacity(n);
         for job in &jobs {
             let key = format!(
                 "{}/inputs/{}/{:032x}",
@@ -423,6 +425,8 @@ impl PgQueue {
             waiting.push(job.waiting_on);
             kinds.push(job.kind.clone());
             classes.push(job.resource_class.clone());
+            batches.push(job.batch);
+            depths.push(job.depth);
         }
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(&self.inner.sql.insert)
             .bind(&queues)
@@ -438,6 +442,8 @@ impl PgQueue {
             .bind(&waiting)
             .bind(&kinds)
             .bind(&classes)
+            .bind(&batches)
+            .bind(&depths)
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| self.database_error(e))?;

@@ -29,6 +29,7 @@ pub(crate) enum Completion {
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) claim: String,
+    pub(crate) claim_fifo: String,
     pub(crate) claim_kinds: String,
     pub(crate) claim_classes: String,
     pub(crate) complete: String,
@@ -79,7 +80,25 @@ impl Statements {
                  FOR UPDATE OF p)"
         );
         Self {
+            // Priority, then the oldest batch, then the round closest to the
+            // final proof, then age (`jobs_claimable_proof`).
             claim: format!(
+                "WITH picked AS MATERIALIZED (
+                     SELECT id FROM {s}.jobs
+                     WHERE queue = $1 AND status = 'queued' AND run_after <= now()
+                     ORDER BY priority DESC, batch, depth, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE {s}.jobs j
+                 SET status = 'running', lease_owner = $3,
+                     lease_expires_at = now() + make_interval(secs => $4),
+                     token = j.token + 1, started_at = now()
+                 FROM picked WHERE j.id = picked.id
+                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
+                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
+            ),
+            // Priority, then age: the FIFO order (`jobs_claimable`).
+            claim_fifo: format!(
                 "WITH picked AS MATERIALIZED (
                      SELECT id FROM {s}.jobs
                      WHERE queue = $1 AND status = 'queued' AND run_after <= now()
@@ -92,7 +111,7 @@ impl Statements {
                      token = j.token + 1, started_at = now()
                  FROM picked WHERE j.id = picked.id
                  RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc, j.kind"
+                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
             ),
             // Kinds in the worker's order of preference ($5), each read from
             // its own range of `jobs_claimable_kind` and locked there (SKIP
@@ -104,23 +123,23 @@ impl Statements {
                 "WITH wanted AS (
                      SELECT k, n FROM unnest($5::text[]) WITH ORDINALITY AS w(k, n)),
                  candidates AS MATERIALIZED (
-                     SELECT c.id, c.priority, w.n FROM wanted w CROSS JOIN LATERAL (
-                         SELECT j.id, j.priority FROM {s}.jobs j
+                     SELECT c.id, c.priority, c.batch, c.depth, w.n FROM wanted w CROSS JOIN LATERAL (
+                         SELECT j.id, j.priority, j.batch, j.depth FROM {s}.jobs j
                          WHERE j.queue = $1 AND j.kind = w.k AND j.status = 'queued'
                            AND j.run_after <= now()
                            AND ($6::text[] IS NULL OR j.resource_class = ANY($6))
-                         ORDER BY j.priority DESC, j.id
+                         ORDER BY j.priority DESC, j.batch, j.depth, j.id
                          LIMIT $2
                          FOR UPDATE OF j SKIP LOCKED) c),
                  picked AS MATERIALIZED (
-                     SELECT id FROM candidates ORDER BY n, priority DESC, id LIMIT $2)
+                     SELECT id FROM candidates ORDER BY n, priority DESC, batch, depth, id LIMIT $2)
                  UPDATE {s}.jobs j
                  SET status = 'running', lease_owner = $3,
                      lease_expires_at = now() + make_interval(secs => $4),
                      token = j.token + 1, started_at = now()
                  FROM picked WHERE j.id = picked.id
                  RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc, j.kind"
+                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
             ),
             // Any kind, only the classes in $5.
             claim_classes: format!(
@@ -128,7 +147,7 @@ impl Statements {
                      SELECT id FROM {s}.jobs
                      WHERE queue = $1 AND status = 'queued' AND run_after <= now()
                        AND resource_class = ANY($5)
-                     ORDER BY priority DESC, id
+                     ORDER BY priority DESC, batch, depth, id
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)
                  UPDATE {s}.jobs j
@@ -137,7 +156,7 @@ impl Statements {
                      token = j.token + 1, started_at = now()
                  FROM picked WHERE j.id = picked.id
                  RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc, j.kind"
+                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
             ),
             complete: format!(
                 "WITH {},
@@ -265,19 +284,20 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {s}.jobs (queue, priority, run_after, max_attempts, max_lost_leases,
                                        payload, payload_key, payload_crc, unique_key,
-                                       parent_id, waiting_on, status, kind, resource_class)
+                                       parent_id, waiting_on, status, kind, resource_class,
+                                       batch, depth)
                  SELECT i.queue, i.priority, now() + make_interval(secs => i.delay),
                         i.max_attempts, i.max_lost_leases, i.payload, i.payload_key, i.payload_crc,
                         i.unique_key, i.parent_id, i.waiting_on,
                         (CASE WHEN i.waiting_on > 0 THEN 'waiting' ELSE 'queued' END)::{s}.job_status,
-                        i.kind, i.resource_class
+                        i.kind, i.resource_class, i.batch, i.depth
                  FROM unnest($1::text[], $2::smallint[], $3::float8[], $4::int[], $5::int[],
                              $6::bytea[], $7::text[], $8::bigint[], $9::text[], $10::bigint[],
-                             $11::int[], $12::text[], $13::text[])
+                             $11::int[], $12::text[], $13::text[], $14::bigint[], $15::smallint[])
                       WITH ORDINALITY
                       AS i(queue, priority, delay, max_attempts, max_lost_leases,
                            payload, payload_key, payload_crc, unique_key, parent_id, waiting_on,
-                           kind, resource_class, n)
+                           kind, resource_class, batch, depth, n)
                  ORDER BY i.n
                  ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING
                  RETURNING id, queue, unique_key"

@@ -192,3 +192,79 @@ async fn the_load_report_counts_each_kind_and_class() {
     );
     assert_eq!(scheduler.drain_estimate(), None, "no rate yet");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_first_takes_the_oldest_batch_and_the_round_nearest_the_root_first() {
+    let db = TestDb::new().await;
+    let spec = |queue: &str, name: &str, batch: i64, depth: u16| {
+        NewJob::new(queue, name.as_bytes().to_vec())
+            .batch(batch)
+            .depth(depth)
+    };
+    for queue in ["proof-first", "fifo"] {
+        db.queue
+            .enqueue_many(vec![
+                spec(queue, "b2-basic", 2, 2),
+                spec(queue, "b1-basic-0", 1, 2),
+                spec(queue, "b2-agg", 2, 1),
+                spec(queue, "b1-agg", 1, 1),
+                spec(queue, "b1-basic-1", 1, 2),
+                spec(queue, "b9-urgent", 9, 2).priority(5),
+            ])
+            .await
+            .unwrap();
+    }
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let one_by_one = |picker: PgPicker| async move {
+        let mut order = Vec::new();
+        loop {
+            let got = claim(&picker, 1).await;
+            if got.is_empty() {
+                return order;
+            }
+            order.extend(got);
+        }
+    };
+    let proof_first = one_by_one(worker.picker("proof-first").unwrap()).await;
+    assert_eq!(
+        proof_first,
+        [
+            "b9-urgent",
+            "b1-agg",
+            "b1-basic-0",
+            "b1-basic-1",
+            "b2-agg",
+            "b2-basic"
+        ]
+    );
+    let fifo = one_by_one(
+        worker
+            .picker("fifo")
+            .unwrap()
+            .order(pjp_postgres::ClaimOrder::Fifo),
+    )
+    .await;
+    assert_eq!(
+        fifo,
+        [
+            "b9-urgent",
+            "b2-basic",
+            "b1-basic-0",
+            "b2-agg",
+            "b1-agg",
+            "b1-basic-1"
+        ]
+    );
+    // A batch claimed whole is handed on in the same order.
+    db.queue
+        .enqueue_many(vec![
+            spec("batch", "late", 3, 3),
+            spec("batch", "root", 3, 0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(&worker.picker("batch").unwrap(), 2).await,
+        ["root", "late"]
+    );
+}
