@@ -39,6 +39,9 @@ pub(crate) enum Command {
     Requeue(RequeueArgs),
     /// Delete finished jobs older than a retention, with their blobs.
     Purge(PurgeArgs),
+    /// Delete the object-store blobs no job names (uploads whose commit never
+    /// happened: a crashed or fenced save), older than a grace period.
+    Gc(GcArgs),
     /// Check every succeeded job's stored proof on the PostgreSQL queue
     /// (its inverse NTT must give back the job's witness).
     Verify(VerifyArgs),
@@ -240,6 +243,35 @@ pub(crate) struct PurgeArgs {
     /// Dead jobs too (by default they are kept for `requeue`).
     #[arg(long)]
     pub(crate) include_dead: bool,
+
+    /// The object store the jobs' blobs are in (as given to `run` and
+    /// `enqueue`): their blobs are deleted with them.
+    #[arg(long, env = "PJP_STORE_URL")]
+    pub(crate) store_url: Option<String>,
+}
+
+/// Options of `pjp-prover gc`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GcArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// The object store to collect (as given to `run` and `enqueue`).
+    #[arg(long, env = "PJP_STORE_URL")]
+    pub(crate) store_url: String,
+
+    /// Only blobs older than this (above the longest save: an upload whose
+    /// row is about to commit is young), e.g. `1h`.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub(crate) older_than: Duration,
+
+    /// Count what would be deleted; delete nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Print JSON instead of text.
+    #[arg(long, env = "PJP_JSON")]
+    pub(crate) json: bool,
 }
 
 /// Options of `pjp-prover run`. Every flag can also be set through the

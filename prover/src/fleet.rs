@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueError, QueueStats};
 use serde::Serialize;
 
-use crate::cli::{DbArgs, EnqueueArgs, PurgeArgs, RequeueArgs, StatusArgs, VerifyArgs};
+use crate::cli::{DbArgs, EnqueueArgs, GcArgs, PurgeArgs, RequeueArgs, StatusArgs, VerifyArgs};
 use crate::job::{ProofJob, StoredProof};
 
 /// A fleet command's failure, with the exit code it maps to.
@@ -51,13 +51,65 @@ impl Failure {
 }
 
 async fn connect(db: &DbArgs) -> Result<PgQueue, Failure> {
-    Ok(PgQueue::builder(&db.database_url)
+    connect_with_store(db, None).await
+}
+
+/// A queue handle whose blobs are in the store at `store` (if any).
+async fn connect_with_store(db: &DbArgs, store: Option<&str>) -> Result<PgQueue, Failure> {
+    let mut builder = PgQueue::builder(&db.database_url)
         .schema(&db.schema)
         .wait(db.wait)
         .max_connections(2)
-        .application_name("pjp-prover")
-        .connect()
-        .await?)
+        .application_name("pjp-prover");
+    if let Some(store) = store {
+        builder = builder.store(PayloadStore::open(store)?);
+    }
+    Ok(builder.connect().await?)
+}
+
+pub(crate) async fn gc(args: GcArgs) -> Result<(), Failure> {
+    let queue = connect_with_store(&args.db, Some(&args.store_url)).await?;
+    queue.check_schema().await?;
+    let c = queue.collect_orphans(args.older_than, args.dry_run).await?;
+    if args.json {
+        let json = serde_json::json!({
+            "listed": c.listed,
+            "referenced": c.referenced,
+            "in_flight": c.in_flight,
+            "young": c.young,
+            "deleted": c.deleted,
+            "failed": c.failed,
+            "dry_run": args.dry_run,
+        });
+        println!("{json}");
+    } else {
+        println!(
+            "{} {} orphan blob(s) of {} listed ({} named by a job, {} being saved, {} younger than {:?}){}",
+            if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            },
+            c.deleted,
+            c.listed,
+            c.referenced,
+            c.in_flight,
+            c.young,
+            args.older_than,
+            if c.failed > 0 {
+                format!("; {} could not be deleted", c.failed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if c.failed > 0 {
+        return Err(Failure::runtime(format!(
+            "{} orphan blob(s) could not be deleted",
+            c.failed
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) async fn migrate(db: DbArgs) -> Result<(), Failure> {
@@ -360,7 +412,7 @@ pub(crate) async fn requeue(args: RequeueArgs) -> Result<(), Failure> {
 }
 
 pub(crate) async fn purge(args: PurgeArgs) -> Result<(), Failure> {
-    let queue = connect(&args.db).await?;
+    let queue = connect_with_store(&args.db, args.store_url.as_deref()).await?;
     queue.check_schema().await?;
     let purged = queue.purge(args.older_than, args.include_dead).await?;
     println!(

@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         Command::Status(args) => runtime.block_on(fleet::status(args)),
         Command::Requeue(args) => runtime.block_on(fleet::requeue(args)),
         Command::Purge(args) => runtime.block_on(fleet::purge(args)),
+        Command::Gc(args) => runtime.block_on(fleet::gc(args)),
         Command::Verify(args) => runtime.block_on(fleet::verify(args)),
     };
     match fleet {

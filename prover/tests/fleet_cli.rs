@@ -143,3 +143,70 @@ fn bad_input_is_one_clear_line_and_the_right_exit_code() {
     assert_eq!(out.status.code(), Some(2));
     assert!(line(&out).contains("queue name"));
 }
+
+#[test]
+fn gc_deletes_only_unnamed_old_blobs() {
+    let schema = Schema::new("gc");
+    schema.ok(&["migrate"]);
+    let dir = std::env::temp_dir().join(format!("pjp-gc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let store = format!("file://{}", dir.display());
+    // Jobs whose results go to the store (named by their rows).
+    schema.ok(&["enqueue", "--jobs", "3", "--log-n", "8", "--batch", "2"]);
+    schema.ok(&[
+        "run",
+        "--exit-when-empty",
+        "--store-url",
+        &store,
+        "--inline-limit",
+        "16",
+        "--progress",
+        "none",
+    ]);
+    // An upload whose commit never happened (a worker that crashed).
+    let orphan = dir.join(&schema.0).join("results").join("999-1");
+    std::fs::create_dir_all(orphan.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&orphan, b"lost upload").unwrap_or_else(|e| panic!("{e}"));
+
+    let young: Value = serde_json::from_str(&schema.ok(&["gc", "--store-url", &store, "--json"]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (young["deleted"].as_u64(), young["young"].as_u64()),
+        (Some(0), Some(1)),
+        "{young}"
+    );
+    let dry = schema.ok(&[
+        "gc",
+        "--store-url",
+        &store,
+        "--older-than",
+        "0s",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.contains("would delete 1 orphan blob(s) of 4 listed (3 named by a job"),
+        "{dry}"
+    );
+    assert!(orphan.exists());
+    let done = schema.ok(&["gc", "--store-url", &store, "--older-than", "0s"]);
+    assert!(
+        done.contains("deleted 1 orphan blob(s) of 4 listed"),
+        "{done}"
+    );
+    assert!(!orphan.exists());
+    // Nothing a job needs went: the payloads are all still there.
+    let again: Value = serde_json::from_str(&schema.ok(&[
+        "gc",
+        "--store-url",
+        &store,
+        "--older-than",
+        "0s",
+        "--json",
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (again["referenced"].as_u64(), again["deleted"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
