@@ -77,6 +77,8 @@ enum Slot {
     Pending,
     Claimed(u32),
     Saved(u32),
+    /// A parent waiting for its children ([`MemoryQueue::push_tree`]).
+    Waiting,
     /// Settled for good without a result: failed for good, or dead.
     Settled(JobStatus),
 }
@@ -94,8 +96,11 @@ pub enum JobStatus {
     Succeeded,
     /// Its executor failed for good (a permanent failure).
     Failed,
-    /// Dead-lettered: its attempts or its lost-lease budget are spent.
+    /// Dead-lettered: its attempts or its lost-lease budget are spent (or,
+    /// for a parent, a child ended dead or failed).
     Dead,
+    /// A parent waiting for its children to succeed.
+    Waiting,
 }
 
 /// A job's state: its status and its two budgets' counters.
@@ -128,6 +133,8 @@ pub struct JobOptions {
     delay: Duration,
     max_attempts: u32,
     max_lost_leases: u32,
+    batch: i64,
+    depth: u16,
 }
 
 impl Default for JobOptions {
@@ -145,7 +152,23 @@ impl JobOptions {
             delay: Duration::ZERO,
             max_attempts: 5,
             max_lost_leases: 3,
+            batch: 0,
+            depth: 0,
         }
+    }
+
+    /// The batch (or deadline) it belongs to: the proof-first order takes
+    /// the oldest (lowest) first. Default 0.
+    pub const fn batch(mut self, batch: i64) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Rounds between it and its tree's final proof (0 for the final proof):
+    /// within a batch, the proof-first order takes the lowest first.
+    pub const fn depth(mut self, depth: u16) -> Self {
+        self.depth = depth;
+        self
     }
 
     /// Higher is claimed first; equal priorities go oldest first.
@@ -251,21 +274,52 @@ struct Row {
     /// The claim whose save or release settled the job last: a repeat of
     /// that write is idempotent, any other stale write is fenced.
     last_write: Option<u32>,
+    /// The job waiting for this one ([`MemoryQueue::push_tree`]).
+    parent: Option<u64>,
+    /// Children still to succeed (a waiting parent).
+    waiting_on: u32,
 }
 
-/// Ready jobs: by priority (highest first), then id (oldest first).
+/// The order a [`MemoryQueue`] hands jobs out in ([`MemoryQueue::set_order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClaimOrder {
+    /// Priority, then the oldest batch ([`JobOptions::batch`]), then the
+    /// round closest to the final proof ([`JobOptions::depth`]), then age:
+    /// whole proofs finish sooner. Jobs that set neither go by priority,
+    /// then age. The default (as in `pjp-postgres`).
+    #[default]
+    ProofFirst,
+    /// Priority, then the order jobs became claimable: a plain FIFO queue,
+    /// blind to batches and rounds (a parent made claimable by its last child
+    /// waits behind everything queued before it).
+    Fifo,
+}
+
+/// Where a ready job sits: priority first (highest), then batch and depth
+/// (proof-first) or nothing (FIFO).
+type Level = (Reverse<i16>, i64, u16);
+
+/// Ready jobs, in claim order.
 #[derive(Debug, Default)]
 struct Ready {
-    levels: BTreeMap<Reverse<i16>, VecDeque<u64>>,
+    levels: BTreeMap<Level, VecDeque<u64>>,
     len: usize,
+    order: ClaimOrder,
 }
 
 impl Ready {
-    fn push(&mut self, priority: i16, id: u64) {
-        let level = self.levels.entry(Reverse(priority)).or_default();
-        // New jobs come in id order (O(1)); a job back from a claim usually
-        // goes to the front.
+    fn push(&mut self, options: &JobOptions, id: u64) {
+        let level = match self.order {
+            ClaimOrder::ProofFirst => (Reverse(options.priority), options.batch, options.depth),
+            ClaimOrder::Fifo => (Reverse(options.priority), 0, 0),
+        };
+        let fifo = self.order == ClaimOrder::Fifo;
+        let level = self.levels.entry(level).or_default();
+        // FIFO: arrival order. Otherwise by id (age): new jobs come in id
+        // order (O(1)), a job back from a claim usually goes to the front.
         match (level.front(), level.back()) {
+            _ if fifo => level.push_back(id),
             (_, Some(&back)) if back < id => level.push_back(id),
             (Some(&front), _) if id < front => level.push_front(id),
             (None, None) => level.push_back(id),
@@ -320,6 +374,8 @@ struct Inner<I, O, F> {
     reclaimed: u64,
     /// Jobs that reached an end state (succeeded, failed or dead).
     settled: usize,
+    /// Parents waiting for their children.
+    waiting: usize,
 }
 
 impl<I, O, F> Inner<I, O, F> {
@@ -338,9 +394,84 @@ impl<I, O, F> Inner<I, O, F> {
             lost_leases: 0,
             deadline: None,
             last_write: None,
+            parent: None,
+            waiting_on: 0,
         });
         self.enqueue(id, options.delay);
         id
+    }
+
+    /// Adds a parent waiting for `children` jobs (its children are pushed
+    /// after it with [`push_child`](Self::push_child)).
+    fn push_waiting(
+        &mut self,
+        input: I,
+        options: JobOptions,
+        children: u32,
+        parent: Option<u64>,
+    ) -> u64 {
+        let id = self.inputs.len() as u64;
+        self.inputs.push(input);
+        self.rows.push(Row {
+            slot: Slot::Waiting,
+            options,
+            claims: 0,
+            attempts: 0,
+            lost_leases: 0,
+            deadline: None,
+            last_write: None,
+            parent,
+            waiting_on: children,
+        });
+        self.waiting += 1;
+        id
+    }
+
+    /// One more member for the waiting group `group` (if any).
+    fn join(&mut self, group: Option<u64>) {
+        if let Some(row) = group.and_then(|g| self.row_mut(g))
+            && row.slot == Slot::Waiting
+        {
+            row.waiting_on += 1;
+        }
+    }
+
+    /// Adds a job whose success counts towards `parent`.
+    fn push_child(&mut self, input: I, options: JobOptions, parent: u64) -> u64 {
+        let id = self.push(input, options);
+        if let Some(row) = self.row_mut(id) {
+            row.parent = Some(parent);
+        }
+        id
+    }
+
+    /// A job ended: tell its parent. A success counts down (the last one
+    /// makes the parent claimable, in the same step); a dead or failed job
+    /// settles its parent dead, and so on up the tree.
+    fn settle_parent(&mut self, child: u64, succeeded: bool) {
+        let mut at = child;
+        let mut succeeded = succeeded;
+        while let Some(parent) = self.row(at).and_then(|r| r.parent) {
+            let Some(row) = self.row_mut(parent) else {
+                return;
+            };
+            if row.slot != Slot::Waiting {
+                return;
+            }
+            if succeeded {
+                row.waiting_on = row.waiting_on.saturating_sub(1);
+                if row.waiting_on == 0 {
+                    self.waiting = self.waiting.saturating_sub(1);
+                    self.enqueue(parent, Duration::ZERO);
+                }
+                return;
+            }
+            row.slot = Slot::Settled(JobStatus::Dead);
+            self.waiting = self.waiting.saturating_sub(1);
+            self.settled += 1;
+            at = parent;
+            succeeded = false;
+        }
     }
 
     /// Puts a job back in line, now or after `delay` (leased queues only have
@@ -349,10 +480,10 @@ impl<I, O, F> Inner<I, O, F> {
         let Some(row) = self.row_mut(id) else { return };
         row.slot = Slot::Pending;
         row.deadline = None;
-        let priority = row.options.priority;
+        let options = row.options;
         match self.now() {
             Some(now) if !delay.is_zero() => self.delayed.push(Reverse((now + delay, id))),
-            _ => self.ready.push(priority, id),
+            _ => self.ready.push(&options, id),
         }
     }
 
@@ -374,8 +505,8 @@ impl<I, O, F> Inner<I, O, F> {
             }
             self.delayed.pop();
             if let Some(row) = self.row(id) {
-                let priority = row.options.priority;
-                self.ready.push(priority, id);
+                let options = row.options;
+                self.ready.push(&options, id);
             }
         }
         let mut expired = 0;
@@ -401,7 +532,9 @@ impl<I, O, F> Inner<I, O, F> {
             self.claimed = self.claimed.saturating_sub(1);
             self.reclaimed += 1;
             expired += 1;
-            if !dead {
+            if dead {
+                self.settle_parent(id, false);
+            } else {
                 self.enqueue(id, Duration::ZERO);
             }
         }
@@ -414,6 +547,7 @@ impl<I, O, F> Inner<I, O, F> {
         self.closed
             && self.ready.len == 0
             && self.delayed.is_empty()
+            && self.waiting == 0
             && (self.lease.is_none() || self.claimed == 0)
     }
 
@@ -514,6 +648,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
                     claimed: 0,
                     reclaimed: 0,
                     settled: 0,
+                    waiting: 0,
                 }),
             }),
         }
@@ -586,6 +721,71 @@ impl<I, O, F> MemoryQueue<I, O, F> {
         JobId::new(self.shared.lock().push(input, options))
     }
 
+    /// The order jobs are handed out in ([`ClaimOrder::ProofFirst`] by
+    /// default). Set it before pushing: jobs already queued keep their place.
+    pub fn set_order(&self, order: ClaimOrder) {
+        self.shared.lock().ready.order = order;
+    }
+
+    /// Adds a tree: `parent` waits for every child to succeed and becomes
+    /// claimable when the last one's save is stored, in the same step (as in
+    /// `pjp-postgres`); a child that ends dead or failed settles it dead, and
+    /// its parents up the tree. `under` makes the new parent one more member
+    /// of a waiting group ([`push_group`](Self::push_group)), for deeper
+    /// trees. Returns the parent's id and the children's.
+    ///
+    /// ```
+    /// use pjp_core::memory::{JobOptions, JobStatus, MemoryQueue};
+    ///
+    /// // A final proof over one aggregation over two basic proofs.
+    /// let queue: MemoryQueue<&str, ()> = MemoryQueue::new();
+    /// let final_proof = queue.push_group("final", JobOptions::new().depth(0), None);
+    /// let basic = JobOptions::new().depth(2);
+    /// let (aggregate, basics) = queue.push_tree(
+    ///     ("aggregate", JobOptions::new().depth(1)),
+    ///     vec![("a", basic), ("b", basic)],
+    ///     Some(final_proof),
+    /// );
+    /// assert_eq!(queue.state(final_proof).map(|s| s.status), Some(JobStatus::Waiting));
+    /// assert_eq!(queue.state(aggregate).map(|s| s.status), Some(JobStatus::Waiting));
+    /// assert_eq!(queue.pending_ids(), basics);
+    /// ```
+    pub fn push_tree(
+        &self,
+        parent: (I, JobOptions),
+        children: Vec<(I, JobOptions)>,
+        under: Option<JobId>,
+    ) -> (JobId, Vec<JobId>) {
+        let mut inner = self.shared.lock();
+        let under = under.map(JobId::get);
+        inner.join(under);
+        let count = u32::try_from(children.len()).unwrap_or(u32::MAX);
+        let id = if count == 0 {
+            let id = inner.push(parent.0, parent.1);
+            if let Some(row) = inner.row_mut(id) {
+                row.parent = under;
+            }
+            id
+        } else {
+            inner.push_waiting(parent.0, parent.1, count, under)
+        };
+        let children = children
+            .into_iter()
+            .map(|(input, options)| JobId::new(inner.push_child(input, options, id)))
+            .collect();
+        (JobId::new(id), children)
+    }
+
+    /// Adds a waiting job with no members yet: trees pushed
+    /// [`under`](Self::push_tree) it join it, and it becomes claimable when
+    /// they have all succeeded. `under` makes it a member of another group.
+    pub fn push_group(&self, input: I, options: JobOptions, under: Option<JobId>) -> JobId {
+        let mut inner = self.shared.lock();
+        let under = under.map(JobId::get);
+        inner.join(under);
+        JobId::new(inner.push_waiting(input, options, 0, under))
+    }
+
     /// Adds several jobs.
     pub fn extend(&self, inputs: impl IntoIterator<Item = I>) {
         let mut inner = self.shared.lock();
@@ -641,6 +841,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
             Slot::Pending => JobStatus::Queued,
             Slot::Claimed(_) => JobStatus::Running,
             Slot::Saved(_) => JobStatus::Succeeded,
+            Slot::Waiting => JobStatus::Waiting,
             Slot::Settled(status) => status,
         };
         Some(JobState {
@@ -928,6 +1129,7 @@ where
                 row.attempts += used;
                 if !was_settled {
                     inner.settled += 1;
+                    inner.settle_parent(id, matches!(slot, Slot::Saved(_)));
                 }
             }
             Next::Requeue(delay, used) => {

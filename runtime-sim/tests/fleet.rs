@@ -103,7 +103,8 @@ fn a_fleet_that_cannot_run_says_why() {
 }
 
 /// A small fleet with events drawn from the seed: crashes, partitions that
-/// fail or hang, a queue outage, a rolling drain, a straggler node.
+/// fail or hang, a queue outage, a rolling drain, a straggler node; half the
+/// time its jobs are proof trees.
 fn random_fleet(seed: u64) -> Fleet {
     let mut rng = fastrand::Rng::with_seed(seed);
     let ms = |rng: &mut fastrand::Rng, max: u64| Duration::from_millis(rng.u64(1..max));
@@ -115,6 +116,10 @@ fn random_fleet(seed: u64) -> Fleet {
         .region("far", LatencyProfile::cross_cloud())
         .nodes("near", rng.usize(1..3), rng.usize(1..4))
         .nodes("far", rng.usize(1..3), rng.usize(1..4));
+    if rng.bool() {
+        // Proof trees: every parent must still finish exactly once.
+        fleet = fleet.proof_trees(rng.u64(1..6), rng.u64(1..40));
+    }
     let nodes = fleet.node_count();
     if rng.bool() {
         // A straggler: its jobs take four times as long.
@@ -225,4 +230,57 @@ fn a_recorded_fleet_draws_the_same_valid_picture_for_the_same_seed() {
         !texts.contains(&"a-0 worker 2"),
         "a node has only its workers' lanes"
     );
+}
+
+#[test]
+fn proof_first_finishes_proofs_sooner_than_fifo() {
+    use pjp_core::memory::ClaimOrder;
+    let first = run(&Fleet::proof_batches(ClaimOrder::ProofFirst), 1);
+    let fifo = run(&Fleet::proof_batches(ClaimOrder::Fifo), 1);
+    for report in [&first, &fifo] {
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(
+            (report.final_proofs.len(), report.dead),
+            (20, 0),
+            "{report}"
+        );
+    }
+    let mean = |r: &FleetReport| r.final_proofs.iter().sum::<Duration>() / 20;
+    let p = |r: &FleetReport, q| r.final_proof_quantile(q).unwrap_or_default();
+    println!(
+        "time to final proof: proof-first p10 {:?} p50 {:?} mean {:?}; FIFO p10 {:?} p50 {:?} mean {:?}",
+        p(&first, 0.1),
+        p(&first, 0.5),
+        mean(&first),
+        p(&fifo, 0.1),
+        p(&fifo, 0.5),
+        mean(&fifo)
+    );
+    // FIFO queues every aggregation behind every basic proof: the first
+    // final proofs come only at the end. Proof-first spreads them over the run.
+    assert!(p(&first, 0.1) * 2 < p(&fifo, 0.1), "{first}\n{fifo}");
+    assert!(p(&first, 0.5) < p(&fifo, 0.5), "{first}\n{fifo}");
+    assert!(mean(&first) < mean(&fifo), "{first}\n{fifo}");
+}
+
+#[test]
+fn a_worker_that_dies_holding_the_last_child_still_finishes_the_tree() {
+    // One node, one batch of one basic proof: the node is executing the
+    // tree's last (only) child when it is killed.
+    let fleet = Fleet::new("dies holding the last child")
+        .exec_cost(Duration::from_secs(1))
+        .region("dc", LatencyProfile::same_region())
+        .nodes("dc", 1, 1)
+        .proof_trees(1, 1)
+        .event(FleetEvent::Crash {
+            node: 0,
+            at: Duration::from_millis(500),
+            down_for: Duration::from_secs(1),
+        });
+    let report = run(&fleet, 3);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!((report.succeeded, report.dead), (3, 0), "{report}");
+    assert_eq!(report.final_proofs.len(), 1, "{report}");
+    assert_eq!((report.crashes, report.reclaimed), (1, 1), "{report}");
+    assert!(report.recovery.is_some(), "{report}");
 }

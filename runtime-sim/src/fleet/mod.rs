@@ -41,6 +41,7 @@ mod wire;
 
 use std::time::Duration;
 
+use pjp_core::memory::ClaimOrder;
 use pjp_testkit::{LatencyProfile, RunnerPlan};
 
 pub use report::{FleetReport, Marker, NodeSpans};
@@ -129,8 +130,18 @@ pub struct Fleet {
     pub(crate) heartbeat: Duration,
     pub(crate) events: Vec<FleetEvent>,
     pub(crate) poison: Option<Poison>,
+    pub(crate) trees: Option<Trees>,
+    pub(crate) order: ClaimOrder,
     pub(crate) record: bool,
     pub(crate) time_limit: Duration,
+}
+
+/// The jobs as proof trees: per batch, `circuits` basic proofs, one
+/// aggregation over them, one final proof over the aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trees {
+    pub(crate) batches: u64,
+    pub(crate) circuits: u64,
 }
 
 /// A job that kills every worker that executes it.
@@ -155,6 +166,8 @@ impl Fleet {
             heartbeat: Duration::from_secs(1),
             events: Vec::new(),
             poison: None,
+            trees: None,
+            order: ClaimOrder::ProofFirst,
             record: false,
             time_limit: Duration::from_secs(24 * 3600),
         }
@@ -244,6 +257,27 @@ impl Fleet {
             down_for,
             max_lost_leases: max_lost_leases.max(1),
         });
+        self
+    }
+
+    /// Makes the jobs proof trees, as a prover's are: per batch, `circuits`
+    /// basic proofs (depth 2), an aggregation over them (depth 1) that the
+    /// last basic proof's save makes claimable, and a final proof (depth 0)
+    /// over the aggregation. Replaces [`jobs`](Self::jobs) (the fleet has
+    /// `batches × (circuits + 2)` jobs); the report gives each batch's time
+    /// to its final proof ([`FleetReport::final_proofs`]).
+    pub fn proof_trees(mut self, batches: u64, circuits: u64) -> Self {
+        self.trees = Some(Trees {
+            batches: batches.max(1),
+            circuits: circuits.max(1),
+        });
+        self.jobs = batches.max(1) * (circuits.max(1) + 2);
+        self
+    }
+
+    /// The queue's claim order ([`ClaimOrder::ProofFirst`] by default).
+    pub fn order(mut self, order: ClaimOrder) -> Self {
+        self.order = order;
         self
     }
 
@@ -338,6 +372,18 @@ impl Fleet {
             .region("dc", LatencyProfile::cross_region())
             .nodes("dc", 4, 4)
             .poison(1_000, Duration::from_secs(2), 3)
+    }
+
+    /// "20 batches of proof trees": 4 nodes × 4 workers in one region, 20
+    /// batches of 64 basic proofs, an aggregation and a final proof each,
+    /// all queued at once; compare [`ClaimOrder::ProofFirst`] with
+    /// [`ClaimOrder::Fifo`] on [`FleetReport::final_proofs`].
+    pub fn proof_batches(order: ClaimOrder) -> Self {
+        Self::new(format!("20 batches of proof trees ({order:?})"))
+            .region("dc", LatencyProfile::cross_region())
+            .nodes("dc", 4, 4)
+            .proof_trees(20, 64)
+            .order(order)
     }
 
     /// A fleet of `nodes` nodes × 4 workers in one region, `jobs` no-op

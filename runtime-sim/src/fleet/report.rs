@@ -70,6 +70,9 @@ pub struct FleetReport {
     pub dead: u64,
     /// Their ids.
     pub dead_jobs: Vec<u64>,
+    /// With [`Fleet::proof_trees`](super::Fleet::proof_trees): each batch's
+    /// time from the start to its final proof (to the monitor's 10 ms).
+    pub final_proofs: Vec<Duration>,
     /// Jobs neither saved nor dead at the end: always 0 for a correct fleet.
     pub lost: u64,
     /// Saves the queue accepted beyond a job's first: always 0.
@@ -148,6 +151,16 @@ impl FleetReport {
         }
     }
 
+    /// The `q`-quantile (0.5: median) of [`final_proofs`](Self::final_proofs).
+    pub fn final_proof_quantile(&self, q: f64) -> Option<Duration> {
+        let mut sorted = self.final_proofs.clone();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        sorted
+            .get((last as f64 * q.clamp(0.0, 1.0)).round() as usize)
+            .copied()
+    }
+
     /// Simulated jobs per wall second, when the wall time is known.
     pub fn jobs_per_wall_second(&self) -> Option<f64> {
         let wall = self.wall?.as_secs_f64();
@@ -189,6 +202,16 @@ impl fmt::Display for FleetReport {
             self.recovery
                 .map_or_else(|| "-".to_owned(), |r| format!("{r:.2?}"))
         )?;
+        if let (Some(p50), Some(p99)) = (
+            self.final_proof_quantile(0.5),
+            self.final_proof_quantile(0.99),
+        ) {
+            writeln!(
+                f,
+                "  time to final proof over {} batches: p50 {p50:.2?}, p99 {p99:.2?}",
+                self.final_proofs.len()
+            )?;
+        }
         if !self.markers.is_empty() {
             let events: Vec<String> = self
                 .markers

@@ -169,9 +169,36 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
     let runtime = SimRuntime::builder().cores(1).jitter(0.0).build()?;
     let handle = Handle::current();
     let queue: Queue = MemoryQueue::new();
+    queue.set_order(fleet.order);
     let max_lost = fleet.poison.map_or(3, |p| p.max_lost_leases);
-    for job in 0..fleet.jobs {
-        queue.push_with(job, JobOptions::new().max_lost_leases(max_lost));
+    let options = JobOptions::new().max_lost_leases(max_lost);
+    // Each batch's final proof, when trees are asked for.
+    let mut finals: Vec<JobId> = Vec::new();
+    match fleet.trees {
+        None => {
+            for job in 0..fleet.jobs {
+                queue.push_with(job, options);
+            }
+        }
+        Some(trees) => {
+            // Basic proofs of every batch first (a producer's order), each
+            // batch's aggregation and final proof waiting above them.
+            let mut input = 0..;
+            for batch in 0..trees.batches {
+                let at = |depth| {
+                    options
+                        .batch(i64::try_from(batch).unwrap_or(i64::MAX))
+                        .depth(depth)
+                };
+                let next = |input: &mut std::ops::RangeFrom<u64>| input.next().unwrap_or(0);
+                let root = queue.push_group(next(&mut input), at(0), None);
+                let basics = (0..trees.circuits)
+                    .map(|_| (next(&mut input), at(2)))
+                    .collect();
+                queue.push_tree((next(&mut input), at(1)), basics, Some(root));
+                finals.push(root);
+            }
+        }
     }
     queue.close();
     queue.set_lease(&runtime, fleet.lease);
@@ -336,6 +363,7 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
     let mut throughput = Vec::new();
     let mut last_second = (Duration::ZERO, 0usize);
     let mut recovery: Option<Duration> = None;
+    let mut final_at: Vec<Option<Duration>> = vec![None; finals.len()];
     loop {
         let now = since();
         if now > fleet.time_limit {
@@ -352,6 +380,15 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
                 throughput.push((last_second.0, (settled - last_second.1) as f64 / span));
             }
             last_second = (now, settled);
+        }
+        for (batch, id) in finals.iter().enumerate() {
+            if final_at[batch].is_none()
+                && queue
+                    .state(*id)
+                    .is_some_and(|s| matches!(s.status, JobStatus::Succeeded | JobStatus::Dead))
+            {
+                final_at[batch] = Some(now);
+            }
         }
         lock(&orphans).retain(|crash| {
             let back = crash.claims.iter().all(|claim| {
@@ -427,6 +464,7 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
         succeeded: distinct as u64,
         dead,
         dead_jobs,
+        final_proofs: final_at.into_iter().flatten().collect(),
         lost: (fleet.jobs).saturating_sub(distinct as u64 + dead),
         saved_twice: (saves.len() - distinct) as u64,
         wasted: stats.fenced.load(Relaxed),

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use pjp_core::memory::ClaimOrder;
 use pjp_runtime_sim::{
     CancelPlan, Crash, ExecFaults, Fleet, IoFaults, LatencyProfile, Mode, Outage, Scenario,
     ScenarioReport,
@@ -33,6 +34,8 @@ scenarios:
                  partition  3 clouds, one partitioned for 30 s (default)
                  rolling    rolling restart of 10 workers
                  poison     poison job that kills its worker
+                 trees      20 batches of proof trees, proof-first order
+                            against FIFO: time to each final proof
                  large      --nodes nodes (default 20) x 4 workers, --jobs
                             jobs of 1 ms (default 100000), --rtt round trips
 
@@ -152,6 +155,7 @@ fn fleet(args: &Args) -> Result<Fleet, String> {
         "partition" => Fleet::three_clouds_partitioned(),
         "rolling" => Fleet::rolling_restart(),
         "poison" => Fleet::poison_job(),
+        "trees" => Fleet::proof_batches(ClaimOrder::ProofFirst),
         "large" => Fleet::large(args.nodes, args.jobs.unwrap_or(100_000), args.rtt.clone()),
         other => {
             return Err(format!(
@@ -168,6 +172,9 @@ fn fleet(args: &Args) -> Result<Fleet, String> {
 
 /// Runs `--seeds` seeds of the fleet; one report each (a table for one seed).
 fn run_fleet(args: &Args) -> Result<bool, String> {
+    if args.fleet == "trees" {
+        return compare_orders(args);
+    }
     let fleet = fleet(args)?;
     let mut clean = true;
     for seed in args.seed..args.seed + args.seeds {
@@ -365,6 +372,43 @@ fn run(args: &Args) -> Result<bool, String> {
     }
     if args.check {
         println!("determinism: every seed gave the same digest twice");
+    }
+    Ok(clean)
+}
+
+/// The proof-tree fleet under both claim orders, side by side.
+fn compare_orders(args: &Args) -> Result<bool, String> {
+    let mut clean = true;
+    let mut lines = Vec::new();
+    for order in [ClaimOrder::ProofFirst, ClaimOrder::Fifo] {
+        let fleet = Fleet::proof_batches(order);
+        let mut p10s = Vec::new();
+        let mut p50s = Vec::new();
+        let mut p99s = Vec::new();
+        for seed in args.seed..args.seed + args.seeds {
+            let report = fleet.simulate(seed).map_err(|e| e.to_string())?;
+            clean &= report.is_clean();
+            if args.seeds == 1 {
+                println!("{report}\n");
+            }
+            p10s.extend(report.final_proof_quantile(0.1));
+            p50s.extend(report.final_proof_quantile(0.5));
+            p99s.extend(report.final_proof_quantile(0.99));
+        }
+        let mean = |v: &[Duration]| {
+            v.iter().sum::<Duration>() / u32::try_from(v.len().max(1)).unwrap_or(1)
+        };
+        lines.push(format!(
+            "  {order:?}: time to final proof p10 {:.2?}, p50 {:.2?}, p99 {:.2?} (mean over {} seed(s))",
+            mean(&p10s),
+            mean(&p50s),
+            mean(&p99s),
+            args.seeds
+        ));
+    }
+    println!("20 batches x (64 basic proofs + aggregation + final proof), 4 nodes x 4 workers:");
+    for line in lines {
+        println!("{line}");
     }
     Ok(clean)
 }
