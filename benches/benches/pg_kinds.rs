@@ -18,6 +18,11 @@
 //! Run: `cargo bench -p pjp-benches --bench pg_kinds`
 //! (`PJP_BENCH_DATABASE_URL`, default `postgres://root@127.0.0.1:5432/test`).
 
+#[path = "common/pg.rs"]
+mod pg;
+
+use pg::database_url;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,11 +33,6 @@ use pjp_core::{JobPicker, JobSaver, Picked};
 use pjp_postgres::{NewJob, PgQueue, PgWorker, WorkerConfig};
 
 const BATCH: usize = 64;
-
-fn database_url() -> String {
-    std::env::var("PJP_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
-}
 
 struct Layout {
     queue: PgQueue,
@@ -152,11 +152,7 @@ async fn layout(kinds: u64, rows: u64) -> Option<Layout> {
 }
 
 fn setup() -> Option<Bench> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .ok()?;
+    let rt = pg::runtime()?;
     let full = std::env::args().any(|a| a == "--bench");
     let rows = if full { 1_000_000 } else { 4_000 };
     let (one, twenty) = rt.block_on(async {

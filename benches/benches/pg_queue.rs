@@ -19,6 +19,11 @@
 //! Run: `cargo bench -p pjp-benches --bench pg_queue`
 //! (`PJP_BENCH_DATABASE_URL`, default `postgres://root@127.0.0.1:5432/test`).
 
+#[path = "common/pg.rs"]
+mod pg;
+
+use pg::database_url;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -251,17 +256,8 @@ impl Bench {
     }
 }
 
-fn database_url() -> String {
-    std::env::var("PJP_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
-}
-
 fn setup() -> Option<Bench> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .ok()?;
+    let rt = pg::runtime()?;
     let schema = format!("bench_{}", std::process::id());
     let queue = rt.block_on(async {
         let queue = PgQueue::builder(database_url())

@@ -15,16 +15,16 @@
 //! Run: `cargo bench -p pjp-benches --bench pg_tree`
 //! (`PJP_BENCH_DATABASE_URL`, default `postgres://root@127.0.0.1:5432/test`).
 
+#[path = "common/pg.rs"]
+mod pg;
+
+use pg::database_url;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pjp_core::{JobPicker, JobSaver, Picked};
 use pjp_postgres::{FanOut, FanOutSaver, NewJob, PgPicker, PgQueue, PgWorker, WorkerConfig};
-
-fn database_url() -> String {
-    std::env::var("PJP_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
-}
 
 struct Bench {
     rt: tokio::runtime::Runtime,
@@ -142,11 +142,7 @@ impl Bench {
 }
 
 fn setup() -> Option<Bench> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .ok()?;
+    let rt = pg::runtime()?;
     let schema = format!("bench_tree_{}", std::process::id());
     let (queue, leaf_worker, idle_worker) = rt.block_on(async {
         let connect = || {

@@ -430,10 +430,23 @@ impl PgQueue {
         let Some(key) = row.result_key else {
             return Ok(None);
         };
-        match self.inner.store.get(&key, row.result_crc).await {
-            Ok(bytes) => Ok(Some(bytes)),
+        self.read_blob(&key, row.result_crc, "result")
+            .await
+            .map(Some)
+    }
+
+    /// Reads a blob a row names, checked against its CRC; `what` names it in
+    /// the error.
+    async fn read_blob(
+        &self,
+        key: &str,
+        crc: Option<i64>,
+        what: &'static str,
+    ) -> Result<bytes::Bytes, QueueError> {
+        match self.inner.store.get(key, crc).await {
+            Ok(bytes) => Ok(bytes),
             Err(crate::store::BlobError::Unavailable(e)) => Err(e),
-            Err(crate::store::BlobError::Unusable(why)) => Err(QueueError::invalid("result", why)),
+            Err(crate::store::BlobError::Unusable(why)) => Err(QueueError::invalid(what, why)),
         }
     }
 
@@ -511,13 +524,7 @@ impl PgQueue {
     pub async fn child_result(&self, child: &ChildResult) -> Result<bytes::Bytes, QueueError> {
         match &child.result {
             Some(ResultRef::Inline(bytes)) => Ok(bytes.clone()),
-            Some(ResultRef::Stored { key, crc }) => match self.inner.store.get(key, *crc).await {
-                Ok(bytes) => Ok(bytes),
-                Err(crate::store::BlobError::Unavailable(e)) => Err(e),
-                Err(crate::store::BlobError::Unusable(why)) => {
-                    Err(QueueError::invalid("child result", why))
-                }
-            },
+            Some(ResultRef::Stored { key, crc }) => self.read_blob(key, *crc, "child result").await,
             None => Err(QueueError::invalid(
                 "child result",
                 format!("child {} ({}) has no result", child.id, child.status),

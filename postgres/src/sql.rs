@@ -79,6 +79,14 @@ impl Statements {
                  ORDER BY p.id
                  FOR UPDATE OF p)"
         );
+        // Every claim ends the same way: the picked rows become this
+        // worker's leases, with a new fencing token.
+        let claim_set = "SET status = 'running', lease_owner = $3,
+                     lease_expires_at = now() + make_interval(secs => $4),
+                     token = j.token + 1, started_at = now()
+                 FROM picked WHERE j.id = picked.id
+                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
+                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth";
         Self {
             // Priority, then the oldest batch, then the round closest to the
             // final proof, then age (`jobs_claimable_proof`).
@@ -90,12 +98,7 @@ impl Statements {
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)
                  UPDATE {s}.jobs j
-                 SET status = 'running', lease_owner = $3,
-                     lease_expires_at = now() + make_interval(secs => $4),
-                     token = j.token + 1, started_at = now()
-                 FROM picked WHERE j.id = picked.id
-                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
+                 {claim_set}"
             ),
             // Priority, then age: the FIFO order (`jobs_claimable`).
             claim_fifo: format!(
@@ -106,12 +109,7 @@ impl Statements {
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)
                  UPDATE {s}.jobs j
-                 SET status = 'running', lease_owner = $3,
-                     lease_expires_at = now() + make_interval(secs => $4),
-                     token = j.token + 1, started_at = now()
-                 FROM picked WHERE j.id = picked.id
-                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
+                 {claim_set}"
             ),
             // Kinds in the worker's order of preference ($5), each read from
             // its own range of `jobs_claimable_kind` and locked there (SKIP
@@ -134,12 +132,7 @@ impl Statements {
                  picked AS MATERIALIZED (
                      SELECT id FROM candidates ORDER BY n, priority DESC, batch, depth, id LIMIT $2)
                  UPDATE {s}.jobs j
-                 SET status = 'running', lease_owner = $3,
-                     lease_expires_at = now() + make_interval(secs => $4),
-                     token = j.token + 1, started_at = now()
-                 FROM picked WHERE j.id = picked.id
-                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
+                 {claim_set}"
             ),
             // Any kind, only the classes in $5.
             claim_classes: format!(
@@ -151,12 +144,7 @@ impl Statements {
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)
                  UPDATE {s}.jobs j
-                 SET status = 'running', lease_owner = $3,
-                     lease_expires_at = now() + make_interval(secs => $4),
-                     token = j.token + 1, started_at = now()
-                 FROM picked WHERE j.id = picked.id
-                 RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                           j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth"
+                 {claim_set}"
             ),
             complete: format!(
                 "WITH {},

@@ -422,7 +422,9 @@ async fn heartbeat_keeps_lease<Q: DurableQueue>(q: &Q) -> Verdict {
     expect_view(q, job, JobStatus::Succeeded, 0, 0).await
 }
 
-/// Claims a job on `w`, lets its lease expire and rescues it.
+/// Claims a job on `worker`, lets its lease expire and rescues it. The
+/// caller checks the job's state: a queue whose workers also rescue in the
+/// background may have rescued it first (then this rescue finds nothing).
 async fn lose_lease<Q: DurableQueue>(q: &Q, worker: &Q::Worker) -> Result<Q::Claim, String> {
     let claim = claim_one(q, worker).await?;
     step!(
@@ -430,7 +432,7 @@ async fn lose_lease<Q: DurableQueue>(q: &Q, worker: &Q::Worker) -> Result<Q::Cla
         q.advance(q.lease_ttl() + Duration::from_millis(50))
     );
     let rescued = step!("rescue", q.rescue());
-    check(rescued == 1, || {
+    check(rescued <= 1, || {
         format!("rescued {rescued} leases, expected 1")
     })?;
     Ok(claim)

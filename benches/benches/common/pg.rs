@@ -1,0 +1,16 @@
+//! What the PostgreSQL benches share: the server they use and their runtime.
+
+/// `PJP_BENCH_DATABASE_URL`, or the local server's `test` database.
+pub(crate) fn database_url() -> String {
+    std::env::var("PJP_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
+/// Two worker threads, like the machine the figures come from.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .ok()
+}
