@@ -33,6 +33,7 @@ pub struct NewJob {
     pub(crate) resource_class: String,
     pub(crate) batch: i64,
     pub(crate) depth: i16,
+    pub(crate) cancel_tree: bool,
     /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
     pub(crate) parent_id: Option<i64>,
     /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
@@ -55,6 +56,7 @@ impl NewJob {
             resource_class: String::new(),
             batch: 0,
             depth: 0,
+            cancel_tree: false,
             parent_id: None,
             waiting_on: 0,
         }
@@ -126,6 +128,17 @@ impl NewJob {
     /// picks the root-most proof type first). Default 0; at most 32,767.
     pub fn depth(mut self, depth: u16) -> Self {
         self.depth = i16::try_from(depth).unwrap_or(i16::MAX);
+        self
+    }
+
+    /// For a parent ([`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree),
+    /// [`Spawn::tree`](crate::Spawn::tree)): what happens when one of its
+    /// children ends dead or failed, or is cancelled. `false` (the default):
+    /// the parent ends `dead`, its error naming the child. `true`: the parent
+    /// is cancelled, and so are its children still queued or waiting (a
+    /// running one finishes; its result settles nothing).
+    pub fn cancel_tree_on_failure(mut self, cancel: bool) -> Self {
+        self.cancel_tree = cancel;
         self
     }
 

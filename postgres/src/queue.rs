@@ -404,6 +404,7 @@ impl PgQueue {
         let mut classes = Vec::with_capacity(n);
         let mut batches = Vec::with_capacity(n);
         let mut depths = Vec::with_capacity(n);
+        let mut cancel_trees = Vec::with_capacity(n);
         for job in &jobs {
             let key = format!(
                 "{}/inputs/{}/{:032x}",
@@ -427,6 +428,7 @@ impl PgQueue {
             classes.push(job.resource_class.clone());
             batches.push(job.batch);
             depths.push(job.depth);
+            cancel_trees.push(job.cancel_tree);
         }
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(&self.inner.sql.insert)
             .bind(&queues)
@@ -444,6 +446,7 @@ impl PgQueue {
             .bind(&classes)
             .bind(&batches)
             .bind(&depths)
+            .bind(&cancel_trees)
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| self.database_error(e))?;

@@ -79,6 +79,27 @@ impl Statements {
                  ORDER BY p.id
                  FOR UPDATE OF p)"
         );
+        // A parent settled `cancelled` (its policy is to cancel the tree)
+        // takes its children still queued or waiting with it; running ones
+        // finish and their results settle nothing. `settled_parents` is a
+        // CTE returning (id, status) of the parents just settled.
+        let cancel_siblings = |settled_parents: &str| {
+            format!(
+                "doomed AS MATERIALIZED (
+                     SELECT c.id, c.parent_id FROM {s}.jobs c JOIN {settled_parents} t ON c.parent_id = t.id
+                     WHERE t.status = 'cancelled' AND c.status IN ('queued', 'waiting')
+                     ORDER BY c.id
+                     FOR UPDATE OF c SKIP LOCKED),
+                 siblings AS (
+                     UPDATE {s}.jobs c SET status = 'cancelled', finished_at = now(),
+                         token = c.token + 1,
+                         last_error = format('cancelled with its tree: parent job %s was settled', d.parent_id)
+                     FROM doomed d WHERE c.id = d.id
+                     RETURNING c.id)"
+            )
+        };
+        let woken_siblings = cancel_siblings("woken");
+        let settle_siblings = cancel_siblings("settle");
         // Every claim ends the same way: the picked rows become this
         // worker's leases, with a new fencing token.
         let claim_set = "SET status = 'running', lease_owner = $3,
@@ -185,6 +206,7 @@ impl Statements {
                      UPDATE {s}.jobs p SET
                          waiting_on = greatest(p.waiting_on - c.ok, 0),
                          status = (CASE
+                             WHEN c.failed_child IS NOT NULL AND p.cancel_tree THEN 'cancelled'
                              WHEN c.failed_child IS NOT NULL THEN 'dead'
                              WHEN p.waiting_on - c.ok <= 0 THEN 'queued'
                              ELSE 'waiting' END)::{s}.job_status,
@@ -196,12 +218,15 @@ impl Statements {
                          run_after = now()
                      FROM settled c, parents l
                      WHERE p.id = c.id AND p.id = l.id
-                     RETURNING p.id, p.queue, p.status)
+                     RETURNING p.id, p.queue, p.status),
+                 {woken_siblings}
                  -- The jobs written, then the parents made claimable (their
                  -- queue, so the worker can wake the pickers waiting on it).
                  SELECT id, status::text, NULL::text FROM done
                  UNION ALL
-                 SELECT id, 'parent-queued', queue FROM woken WHERE status = 'queued'",
+                 SELECT id, 'parent-queued', queue FROM woken WHERE status = 'queued'
+                 UNION ALL
+                 SELECT id, 'sibling-cancelled', NULL FROM siblings WHERE false",
                 locked(
                     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[],
                                           $5::text[], $6::bigint[], $7::text[])
@@ -253,14 +278,17 @@ impl Statements {
                  {parents},
                  settle AS (
                      UPDATE {s}.jobs p SET
-                         status = 'dead',
+                         status = (CASE WHEN p.cancel_tree THEN 'cancelled' ELSE 'dead' END)::{s}.job_status,
                          last_error = format('child job %s failed: %s', c.failed_child,
                              (SELECT coalesce(r.last_error, '') FROM rescued r WHERE r.id = c.failed_child)),
                          finished_at = now()
                      FROM settled c, parents l
                      WHERE p.id = c.id AND p.id = l.id
-                     RETURNING p.id)
-                 SELECT id, status::text FROM rescued"
+                     RETURNING p.id, p.status),
+                 {settle_siblings}
+                 SELECT id, status::text FROM rescued
+                 UNION ALL
+                 SELECT id, 'sibling-cancelled' FROM siblings WHERE false"
             ),
             current_tokens: format!(
                 "SELECT id, token, status::text, lost_leases FROM {s}.jobs WHERE id = ANY($1)"
@@ -273,19 +301,20 @@ impl Statements {
                 "INSERT INTO {s}.jobs (queue, priority, run_after, max_attempts, max_lost_leases,
                                        payload, payload_key, payload_crc, unique_key,
                                        parent_id, waiting_on, status, kind, resource_class,
-                                       batch, depth)
+                                       batch, depth, cancel_tree)
                  SELECT i.queue, i.priority, now() + make_interval(secs => i.delay),
                         i.max_attempts, i.max_lost_leases, i.payload, i.payload_key, i.payload_crc,
                         i.unique_key, i.parent_id, i.waiting_on,
                         (CASE WHEN i.waiting_on > 0 THEN 'waiting' ELSE 'queued' END)::{s}.job_status,
-                        i.kind, i.resource_class, i.batch, i.depth
+                        i.kind, i.resource_class, i.batch, i.depth, i.cancel_tree
                  FROM unnest($1::text[], $2::smallint[], $3::float8[], $4::int[], $5::int[],
                              $6::bytea[], $7::text[], $8::bigint[], $9::text[], $10::bigint[],
-                             $11::int[], $12::text[], $13::text[], $14::bigint[], $15::smallint[])
+                             $11::int[], $12::text[], $13::text[], $14::bigint[], $15::smallint[],
+                             $16::boolean[])
                       WITH ORDINALITY
                       AS i(queue, priority, delay, max_attempts, max_lost_leases,
                            payload, payload_key, payload_crc, unique_key, parent_id, waiting_on,
-                           kind, resource_class, batch, depth, n)
+                           kind, resource_class, batch, depth, cancel_tree, n)
                  ORDER BY i.n
                  ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING
                  RETURNING id, queue, unique_key"
@@ -343,11 +372,27 @@ impl Statements {
                  WHERE status = 'dead' AND ($1::text IS NULL OR queue = $1)
                  RETURNING queue"
             ),
+            // An operator's cancel settles the job's parent as a failed
+            // child does (dead, or the tree cancelled).
             cancel: format!(
-                "UPDATE {s}.jobs SET status = 'cancelled', token = token + 1, finished_at = now(),
-                     lease_owner = NULL, lease_expires_at = NULL
-                 WHERE id = $1 AND status IN ('queued', 'running')
-                 RETURNING id"
+                "WITH gone AS (
+                     UPDATE {s}.jobs SET status = 'cancelled', token = token + 1, finished_at = now(),
+                         lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = $1 AND status IN ('queued', 'running', 'waiting')
+                     RETURNING id, parent_id),
+                 settled AS (SELECT parent_id AS id FROM gone WHERE parent_id IS NOT NULL),
+                 {parents},
+                 settle AS (
+                     UPDATE {s}.jobs p SET
+                         status = (CASE WHEN p.cancel_tree THEN 'cancelled' ELSE 'dead' END)::{s}.job_status,
+                         last_error = format('child job %s was cancelled', $1::bigint),
+                         finished_at = now()
+                     FROM parents l WHERE p.id = l.id
+                     RETURNING p.id, p.status),
+                 {settle_siblings}
+                 SELECT id FROM gone
+                 UNION ALL
+                 SELECT id FROM siblings WHERE false"
             ),
             purge: format!(
                 "WITH doomed AS MATERIALIZED (

@@ -230,3 +230,104 @@ async fn a_child_dead_of_lost_leases_settles_its_parent() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_that_cancels_on_failure_cancels_its_queued_children_and_ignores_running_ones() {
+    let db = TestDb::new().await;
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let picker = worker.picker("leaf").unwrap();
+    let saver: Saver = worker.saver();
+    let tree = db
+        .queue
+        .enqueue_tree(
+            NewJob::new("root", b"root".to_vec()).cancel_tree_on_failure(true),
+            vec![
+                NewJob::new("leaf", b"doomed".to_vec()).max_attempts(1),
+                NewJob::new("leaf", b"running".to_vec()),
+                NewJob::new("leaf", b"queued".to_vec()),
+            ],
+        )
+        .await
+        .unwrap();
+    let (doomed, _) = claim_one(&picker).await.unwrap();
+    let (running, _) = claim_one(&picker).await.unwrap();
+    saver
+        .save(&Err(ExecError::Failed("bad witness".to_owned())), &doomed)
+        .await
+        .unwrap();
+    let status = |id| {
+        let db = &db;
+        async move { db.queue.job(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(tree.parent).await, "cancelled");
+    assert_eq!(
+        status(tree.children[2]).await,
+        "cancelled",
+        "the queued child went with it"
+    );
+    assert_eq!(
+        status(tree.children[1]).await,
+        "running",
+        "a running child finishes"
+    );
+    saver.save(&Ok(b"late".to_vec()), &running).await.unwrap();
+    assert_eq!(status(tree.children[1]).await, "succeeded");
+    assert_eq!(
+        status(tree.parent).await,
+        "cancelled",
+        "its result settles nothing"
+    );
+    assert!(claim_one(&picker).await.is_none());
+    assert!(claim_one(&worker.picker("root").unwrap()).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_cancelling_a_child_settles_its_parent() {
+    let db = TestDb::new().await;
+    let tree = db
+        .queue
+        .enqueue_tree(
+            NewJob::new("root", b"root".to_vec()),
+            vec![
+                NewJob::new("leaf", b"a".to_vec()),
+                NewJob::new("leaf", b"b".to_vec()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(db.queue.cancel(tree.children[0]).await.unwrap());
+    let parent = db.queue.job(tree.parent).await.unwrap().unwrap();
+    assert_eq!(parent.status, "dead", "the default policy fails the parent");
+    assert!(
+        parent
+            .last_error
+            .unwrap_or_default()
+            .contains(&format!("child job {} was cancelled", tree.children[0]))
+    );
+    // The other child is left alone (its parent is settled, nothing waits).
+    assert_eq!(
+        db.queue
+            .job(tree.children[1])
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "queued"
+    );
+    // With the other policy the whole tree goes.
+    let tree = db
+        .queue
+        .enqueue_tree(
+            NewJob::new("root", b"root 2".to_vec()).cancel_tree_on_failure(true),
+            vec![
+                NewJob::new("leaf", b"c".to_vec()),
+                NewJob::new("leaf", b"d".to_vec()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(db.queue.cancel(tree.children[0]).await.unwrap());
+    for id in [tree.parent, tree.children[1]] {
+        assert_eq!(db.queue.job(id).await.unwrap().unwrap().status, "cancelled");
+    }
+}
