@@ -155,8 +155,18 @@ pub(crate) struct EnqueueArgs {
     pub(crate) db: DbArgs,
 
     /// Proving jobs to create.
-    #[arg(long, env = "PJP_JOBS", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-    pub(crate) jobs: u64,
+    #[arg(long, env = "PJP_JOBS", required_unless_present = "batches", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) jobs: Option<u64>,
+
+    /// Create proof trees instead: per batch, `--circuits` basic proofs
+    /// (kind `basic`) and one aggregation over them (kind `aggregate`,
+    /// claimable when the last basic proof is saved).
+    #[arg(long, conflicts_with = "jobs", requires = "circuits", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) batches: Option<u64>,
+
+    /// Basic proofs per batch (with `--batches`).
+    #[arg(long, requires = "batches", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub(crate) circuits: Option<u64>,
 
     /// log2 of each polynomial's size (2^log_n coefficients).
     #[arg(long, env = "PJP_LOG_N", default_value_t = 18, value_parser = clap::value_parser!(u32).range(1..=24))]

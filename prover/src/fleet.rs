@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueError, QueueStats};
 use serde::Serialize;
 
+use crate::aggregate::{AGGREGATE, AggregateJob, AggregateProof, BASIC};
 use crate::cli::{DbArgs, EnqueueArgs, GcArgs, PurgeArgs, RequeueArgs, StatusArgs, VerifyArgs};
 use crate::job::{ProofJob, StoredProof};
 
@@ -135,9 +136,13 @@ pub(crate) async fn migrate(db: DbArgs) -> Result<(), Failure> {
 pub(crate) async fn enqueue(args: EnqueueArgs) -> Result<(), Failure> {
     let queue = connect(&args.db).await?;
     queue.check_schema().await?;
+    if let (Some(batches), Some(circuits)) = (args.batches, args.circuits) {
+        return enqueue_trees(&queue, &args, batches, circuits).await;
+    }
+    let jobs = args.jobs.unwrap_or(0);
     let bar =
         if args.progress == "bar" || (args.progress == "auto" && std::io::stderr().is_terminal()) {
-            let bar = ProgressBar::new(args.jobs);
+            let bar = ProgressBar::new(jobs);
             if let Ok(style) =
                 ProgressStyle::with_template("{bar:40} {pos}/{len} jobs enqueued ({per_sec})")
             {
@@ -149,8 +154,8 @@ pub(crate) async fn enqueue(args: EnqueueArgs) -> Result<(), Failure> {
         };
     let (mut created, mut existing) = (0u64, 0u64);
     let mut next = 0u64;
-    while next < args.jobs {
-        let end = (next + args.enqueue_batch).min(args.jobs);
+    while next < jobs {
+        let end = (next + args.enqueue_batch).min(jobs);
         let jobs = (next..end)
             .map(|job| {
                 let payload = ProofJob {
@@ -180,6 +185,59 @@ pub(crate) async fn enqueue(args: EnqueueArgs) -> Result<(), Failure> {
     bar.finish_and_clear();
     println!(
         "enqueued {created} job(s) on queue `{}` of schema `{}` ({existing} already there)",
+        args.queue, args.db.schema
+    );
+    Ok(())
+}
+
+/// `enqueue --batches B --circuits K`: per batch a tree of K basic proofs
+/// under one aggregation, each tree in one transaction; with `--key-prefix`,
+/// a batch enqueued again creates nothing.
+async fn enqueue_trees(
+    queue: &PgQueue,
+    args: &EnqueueArgs,
+    batches: u64,
+    circuits: u64,
+) -> Result<(), Failure> {
+    let (mut created, mut existing) = (0u64, 0u64);
+    for batch in 0..batches {
+        let at = |new: NewJob| {
+            new.batch(i64::try_from(batch).unwrap_or(i64::MAX))
+                .priority(args.priority)
+        };
+        let parent = AggregateJob {
+            aggregate: batch,
+            circuits,
+        };
+        let parent = at(NewJob::new(&args.queue, parent.encode())
+            .kind(AGGREGATE)
+            .depth(0));
+        let parent = match &args.key_prefix {
+            Some(prefix) => parent.unique_key(format!("{prefix}/batch-{batch}")),
+            None => parent,
+        };
+        let children = (0..circuits)
+            .map(|circuit| {
+                let payload = ProofJob {
+                    job: batch * circuits + circuit,
+                    log_n: args.log_n,
+                    batch: args.batch,
+                    seed: args.seed,
+                };
+                at(NewJob::new(&args.queue, payload.encode().to_vec())
+                    .kind(BASIC)
+                    .depth(1))
+            })
+            .collect();
+        let tree = queue.enqueue_tree(parent, children).await?;
+        if tree.created {
+            created += 1;
+        } else {
+            existing += 1;
+        }
+    }
+    println!(
+        "enqueued {created} tree(s) of {circuits} basic proof(s) and an aggregation on queue `{}` of schema `{}` ({existing} already there)",
         args.queue, args.db.schema
     );
     Ok(())
@@ -437,6 +495,8 @@ struct Verified {
     verified: u64,
     /// Distinct job numbers among them (each payload proved once).
     distinct_jobs: u64,
+    /// Of `verified`, aggregations whose Merkle root their children give.
+    aggregates: u64,
     /// Succeeded jobs without a readable result.
     missing: Vec<i64>,
     /// Succeeded jobs whose proof is wrong or unreadable.
@@ -471,6 +531,19 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<(), Failure> {
                     continue;
                 }
             };
+            if let Some(claimed) = AggregateProof::from_bytes(&bytes) {
+                // An aggregation: its root must be the one its children give.
+                match crate::aggregate::aggregate(&queue, id).await {
+                    Ok(again)
+                        if again.root == claimed.root && again.children == claimed.children =>
+                    {
+                        found.verified += 1;
+                        found.aggregates += 1;
+                    }
+                    _ => found.wrong.push(id),
+                }
+                continue;
+            }
             match StoredProof::from_bytes(&bytes).map(|p| (p.verify(&cpu), p.job)) {
                 Ok((Ok(true), job)) => {
                     found.verified += 1;
@@ -488,10 +561,11 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         println!("{json}");
     } else {
         println!(
-            "{} succeeded job(s) checked: {} verified ({} distinct payloads), {} missing, {} wrong",
+            "{} succeeded job(s) checked: {} verified ({} distinct payloads, {} aggregations), {} missing, {} wrong",
             found.checked,
             found.verified,
             found.distinct_jobs,
+            found.aggregates,
             found.missing.len(),
             found.wrong.len()
         );

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+mod aggregate;
 mod circuit;
 mod cli;
 mod fleet;
@@ -164,6 +165,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let total = matches!(component.source, Source::Embedded(_)).then_some(args.jobs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
+    let mut aggregated_jobs = None;
     let results = if args.sequential {
         let report = pipeline::run_sequential(&component, shutdown.clone())
             .await
@@ -176,7 +178,31 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         let tally = std::sync::Arc::clone(&component.tally);
         let display =
             tokio::spawn(async move { progress::show(mode, total, live, &tally, stop_rx).await });
-        let results = pipeline.run(shutdown.clone()).await;
+        let aggregation = match &component.source {
+            Source::Fleet(worker) => Some(
+                aggregate::runner(worker, &args.fleet.queue, args.fleet.exit_when_empty)
+                    .map_err(runtime_error)?,
+            ),
+            Source::Embedded(_) => None,
+        };
+        let aggregate = async {
+            match &aggregation {
+                Some(runner) => Some(
+                    runner
+                        .run(
+                            &pjp_runtime_tokio::TokioRuntime::current(),
+                            shutdown.clone(),
+                        )
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let (results, aggregated) = tokio::join!(pipeline.run(shutdown.clone()), aggregate);
+        aggregated_jobs = aggregated.map(|r| match r {
+            Ok(report) => report.succeeded,
+            Err(error) => error.report().succeeded,
+        });
         let _ = stop_tx.send(true);
         let _ = display.await;
         if let (Some(recorders), Some(path)) = (recorders, &args.timeline) {
@@ -194,7 +220,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     };
     let elapsed = started.elapsed();
 
-    let summary = summarise(&component, &results, elapsed, backend);
+    let summary = summarise(&component, &results, elapsed, backend, aggregated_jobs);
     if args.json {
         let json =
             serde_json::to_string_pretty(&summary).map_err(|e| Failure::runtime(e.to_string()))?;
@@ -215,6 +241,7 @@ fn summarise(
     results: &[StageResult],
     elapsed: std::time::Duration,
     backend: String,
+    aggregated: Option<u64>,
 ) -> Summary {
     let args = &component.args;
     let reports: Vec<&RunReport> = results.iter().map(pipeline::report_of).collect();
@@ -256,6 +283,7 @@ fn summarise(
                 lost_leases: stats.lost_leases,
                 reclaimed: stats.rescued,
                 dead_lettered: stats.dead,
+                aggregated: aggregated.unwrap_or(0),
             };
             (jobs, released, 0, Some(fleet))
         }

@@ -154,8 +154,10 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
         config = config.poll_interval(poll);
     }
     let worker = queue.worker(config).await?;
+    // Every kind but the aggregations (a runner of their own takes those).
     let picker = worker
         .picker(&fleet.queue)?
+        .kinds(["", crate::aggregate::BASIC])
         .exit_when_empty(fleet.exit_when_empty);
     let saver = worker
         .saver::<Vec<u8>, SavedFailure>()

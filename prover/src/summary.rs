@@ -98,6 +98,9 @@ pub(crate) struct FleetSummary {
     pub(crate) reclaimed: u64,
     /// Jobs it dead-lettered (a broken payload, spent budgets).
     pub(crate) dead_lettered: u64,
+    /// Aggregations (kind `aggregate`) it completed: each checked its
+    /// batch's basic proofs and committed to them in a Merkle root.
+    pub(crate) aggregated: u64,
 }
 
 /// The whole run.
@@ -223,6 +226,13 @@ impl Summary {
                 fleet.reclaimed,
                 fleet.dead_lettered
             );
+            if fleet.aggregated > 0 {
+                let _ = writeln!(
+                    out,
+                    "  aggregate   {:>8} batch(es) closed: each child proof checked, a Merkle root over them",
+                    fleet.aggregated
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -210,3 +210,59 @@ fn gc_deletes_only_unnamed_old_blobs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn proof_trees_are_enqueued_aggregated_and_verified() {
+    let schema = Schema::new("trees");
+    schema.ok(&["migrate"]);
+    let tree = [
+        "enqueue",
+        "--batches",
+        "2",
+        "--circuits",
+        "3",
+        "--log-n",
+        "8",
+        "--batch",
+        "2",
+        "--key-prefix",
+        "epoch-1",
+    ];
+    let out = schema.ok(&tree);
+    assert!(
+        out.contains("enqueued 2 tree(s) of 3 basic proof(s)"),
+        "{out}"
+    );
+    let again = schema.ok(&tree);
+    assert!(
+        again.contains("enqueued 0 tree(s)") && again.contains("2 already there"),
+        "{again}"
+    );
+
+    let summary: Value = serde_json::from_str(&schema.ok(&[
+        "run",
+        "--exit-when-empty",
+        "--json",
+        "--progress",
+        "none",
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary["succeeded"], 6, "{summary:#}");
+    assert_eq!(summary["fleet"]["aggregated"], 2, "{summary:#}");
+
+    let status: Value =
+        serde_json::from_str(&schema.ok(&["status", "--json"])).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<&str> = status["load"]
+        .as_array()
+        .unwrap_or_else(|| panic!("load"))
+        .iter()
+        .filter_map(|l| l["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["aggregate", "basic"], "{status:#}");
+
+    let verified = schema.ok(&["verify"]);
+    assert!(
+        verified.contains("8 succeeded job(s) checked: 8 verified (6 distinct payloads, 2 aggregations), 0 missing, 0 wrong"),
+        "{verified}"
+    );
+}
