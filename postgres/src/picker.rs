@@ -137,8 +137,9 @@ impl PgPicker {
 
     /// Reports `Exhausted` (the run finishes once its jobs are saved) when no
     /// job of the queue is queued *or running*: a job held by a dead worker is
-    /// still work, taken once its lease expires. Off by default: a fleet
-    /// worker waits for work forever.
+    /// still work, taken once its lease expires. With [`kinds`](Self::kinds),
+    /// only jobs of those kinds count, waiting parents included (they become
+    /// claimable). Off by default: a fleet worker waits for work forever.
     pub fn exit_when_empty(mut self, exit: bool) -> Self {
         self.exit_when_empty = exit;
         self
@@ -247,10 +248,15 @@ impl PgPicker {
 
     async fn has_work(&self) -> Result<bool, QueueError> {
         let inner = &self.shared.queue.inner;
-        once_more_if_gone(&inner.pool, || {
-            sqlx::query_scalar(&inner.sql.has_work)
+        once_more_if_gone(&inner.pool, || match &self.kinds {
+            // Only its own kinds, and their waiting parents too.
+            Some(kinds) => sqlx::query_scalar(&inner.sql.has_work_kinds)
                 .bind(&self.queue)
-                .fetch_one(&inner.pool)
+                .bind(kinds)
+                .fetch_one(&inner.pool),
+            None => sqlx::query_scalar(&inner.sql.has_work)
+                .bind(&self.queue)
+                .fetch_one(&inner.pool),
         })
         .await
         .map_err(|e| self.shared.queue.database_error(e))

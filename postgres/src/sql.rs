@@ -38,6 +38,7 @@ pub(crate) struct Statements {
     pub(crate) rescue: String,
     pub(crate) current_tokens: String,
     pub(crate) has_work: String,
+    pub(crate) has_work_kinds: String,
     pub(crate) insert: String,
     pub(crate) existing_keys: String,
     pub(crate) counts: String,
@@ -292,6 +293,13 @@ impl Statements {
             ),
             current_tokens: format!(
                 "SELECT id, token, status::text, lost_leases FROM {s}.jobs WHERE id = ANY($1)"
+            ),
+            // For a picker of some kinds: work is one of its kinds queued,
+            // running, or waiting for children (it will be claimable).
+            has_work_kinds: format!(
+                "SELECT EXISTS (SELECT 1 FROM {s}.jobs
+                                WHERE queue = $1 AND kind = ANY($2)
+                                  AND status IN ('queued', 'running', 'waiting'))"
             ),
             has_work: format!(
                 "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE queue = $1 AND status = 'queued')

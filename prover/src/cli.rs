@@ -113,6 +113,13 @@ pub(crate) struct FleetArgs {
     #[arg(long, env = "PJP_EXIT_WHEN_EMPTY")]
     pub(crate) exit_when_empty: bool,
 
+    /// The job kinds this worker serves, comma-separated, in order of
+    /// preference: `basic` (proofs; also jobs without a kind) and
+    /// `aggregate` (closing a batch of a tree). Default: both. A worker
+    /// must serve `basic`; `--kinds basic` leaves the aggregations to others.
+    #[arg(long, env = "PJP_KINDS", value_delimiter = ',')]
+    pub(crate) kinds: Vec<String>,
+
     /// How often the worker extends its leases.
     #[arg(long, env = "PJP_HEARTBEAT", default_value = "2s", value_parser = parse_duration)]
     pub(crate) heartbeat: Duration,
@@ -431,6 +438,7 @@ impl RunArgs {
 
     /// Checks combinations the per-flag parsers cannot.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        self.fleet.check_kinds()?;
         if self.fleet.lease_ttl <= self.fleet.heartbeat {
             return Err(format!(
                 "--lease-ttl ({:?}) must exceed --heartbeat ({:?}), or live workers lose their jobs",
@@ -454,6 +462,56 @@ impl RunArgs {
             return Err(format!(
                 "a job of {} polynomial(s) of 2^{} coefficients is {} elements; the limit is 2^28",
                 self.batch, self.log_n, elements
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FleetArgs {
+    /// The kinds the proving pipeline claims: `basic` and jobs without a
+    /// kind, unless `--kinds` says otherwise (never `aggregate`).
+    pub(crate) fn proving_kinds(&self) -> Vec<String> {
+        let kinds: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|k| k.as_str() != crate::aggregate::AGGREGATE)
+            .flat_map(|k| {
+                // A `basic` worker also proves jobs enqueued without a kind.
+                if k == crate::aggregate::BASIC {
+                    vec![k.clone(), String::new()]
+                } else {
+                    vec![k.clone()]
+                }
+            })
+            .collect();
+        if kinds.is_empty() {
+            vec![crate::aggregate::BASIC.to_owned(), String::new()]
+        } else {
+            kinds
+        }
+    }
+
+    /// Whether this worker closes batches (runs the aggregation runner).
+    pub(crate) fn aggregates(&self) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == crate::aggregate::AGGREGATE)
+    }
+
+    /// `--kinds` names only kinds this prover knows, and a proving one.
+    pub(crate) fn check_kinds(&self) -> Result<(), String> {
+        use crate::aggregate::{AGGREGATE, BASIC};
+        if let Some(unknown) = self
+            .kinds
+            .iter()
+            .find(|k| ![BASIC, AGGREGATE].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "--kinds: unknown kind `{unknown}` (use {BASIC} and/or {AGGREGATE})"
+            ));
+        }
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == BASIC) {
+            return Err(format!(
+                "--kinds must include `{BASIC}`: every worker proves"
             ));
         }
         Ok(())

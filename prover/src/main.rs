@@ -179,11 +179,11 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         let display =
             tokio::spawn(async move { progress::show(mode, total, live, &tally, stop_rx).await });
         let aggregation = match &component.source {
-            Source::Fleet(worker) => Some(
+            Source::Fleet(worker) if args.fleet.aggregates() => Some(
                 aggregate::runner(worker, &args.fleet.queue, args.fleet.exit_when_empty)
                     .map_err(runtime_error)?,
             ),
-            Source::Embedded(_) => None,
+            Source::Fleet(_) | Source::Embedded(_) => None,
         };
         let aggregate = async {
             match &aggregation {

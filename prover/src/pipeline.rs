@@ -157,7 +157,7 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
     // Every kind but the aggregations (a runner of their own takes those).
     let picker = worker
         .picker(&fleet.queue)?
-        .kinds(["", crate::aggregate::BASIC])
+        .kinds(fleet.proving_kinds())
         .exit_when_empty(fleet.exit_when_empty);
     let saver = worker
         .saver::<Vec<u8>, SavedFailure>()

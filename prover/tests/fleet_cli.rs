@@ -239,16 +239,33 @@ fn proof_trees_are_enqueued_aggregated_and_verified() {
         "{again}"
     );
 
-    let summary: Value = serde_json::from_str(&schema.ok(&[
-        "run",
-        "--exit-when-empty",
-        "--json",
-        "--progress",
-        "none",
-    ]))
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(summary["succeeded"], 6, "{summary:#}");
-    assert_eq!(summary["fleet"]["aggregated"], 2, "{summary:#}");
+    // Two workers with different --kinds serve the tree: one proves, and
+    // leaves once no basic proof is left; the other closes the batches.
+    let run = |kinds: &str| -> Value {
+        serde_json::from_str(&schema.ok(&[
+            "run",
+            "--exit-when-empty",
+            "--json",
+            "--progress",
+            "none",
+            "--kinds",
+            kinds,
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let prover = run("basic");
+    assert_eq!(prover["succeeded"], 6, "{prover:#}");
+    assert_eq!(prover["fleet"]["aggregated"], 0, "{prover:#}");
+    let closer = run("aggregate,basic");
+    assert_eq!(closer["succeeded"], 0, "{closer:#}");
+    assert_eq!(closer["fleet"]["aggregated"], 2, "{closer:#}");
+    // A worker must prove; an unknown kind is refused.
+    for bad in ["aggregate", "leaf"] {
+        let out = schema.prover(&["run", "--kinds", bad]);
+        assert_eq!(out.status.code(), Some(2), "--kinds {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--kinds"), "{stderr}");
+    }
 
     let status: Value =
         serde_json::from_str(&schema.ok(&["status", "--json"])).unwrap_or_else(|e| panic!("{e}"));
