@@ -185,6 +185,8 @@ impl Bench {
                                 token,
                                 attempts: 0,
                                 lost_leases: 0,
+                                kind: pjp_postgres::JobKind::none(),
+                                batch: 0,
                             },
                         );
                         sqlx::query(complete)

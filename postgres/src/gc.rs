@@ -40,8 +40,9 @@ impl PgQueue {
     /// `dry_run` it only counts.
     ///
     /// The key layout (the schema's name first, so one store can serve many
-    /// queues): `{schema}/inputs/{queue}/{random}` for payloads written at
-    /// enqueue, `{schema}/results/{job id}-{claim token}` for results.
+    /// queues; `-` stands for no kind): `{schema}/inputs/{queue}/{kind}/{batch}/{random}`
+    /// for payloads written at enqueue, `{schema}/results/{kind}/{batch}/{job id}-{claim token}`
+    /// for results.
     ///
     /// It reads every key the table names once (one scan), then lists the
     /// store: run it from a maintenance job (`pjp-prover gc`), not per job.
@@ -95,9 +96,11 @@ impl PgQueue {
                 done.referenced += 1;
                 continue;
             }
+            // `…/results/{kind}/{batch}/{id}-{token}`: the claim is the last part.
             let claim = key
                 .strip_prefix(&results)
-                .and_then(|rest| rest.split_once('-'))
+                .and_then(|rest| rest.rsplit('/').next())
+                .and_then(|name| name.split_once('-'))
                 .and_then(|(id, token)| Some((id.parse().ok()?, token.parse().ok()?)));
             if claim.is_some_and(|claim| running.contains(&claim)) {
                 done.in_flight += 1;

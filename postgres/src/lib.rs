@@ -114,4 +114,4 @@ pub use queue::{DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA, PgQueue, PgQueueBuilder
 pub use saver::PgSaver;
 pub use schema::schema_version;
 pub use store::{DEFAULT_INLINE_LIMIT, PayloadStore};
-pub use worker::{PgJob, PgWorker, WorkerConfig, WorkerStats};
+pub use worker::{JobKind, PgJob, PgWorker, WorkerConfig, WorkerStats};

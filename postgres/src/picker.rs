@@ -13,7 +13,7 @@ use crate::sql::Completion;
 use crate::store::{BlobError, Stored};
 use crate::worker::{Counters, WorkerShared};
 use crate::write::{self, Finish};
-use crate::{PgJob, QueueError};
+use crate::{JobKind, PgJob, QueueError};
 
 /// The most jobs one claim statement takes.
 pub const MAX_CLAIM_BATCH: usize = 1_000;
@@ -198,12 +198,15 @@ impl PgPicker {
             (rank(&r.8), std::cmp::Reverse(r.2), batch, depth, r.0)
         });
         let fetched = futures_util::future::join_all(rows.into_iter().map(|row| async move {
-            let (id, token, _, attempts, lost_leases, payload, key, crc, ..) = row;
+            let (id, token, _, attempts, lost_leases, payload, key, crc, kind, batch, _) = row;
             let job = PgJob {
                 id,
                 token,
                 attempts,
                 lost_leases,
+                // Kinds are checked to be at most 64 bytes on enqueue.
+                kind: JobKind::new(&kind).unwrap_or_default(),
+                batch,
             };
             let input = match (payload, key) {
                 (Some(inline), _) => Ok(Bytes::from(inline)),

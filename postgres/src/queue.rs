@@ -406,12 +406,7 @@ impl PgQueue {
         let mut depths = Vec::with_capacity(n);
         let mut cancel_trees = Vec::with_capacity(n);
         for job in &jobs {
-            let key = format!(
-                "{}/inputs/{}/{:032x}",
-                self.inner.schema,
-                job.queue,
-                fastrand::u128(..)
-            );
+            let key = crate::store::input_key(&self.inner.schema, job);
             let stored = self.inner.store.put(key, &job.payload).await?;
             queues.push(job.queue.clone());
             priorities.push(job.priority);

@@ -102,10 +102,7 @@ where
     ) -> Result<Finish, QueueError> {
         Ok(match result {
             Ok(output) => {
-                let key = format!(
-                    "{}/results/{}-{}",
-                    self.shared.queue.inner.schema, job.id, job.token
-                );
+                let key = crate::store::result_key(&self.shared.queue.inner.schema, &job);
                 // A stale worker's blob has its own token in the key: it can
                 // never overwrite the current holder's.
                 let stored = self

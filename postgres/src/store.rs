@@ -254,6 +254,36 @@ impl PayloadStore {
     }
 }
 
+/// Where a job's result goes: `{schema}/results/{kind}/{batch}/{id}-{token}`
+/// (`-` for no kind). The claim's token in the name means a stale worker's
+/// upload can never overwrite the current holder's; kind and batch group a
+/// tree's blobs, so one batch can be listed or removed by prefix.
+pub(crate) fn result_key(schema: &str, job: &crate::PgJob) -> String {
+    let kind = match job.kind.as_str() {
+        "" => "-",
+        kind => kind,
+    };
+    format!(
+        "{schema}/results/{kind}/{}/{}-{}",
+        job.batch, job.id, job.token
+    )
+}
+
+/// Where a payload written at enqueue goes:
+/// `{schema}/inputs/{queue}/{kind}/{batch}/{random}` (`-` for no kind).
+pub(crate) fn input_key(schema: &str, job: &crate::NewJob) -> String {
+    let kind = match job.kind.as_str() {
+        "" => "-",
+        kind => kind,
+    };
+    format!(
+        "{schema}/inputs/{}/{kind}/{}/{:032x}",
+        job.queue,
+        job.batch,
+        fastrand::u128(..)
+    )
+}
+
 /// Why a blob could not be read.
 #[derive(Debug)]
 pub(crate) enum BlobError {

@@ -71,7 +71,7 @@ async fn orphans_are_collected_and_live_blobs_never_are() {
 
     // A worker that crashed between its upload and its commit left this.
     let objects = db.queue.store().object_store();
-    let crashed = format!("{}/results/{}-99", db.schema, jobs[2].id);
+    let crashed = format!("{}/results/-/0/{}-99", db.schema, jobs[2].id);
     objects
         .put(
             &object_store::path::Path::from(crashed.as_str()),
@@ -80,7 +80,7 @@ async fn orphans_are_collected_and_live_blobs_never_are() {
         .await
         .unwrap();
     // And the current holder of job 2 is between its upload and its commit.
-    let in_flight = format!("{}/results/{}-{}", db.schema, current.id, current.token);
+    let in_flight = format!("{}/results/-/0/{}-{}", db.schema, current.id, current.token);
     objects
         .put(
             &object_store::path::Path::from(in_flight.as_str()),
@@ -90,6 +90,15 @@ async fn orphans_are_collected_and_live_blobs_never_are() {
         .unwrap();
 
     let before = keys(&db).await;
+    // The layout: results by kind (`-`: none) and batch, inputs by queue too.
+    let committed = format!("{}/results/-/0/{}-{}", db.schema, done.id, done.token);
+    assert!(before.contains(&committed), "{before:#?}");
+    assert!(
+        before
+            .iter()
+            .any(|k| k.starts_with(&format!("{}/inputs/q/-/0/", db.schema))),
+        "{before:#?}"
+    );
     // 3 inputs + 1 committed result + 1 fenced upload + 1 crash orphan + 1 in flight.
     assert_eq!(before.len(), 7, "{before:#?}");
 

@@ -96,17 +96,25 @@ impl Fleet {
     }
 
     /// Result objects in the store, as (job id, token of the claim that
-    /// wrote it): their names are `{id}-{token}`.
+    /// wrote it): they are `results/{kind}/{batch}/{id}-{token}`, and these
+    /// jobs have no kind (`-`) and batch 0.
     fn stored_results(&self) -> Vec<(i64, i64)> {
-        let dir = self.store.join(&self.schema).join("results");
+        let dir = self
+            .store
+            .join(&self.schema)
+            .join("results")
+            .join("-")
+            .join("0");
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
+        // A worker killed mid-upload can leave the local store's staging
+        // file (`{id}-{token}#{n}`): not an object, so not counted.
         entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .map(|name| {
-                let (id, token) = name.split_once('-').unwrap();
-                (id.parse().unwrap(), token.parse().unwrap())
+            .filter_map(|name| {
+                let (id, token) = name.split_once('-')?;
+                Some((id.parse().ok()?, token.parse().ok()?))
             })
             .collect()
     }
@@ -239,7 +247,7 @@ async fn assert_every_job_once(
     let (mut committed, mut orphans) = (0, 0u64);
     for (id, token) in fleet.stored_results() {
         let (current, key) = &rows[&id];
-        if *key == format!("{s}/results/{id}-{token}") {
+        if *key == format!("{s}/results/-/0/{id}-{token}") {
             committed += 1;
         } else {
             assert!(
