@@ -1105,7 +1105,8 @@ where
             meta: *meta,
             result: result.clone(),
         });
-        let next = match (result, inner.failures.clone()) {
+        // Borrowed, not cloned: this is every save's path.
+        let next = match (result, inner.failures.as_ref()) {
             (Ok(_), _) | (Err(_), None) => Next::Settle(Slot::Saved(meta.attempt), 0),
             (Err(ExecError::Cancelled), Some(_)) => Next::Requeue(Duration::ZERO, 0),
             (Err(error), Some(policy)) => {
