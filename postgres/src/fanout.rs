@@ -170,7 +170,7 @@ where
                 ));
             }
         }
-        let mut written =
+        let (mut written, woken) =
             write::complete_on(&mut tx, &self.shared, std::slice::from_ref(&finish)).await;
         // Fenced (or failed): the transaction rolls back when dropped, and with
         // it the group's count. Nothing was created.
@@ -199,6 +199,8 @@ where
             .collect();
         queue.enqueue_in(&mut tx, children).await?;
         tx.commit().await?;
+        // Woken only now: before the commit a woken worker would find nothing.
+        write::wake_parents(&self.shared, woken).await;
         Ok(())
     }
 }

@@ -82,19 +82,22 @@ pub(crate) async fn complete(
             .fetch_all(&queue.pool)
     })
     .await;
-    settle(shared, batch, written).await
+    let (outcomes, woken) = settle(shared, batch, written).await;
+    wake_parents(shared, woken).await;
+    outcomes
 }
 
 /// Completes a batch in one statement on `conn`, inside the caller's
-/// transaction: outcomes as [`complete`]; nothing is written unless the
-/// transaction commits.
+/// transaction: outcomes as [`complete`], and the queues of the parents it
+/// made claimable, for the caller to [wake](wake_parents) once the
+/// transaction has committed (before, a woken worker would find nothing).
 pub(crate) async fn complete_on(
     conn: &mut sqlx::PgConnection,
     shared: &WorkerShared,
     batch: &[Finish],
-) -> Vec<Result<String, QueueError>> {
+) -> (Vec<Result<String, QueueError>>, Vec<String>) {
     if batch.is_empty() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let columns = Columns::of(batch);
     let written = columns
@@ -105,17 +108,19 @@ pub(crate) async fn complete_on(
 }
 
 /// Turns the rows a completion wrote into one outcome per job, counting them
-/// and explaining the fenced ones.
+/// and explaining the fenced ones; also returns the queues of the parents it
+/// made claimable.
 async fn settle(
     shared: &WorkerShared,
     batch: &[Finish],
     written: Result<Vec<Written>, sqlx::Error>,
-) -> Vec<Result<String, QueueError>> {
+) -> (Vec<Result<String, QueueError>>, Vec<String>) {
+    let mut woken = Vec::new();
     let written: HashMap<i64, String> = match written {
         Ok(rows) => {
             let (parents, jobs): (Vec<Written>, Vec<Written>) =
                 rows.into_iter().partition(|(_, _, woke)| woke.is_some());
-            wake_parents(shared, parents.into_iter().filter_map(|(_, _, q)| q)).await;
+            woken.extend(parents.into_iter().filter_map(|(_, _, q)| q));
             jobs.into_iter()
                 .map(|(id, status, _)| (id, status))
                 .collect()
@@ -124,10 +129,11 @@ async fn settle(
             // The statement is one transaction: nothing was written. Every job
             // gets the error (cloned by message; the class is what matters).
             let shared_error = QueueError::Database(error);
-            return batch
+            let failed = batch
                 .iter()
                 .map(|_| Err(clone_error(&shared_error)))
                 .collect();
+            return (failed, woken);
         }
     };
     let fenced: Vec<PgJob> = batch
@@ -136,7 +142,7 @@ async fn settle(
         .map(|f| f.job)
         .collect();
     let mut fenced = explain_fenced(shared, &fenced).await;
-    batch
+    let outcomes = batch
         .iter()
         .map(|finish| {
             let job = finish.job;
@@ -164,14 +170,15 @@ async fn settle(
                 })),
             }
         })
-        .collect()
+        .collect();
+    (outcomes, woken)
 }
 
 /// A completion made parents claimable: wake this worker's idle pickers of
 /// their queues at once, and tell the other workers (one notification per
 /// queue; only when a round of a tree ends, never per job).
-async fn wake_parents(shared: &WorkerShared, queues: impl Iterator<Item = String>) {
-    let queues: std::collections::BTreeSet<String> = queues.collect();
+pub(crate) async fn wake_parents(shared: &WorkerShared, queues: Vec<String>) {
+    let queues: std::collections::BTreeSet<String> = queues.into_iter().collect();
     for queue in &queues {
         shared.wakeups.wake(queue);
         let notified = sqlx::query("SELECT pg_notify($1, $2)")

@@ -35,8 +35,6 @@ struct NodeState {
     finished: Notify,
     /// Runner activity of every incarnation (when recording).
     recorder: Option<Recorder>,
-    /// Incarnations started.
-    starts: AtomicU64,
 }
 
 /// A job's modeled execution; the poison job asks for its node's death.
@@ -92,7 +90,6 @@ impl NodeWiring {
         else {
             return;
         };
-        self.state.starts.fetch_add(1, Relaxed);
         let held = Arc::new(Held::default());
         *lock(&self.state.held) = Arc::clone(&held);
         let link = Link {
@@ -232,7 +229,6 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
                 held: Mutex::default(),
                 finished: Notify::new(),
                 recorder: fleet.record.then(Recorder::new),
-                starts: AtomicU64::new(0),
             })
         })
         .collect();
