@@ -119,6 +119,7 @@ mod executor;
 mod failure;
 mod guard;
 mod job;
+mod kind;
 pub mod latency;
 pub mod memory;
 pub mod observe;
@@ -137,6 +138,7 @@ pub use executor::{AsyncExecutor, Executor};
 pub use failure::{ErrorClass, ReleaseReason};
 pub use guard::panic_message;
 pub use job::{Job, JobId, JobMeta};
+pub use kind::JobKind;
 pub use outcome::{ExecError, JobResult};
 pub use picker::{JobPicker, PickManyResult, PickResult, Picked};
 pub use runner::{

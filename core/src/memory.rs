@@ -6,12 +6,14 @@
 //! queue's leases and fencing.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::{ExecError, Job, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime};
+use crate::{
+    ExecError, Job, JobId, JobKind, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime,
+};
 
 /// The metadata of a [`MemoryQueue`] job: its id and which attempt this is.
 ///
@@ -135,6 +137,7 @@ pub struct JobOptions {
     max_lost_leases: u32,
     batch: i64,
     depth: u16,
+    kind: JobKind,
 }
 
 impl Default for JobOptions {
@@ -154,7 +157,17 @@ impl JobOptions {
             max_lost_leases: 3,
             batch: 0,
             depth: 0,
+            kind: JobKind::none(),
         }
+    }
+
+    /// Its kind: a picker with [`kinds`](QueuePicker::kinds) or
+    /// [`except_kinds`](QueuePicker::except_kinds) hands out only the kinds
+    /// it serves (the proving runner takes `basic`, the aggregation runner
+    /// `aggregate`, from one queue). Default: no kind.
+    pub const fn kind(mut self, kind: JobKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// The batch (or deadline) it belongs to: the proof-first order takes
@@ -278,6 +291,8 @@ struct Row {
     parent: Option<u64>,
     /// Children still to succeed (a waiting parent).
     waiting_on: u32,
+    /// Its kind's line ([`Lines`]).
+    line: u16,
 }
 
 /// The order a [`MemoryQueue`] hands jobs out in ([`MemoryQueue::set_order`]).
@@ -300,40 +315,40 @@ pub enum ClaimOrder {
 /// (proof-first) or nothing (FIFO).
 type Level = (Reverse<i16>, i64, u16);
 
-/// Ready jobs, in claim order.
+/// One kind's ready jobs, in claim order: by level, then by key (the id, that
+/// is age, proof-first; the arrival number under FIFO).
 #[derive(Debug, Default)]
 struct Ready {
-    levels: BTreeMap<Level, VecDeque<u64>>,
+    levels: BTreeMap<Level, VecDeque<(u64, u64)>>,
     len: usize,
-    order: ClaimOrder,
 }
 
 impl Ready {
-    fn push(&mut self, options: &JobOptions, id: u64) {
-        let level = match self.order {
-            ClaimOrder::ProofFirst => (Reverse(options.priority), options.batch, options.depth),
-            ClaimOrder::Fifo => (Reverse(options.priority), 0, 0),
-        };
-        let fifo = self.order == ClaimOrder::Fifo;
+    fn push(&mut self, level: Level, key: u64, id: u64) {
         let level = self.levels.entry(level).or_default();
-        // FIFO: arrival order. Otherwise by id (age): new jobs come in id
-        // order (O(1)), a job back from a claim usually goes to the front.
+        // New jobs come in key order (O(1)); a job back from a claim (an
+        // older id) usually goes to the front.
         match (level.front(), level.back()) {
-            _ if fifo => level.push_back(id),
-            (_, Some(&back)) if back < id => level.push_back(id),
-            (Some(&front), _) if id < front => level.push_front(id),
-            (None, None) => level.push_back(id),
+            (_, Some(&(back, _))) if back < key => level.push_back((key, id)),
+            (Some(&(front, _)), _) if key < front => level.push_front((key, id)),
+            (None, None) => level.push_back((key, id)),
             _ => {
-                let at = level.partition_point(|&other| other < id);
-                level.insert(at, id);
+                let at = level.partition_point(|&(other, _)| other < key);
+                level.insert(at, (key, id));
             }
         }
         self.len += 1;
     }
 
+    /// The next job's place: its level and key.
+    fn head(&self) -> Option<(Level, u64)> {
+        let (level, line) = self.levels.first_key_value()?;
+        line.front().map(|&(key, _)| (*level, key))
+    }
+
     fn pop(&mut self) -> Option<u64> {
         let mut entry = self.levels.first_entry()?;
-        let id = entry.get_mut().pop_front();
+        let id = entry.get_mut().pop_front().map(|(_, id)| id);
         if entry.get().is_empty() {
             entry.remove();
         }
@@ -343,8 +358,122 @@ impl Ready {
         id
     }
 
-    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.levels.values().flatten().copied()
+    fn entries(&self) -> impl Iterator<Item = (Level, u64, u64)> + '_ {
+        self.levels
+            .iter()
+            .flat_map(|(level, line)| line.iter().map(|&(key, id)| (*level, key, id)))
+    }
+}
+
+/// One kind's jobs: the ready ones, and counts of the rest, so a picker of
+/// some kinds knows when there is nothing more for it.
+#[derive(Debug)]
+struct Line {
+    kind: JobKind,
+    ready: Ready,
+    delayed: usize,
+    waiting: usize,
+    claimed: usize,
+}
+
+/// Every kind's line (one, for a queue without kinds), and the claim order.
+#[derive(Debug, Default)]
+struct Lines {
+    lines: Vec<Line>,
+    order: ClaimOrder,
+    /// Arrivals so far: the FIFO key.
+    arrivals: u64,
+}
+
+impl Lines {
+    /// The line of `kind`, added on first use.
+    fn line_of(&mut self, kind: JobKind) -> u16 {
+        if let Some(at) = self.lines.iter().position(|l| l.kind == kind) {
+            return u16::try_from(at).unwrap_or(u16::MAX);
+        }
+        self.lines.push(Line {
+            kind,
+            ready: Ready::default(),
+            delayed: 0,
+            waiting: 0,
+            claimed: 0,
+        });
+        u16::try_from(self.lines.len() - 1).unwrap_or(u16::MAX)
+    }
+
+    fn line(&mut self, line: u16) -> Option<&mut Line> {
+        self.lines.get_mut(usize::from(line))
+    }
+
+    fn push(&mut self, line: u16, options: &JobOptions, id: u64) {
+        let (level, key) = match self.order {
+            ClaimOrder::ProofFirst => (
+                (Reverse(options.priority), options.batch, options.depth),
+                id,
+            ),
+            ClaimOrder::Fifo => ((Reverse(options.priority), 0, 0), self.arrivals),
+        };
+        self.arrivals += 1;
+        if let Some(line) = self.lines.get_mut(usize::from(line)) {
+            line.ready.push(level, key, id);
+        }
+    }
+
+    /// The next job for a picker of `kinds`: the first of its preferred kinds
+    /// that has one, or the front-most of the kinds it takes.
+    fn pop(&mut self, kinds: &Kinds) -> Option<u64> {
+        let at = match kinds {
+            Kinds::Only(preferred) => preferred.iter().find_map(|kind| {
+                self.lines
+                    .iter()
+                    .position(|l| l.kind == *kind && l.ready.len > 0)
+            })?,
+            Kinds::Every | Kinds::Except(_) => {
+                self.lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| kinds.admits(l.kind))
+                    .filter_map(|(at, l)| l.ready.head().map(|head| (head, at)))
+                    .min()?
+                    .1
+            }
+        };
+        self.lines.get_mut(at)?.ready.pop()
+    }
+
+    fn ready_len(&self) -> usize {
+        self.lines.iter().map(|l| l.ready.len).sum()
+    }
+
+    /// Every ready id, in the order a picker of every kind takes them.
+    fn ids(&self) -> Vec<u64> {
+        let mut all: Vec<(Level, u64, u64)> =
+            self.lines.iter().flat_map(|l| l.ready.entries()).collect();
+        if self.lines.len() > 1 {
+            all.sort_unstable();
+        }
+        all.into_iter().map(|(_, _, id)| id).collect()
+    }
+}
+
+/// The kinds a [`QueuePicker`] takes.
+#[derive(Debug, Clone, Default)]
+enum Kinds {
+    #[default]
+    Every,
+    /// These, in order of preference.
+    Only(Vec<JobKind>),
+    /// Every kind but these.
+    Except(Vec<JobKind>),
+}
+
+impl Kinds {
+    fn admits(&self, kind: JobKind) -> bool {
+        match self {
+            Self::Every => true,
+            Self::Only(kinds) => kinds.contains(&kind),
+            Self::Except(kinds) => !kinds.contains(&kind),
+        }
     }
 }
 
@@ -359,7 +488,7 @@ struct Inner<I, O, F> {
     /// handed out again.
     inputs: Vec<I>,
     rows: Vec<Row>,
-    ready: Ready,
+    lines: Lines,
     /// Jobs waiting for their `run_after`, earliest first.
     delayed: BinaryHeap<Reverse<(Instant, u64)>>,
     saved: Vec<SavedJob<O, F>>,
@@ -376,6 +505,8 @@ struct Inner<I, O, F> {
     settled: usize,
     /// Parents waiting for their children.
     waiting: usize,
+    /// Each parent's children, in the order they were pushed.
+    children: HashMap<u64, Vec<u64>>,
 }
 
 impl<I, O, F> Inner<I, O, F> {
@@ -385,6 +516,7 @@ impl<I, O, F> Inner<I, O, F> {
 
     fn push(&mut self, input: I, options: JobOptions) -> u64 {
         let id = self.inputs.len() as u64;
+        let line = self.lines.line_of(options.kind);
         self.inputs.push(input);
         self.rows.push(Row {
             slot: Slot::Pending,
@@ -396,6 +528,7 @@ impl<I, O, F> Inner<I, O, F> {
             last_write: None,
             parent: None,
             waiting_on: 0,
+            line,
         });
         self.enqueue(id, options.delay);
         id
@@ -411,6 +544,7 @@ impl<I, O, F> Inner<I, O, F> {
         parent: Option<u64>,
     ) -> u64 {
         let id = self.inputs.len() as u64;
+        let line = self.lines.line_of(options.kind);
         self.inputs.push(input);
         self.rows.push(Row {
             slot: Slot::Waiting,
@@ -422,8 +556,12 @@ impl<I, O, F> Inner<I, O, F> {
             last_write: None,
             parent,
             waiting_on: children,
+            line,
         });
         self.waiting += 1;
+        if let Some(line) = self.lines.line(line) {
+            line.waiting += 1;
+        }
         id
     }
 
@@ -442,7 +580,18 @@ impl<I, O, F> Inner<I, O, F> {
         if let Some(row) = self.row_mut(id) {
             row.parent = Some(parent);
         }
+        self.children.entry(parent).or_default().push(id);
         id
+    }
+
+    /// A waiting parent is waiting no more (claimable, or settled).
+    fn unwait(&mut self, parent: u64) {
+        self.waiting = self.waiting.saturating_sub(1);
+        if let Some(line) = self.row(parent).map(|r| r.line)
+            && let Some(line) = self.lines.line(line)
+        {
+            line.waiting = line.waiting.saturating_sub(1);
+        }
     }
 
     /// A job ended: tell its parent. A success counts down (the last one
@@ -461,13 +610,13 @@ impl<I, O, F> Inner<I, O, F> {
             if succeeded {
                 row.waiting_on = row.waiting_on.saturating_sub(1);
                 if row.waiting_on == 0 {
-                    self.waiting = self.waiting.saturating_sub(1);
+                    self.unwait(parent);
                     self.enqueue(parent, Duration::ZERO);
                 }
                 return;
             }
             row.slot = Slot::Settled(JobStatus::Dead);
-            self.waiting = self.waiting.saturating_sub(1);
+            self.unwait(parent);
             self.settled += 1;
             at = parent;
             succeeded = false;
@@ -480,10 +629,15 @@ impl<I, O, F> Inner<I, O, F> {
         let Some(row) = self.row_mut(id) else { return };
         row.slot = Slot::Pending;
         row.deadline = None;
-        let options = row.options;
+        let (options, line) = (row.options, row.line);
         match self.now() {
-            Some(now) if !delay.is_zero() => self.delayed.push(Reverse((now + delay, id))),
-            _ => self.ready.push(&options, id),
+            Some(now) if !delay.is_zero() => {
+                self.delayed.push(Reverse((now + delay, id)));
+                if let Some(line) = self.lines.line(line) {
+                    line.delayed += 1;
+                }
+            }
+            _ => self.lines.push(line, &options, id),
         }
     }
 
@@ -505,8 +659,11 @@ impl<I, O, F> Inner<I, O, F> {
             }
             self.delayed.pop();
             if let Some(row) = self.row(id) {
-                let options = row.options;
-                self.ready.push(&options, id);
+                let (options, line) = (row.options, row.line);
+                if let Some(at) = self.lines.line(line) {
+                    at.delayed = at.delayed.saturating_sub(1);
+                }
+                self.lines.push(line, &options, id);
             }
         }
         let mut expired = 0;
@@ -527,9 +684,13 @@ impl<I, O, F> Inner<I, O, F> {
             if dead {
                 row.slot = Slot::Settled(JobStatus::Dead);
                 row.deadline = None;
-                self.settled += 1;
             }
+            let line = row.line;
+            self.settled += usize::from(dead);
             self.claimed = self.claimed.saturating_sub(1);
+            if let Some(line) = self.lines.line(line) {
+                line.claimed = line.claimed.saturating_sub(1);
+            }
             self.reclaimed += 1;
             expired += 1;
             if dead {
@@ -541,25 +702,37 @@ impl<I, O, F> Inner<I, O, F> {
         expired
     }
 
-    /// Whether a picker should report the source exhausted: closed, nothing
-    /// pending, and (when leased) no claim outstanding that could expire.
-    fn exhausted(&self) -> bool {
+    /// Whether a picker of `kinds` should report the source exhausted:
+    /// closed, nothing of its kinds pending or waiting, and (when leased) no
+    /// claim of its kinds outstanding that could expire.
+    fn exhausted(&self, kinds: &Kinds) -> bool {
+        let leased = self.lease.is_some();
         self.closed
-            && self.ready.len == 0
-            && self.delayed.is_empty()
-            && self.waiting == 0
-            && (self.lease.is_none() || self.claimed == 0)
+            && self
+                .lines
+                .lines
+                .iter()
+                .filter(|l| kinds.admits(l.kind))
+                .all(|l| {
+                    l.ready.len == 0
+                        && l.delayed == 0
+                        && l.waiting == 0
+                        && (!leased || l.claimed == 0)
+                })
     }
 
     fn pending(&self) -> usize {
-        self.ready.len + self.delayed.len()
+        self.lines.ready_len() + self.delayed.len()
     }
 
     /// Settles a held claim: the job leaves the claimed set.
     fn unclaim(&mut self, id: u64) {
         self.claimed = self.claimed.saturating_sub(1);
-        if let Some(row) = self.row_mut(id) {
-            row.deadline = None;
+        let Some(row) = self.row_mut(id) else { return };
+        row.deadline = None;
+        let line = row.line;
+        if let Some(line) = self.lines.line(line) {
+            line.claimed = line.claimed.saturating_sub(1);
         }
     }
 }
@@ -638,7 +811,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
                 inner: Mutex::new(Inner {
                     inputs: Vec::new(),
                     rows: Vec::new(),
-                    ready: Ready::default(),
+                    lines: Lines::default(),
                     delayed: BinaryHeap::new(),
                     saved: Vec::new(),
                     closed: false,
@@ -649,6 +822,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
                     reclaimed: 0,
                     settled: 0,
                     waiting: 0,
+                    children: HashMap::new(),
                 }),
             }),
         }
@@ -724,13 +898,14 @@ impl<I, O, F> MemoryQueue<I, O, F> {
     /// The order jobs are handed out in ([`ClaimOrder::ProofFirst`] by
     /// default). Set it before pushing: jobs already queued keep their place.
     pub fn set_order(&self, order: ClaimOrder) {
-        self.shared.lock().ready.order = order;
+        self.shared.lock().lines.order = order;
     }
 
     /// Adds a tree: `parent` waits for every child to succeed and becomes
     /// claimable when the last one's save is stored, in the same step (as in
-    /// `pjp-postgres`); a child that ends dead or failed settles it dead, and
-    /// its parents up the tree. `under` makes the new parent one more member
+    /// `pjp-postgres`); a child that ends dead or failed (or, without a
+    /// [`FailurePolicy`], is saved with an error) settles it dead, and its
+    /// parents up the tree. [`children`](Self::children) lists its children. `under` makes the new parent one more member
     /// of a waiting group ([`push_group`](Self::push_group)), for deeper
     /// trees. Returns the parent's id and the children's.
     ///
@@ -774,6 +949,18 @@ impl<I, O, F> MemoryQueue<I, O, F> {
             .map(|(input, options)| JobId::new(inner.push_child(input, options, id)))
             .collect();
         (JobId::new(id), children)
+    }
+
+    /// The children pushed under `parent` with [`push_tree`](Self::push_tree),
+    /// in the order they were given (empty for a job with none): what a
+    /// parent's executor reads its inputs from.
+    pub fn children(&self, parent: JobId) -> Vec<JobId> {
+        self.shared
+            .lock()
+            .children
+            .get(&parent.get())
+            .map(|ids| ids.iter().copied().map(JobId::new).collect())
+            .unwrap_or_default()
     }
 
     /// Adds a waiting job with no members yet: trees pushed
@@ -821,8 +1008,9 @@ impl<I, O, F> MemoryQueue<I, O, F> {
         let mut delayed: Vec<(Instant, u64)> = inner.delayed.iter().map(|r| r.0).collect();
         delayed.sort_unstable();
         inner
-            .ready
+            .lines
             .ids()
+            .into_iter()
             .chain(delayed.into_iter().map(|(_, id)| id))
             .map(JobId::new)
             .collect()
@@ -919,6 +1107,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
     pub fn picker(&self) -> QueuePicker<I, O, F> {
         QueuePicker {
             shared: Arc::clone(&self.shared),
+            kinds: Kinds::Every,
         }
     }
 
@@ -933,6 +1122,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
 /// The picking half of a [`MemoryQueue`].
 pub struct QueuePicker<I, O = (), F = std::convert::Infallible> {
     shared: Arc<Shared<I, O, F>>,
+    kinds: Kinds,
 }
 
 /// The saving half of a [`MemoryQueue`].
@@ -944,6 +1134,7 @@ impl<I, O, F> Clone for QueuePicker<I, O, F> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            kinds: self.kinds.clone(),
         }
     }
 }
@@ -958,7 +1149,9 @@ impl<I, O, F> Clone for QueueSaver<I, O, F> {
 
 impl<I, O, F> fmt::Debug for QueuePicker<I, O, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueuePicker").finish_non_exhaustive()
+        f.debug_struct("QueuePicker")
+            .field("kinds", &self.kinds)
+            .finish_non_exhaustive()
     }
 }
 
@@ -968,8 +1161,8 @@ impl<I, O, F> fmt::Debug for QueueSaver<I, O, F> {
     }
 }
 
-fn take<I: Clone, O, F>(inner: &mut Inner<I, O, F>) -> Option<Job<I, QueueMeta>> {
-    let id = inner.ready.pop()?;
+fn take<I: Clone, O, F>(inner: &mut Inner<I, O, F>, kinds: &Kinds) -> Option<Job<I, QueueMeta>> {
+    let id = inner.lines.pop(kinds)?;
     let deadline = inner.lease.as_ref().map(|l| (l.clock)() + l.ttl);
     let index = usize::try_from(id).ok()?;
     let input = inner.inputs.get(index)?.clone();
@@ -978,7 +1171,11 @@ fn take<I: Clone, O, F>(inner: &mut Inner<I, O, F>) -> Option<Job<I, QueueMeta>>
     let attempt = row.claims;
     row.slot = Slot::Claimed(attempt);
     row.deadline = deadline;
+    let line = row.line;
     inner.claimed += 1;
+    if let Some(line) = inner.lines.line(line) {
+        line.claimed += 1;
+    }
     if let Some(deadline) = deadline {
         inner.leases.push_back((deadline, id, attempt));
     }
@@ -987,6 +1184,56 @@ fn take<I: Clone, O, F>(inner: &mut Inner<I, O, F>) -> Option<Job<I, QueueMeta>>
         attempt,
     };
     Some(Job::new(input, meta))
+}
+
+impl<I, O, F> QueuePicker<I, O, F> {
+    /// Takes only jobs of these kinds, in this order of preference: a job of
+    /// the first kind whenever one is ready, one of the next only when none
+    /// of the kinds before it is. Reports [`Picked::Exhausted`] once the
+    /// queue is closed and no job of these kinds is left to come (waiting
+    /// parents of these kinds included), whatever other kinds still hold. An
+    /// empty list takes every kind (the default). Replaces an earlier
+    /// [`except_kinds`](Self::except_kinds).
+    ///
+    /// ```
+    /// use pjp_core::JobKind;
+    /// use pjp_core::memory::{JobOptions, MemoryQueue};
+    ///
+    /// let aggregate = JobKind::new("aggregate").expect("a short kind");
+    /// let queue: MemoryQueue<&str> = MemoryQueue::new();
+    /// // One aggregation over two basic proofs, from one queue.
+    /// let (parent, _) = queue.push_tree(
+    ///     ("root", JobOptions::new().kind(aggregate)),
+    ///     vec![("a", JobOptions::new()), ("b", JobOptions::new())],
+    ///     None,
+    /// );
+    /// let provers = queue.picker().except_kinds([aggregate]);
+    /// let aggregators = queue.picker().kinds([aggregate]);
+    /// # let _ = (parent, provers, aggregators);
+    /// ```
+    pub fn kinds(mut self, kinds: impl IntoIterator<Item = JobKind>) -> Self {
+        let kinds: Vec<JobKind> = kinds.into_iter().collect();
+        self.kinds = if kinds.is_empty() {
+            Kinds::Every
+        } else {
+            Kinds::Only(kinds)
+        };
+        self
+    }
+
+    /// Takes jobs of every kind except these (a proving runner that leaves
+    /// the aggregations to a runner of their own), front-most first. An
+    /// empty list takes every kind. Replaces an earlier
+    /// [`kinds`](Self::kinds).
+    pub fn except_kinds(mut self, kinds: impl IntoIterator<Item = JobKind>) -> Self {
+        let kinds: Vec<JobKind> = kinds.into_iter().collect();
+        self.kinds = if kinds.is_empty() {
+            Kinds::Every
+        } else {
+            Kinds::Except(kinds)
+        };
+        self
+    }
 }
 
 impl<I, O, F> JobPicker for QueuePicker<I, O, F>
@@ -1007,9 +1254,9 @@ where
     async fn pick(&self) -> Result<Picked<Job<I, QueueMeta>>, QueueError> {
         let mut inner = self.shared.lock();
         inner.advance();
-        Ok(match take(&mut inner) {
+        Ok(match take(&mut inner, &self.kinds) {
             Some(job) => Picked::Some(job),
-            None if inner.exhausted() => Picked::Exhausted,
+            None if inner.exhausted(&self.kinds) => Picked::Exhausted,
             None => Picked::Empty,
         })
     }
@@ -1017,16 +1264,16 @@ where
     async fn pick_many(&self, max: usize) -> Result<Picked<Vec<Job<I, QueueMeta>>>, QueueError> {
         let mut inner = self.shared.lock();
         inner.advance();
-        let mut jobs = Vec::with_capacity(max.min(inner.ready.len));
+        let mut jobs = Vec::with_capacity(max.min(inner.lines.ready_len()));
         while jobs.len() < max {
-            match take(&mut inner) {
+            match take(&mut inner, &self.kinds) {
                 Some(job) => jobs.push(job),
                 None => break,
             }
         }
         Ok(if !jobs.is_empty() {
             Picked::Some(jobs)
-        } else if inner.exhausted() {
+        } else if inner.exhausted(&self.kinds) {
             Picked::Exhausted
         } else {
             Picked::Empty
@@ -1130,7 +1377,9 @@ where
                 row.attempts += used;
                 if !was_settled {
                     inner.settled += 1;
-                    inner.settle_parent(id, matches!(slot, Slot::Saved(_)));
+                    // A failure saved without a policy settles the job, but
+                    // its parent cannot use it: the tree fails.
+                    inner.settle_parent(id, matches!(slot, Slot::Saved(_)) && result.is_ok());
                 }
             }
             Next::Requeue(delay, used) => {

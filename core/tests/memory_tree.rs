@@ -1,11 +1,12 @@
 //! Trees and claim orders in the in-memory model (the fleet simulation's
 //! queue): the last child's save makes its parent claimable in the same step;
-//! a dead child settles its parents; proof-first against FIFO.
+//! a dead child settles its parents; proof-first against FIFO; kinds route
+//! a tree's rounds to their own pickers.
 
 use std::time::{Duration, Instant};
 
 use pjp_core::memory::{ClaimOrder, FailurePolicy, JobOptions, JobStatus, MemoryQueue};
-use pjp_core::{ExecError, Job, JobId, JobPicker, JobSaver, Picked};
+use pjp_core::{ExecError, Job, JobId, JobKind, JobPicker, JobSaver, Picked};
 
 type Queue = MemoryQueue<&'static str, (), String>;
 
@@ -123,4 +124,85 @@ async fn proof_first_takes_the_oldest_batch_and_the_root_most_round_fifo_takes_a
         .into();
         assert_eq!(next, expected, "{order:?}");
     }
+}
+
+fn kind(name: &str) -> JobKind {
+    JobKind::new(name).unwrap_or_else(|| panic!("kind {name}"))
+}
+
+async fn take_from(
+    picker: &pjp_core::memory::QueuePicker<&'static str, (), String>,
+) -> Picked<Vec<&'static str>> {
+    match picker.pick_many(10).await.unwrap_or_else(|e| panic!("{e}")) {
+        Picked::Some(jobs) => Picked::Some(jobs.into_iter().map(|j| j.input).collect()),
+        Picked::Empty => Picked::Empty,
+        Picked::Exhausted => Picked::Exhausted,
+    }
+}
+
+#[tokio::test]
+async fn kinds_route_rounds_to_their_pickers_and_each_ends_with_its_own_work() {
+    let queue = Queue::new();
+    let (basic, aggregate) = (kind("basic"), kind("aggregate"));
+    let (parent, children) = queue.push_tree(
+        ("agg", JobOptions::new().kind(aggregate)),
+        vec![
+            ("b0", JobOptions::new().kind(basic)),
+            ("b1", JobOptions::new().kind(basic)),
+        ],
+        None,
+    );
+    queue.push_with("plain", JobOptions::new());
+    queue.close();
+    assert_eq!(queue.children(parent), children);
+    assert!(queue.children(children[0]).is_empty());
+    let provers = queue.picker().except_kinds([aggregate]);
+    let aggregators = queue.picker().kinds([aggregate]);
+    // The aggregation waits: its picker has nothing yet, but is not done.
+    assert_eq!(take_from(&aggregators).await, Picked::Empty);
+    let first = provers.pick_many(2).await.unwrap();
+    let Picked::Some(first) = first else {
+        panic!("the provers' jobs")
+    };
+    assert_eq!(
+        first.iter().map(|j| j.input).collect::<Vec<_>>(),
+        ["b0", "b1"]
+    );
+    assert_eq!(take_from(&provers).await, Picked::Some(vec!["plain"]));
+    for job in &first {
+        queue.saver().save(&Ok(()), &job.meta).await.unwrap();
+    }
+    // Only the aggregation is left: the provers are done, it is not.
+    assert_eq!(take_from(&provers).await, Picked::Exhausted);
+    assert_eq!(take_from(&aggregators).await, Picked::Some(vec!["agg"]));
+    assert_eq!(take_from(&aggregators).await, Picked::Exhausted);
+    // A kind list is an order of preference.
+    let both = Queue::new();
+    both.push_with("light", JobOptions::new().kind(kind("light")));
+    both.push_with("heavy", JobOptions::new().kind(kind("heavy")));
+    let heavy_first = both.picker().kinds([kind("heavy"), kind("light")]);
+    assert_eq!(
+        heavy_first.pick().await.unwrap().map(|j| j.input),
+        Picked::Some("heavy")
+    );
+    // A picker of every kind takes the front-most across kinds.
+    assert_eq!(both.pending_ids(), [JobId::new(0)]);
+}
+
+#[tokio::test]
+async fn a_failure_saved_without_a_policy_fails_the_tree() {
+    let queue = Queue::new();
+    let (parent, _) = queue.push_tree(
+        ("agg", JobOptions::new()),
+        vec![("a", JobOptions::new()), ("b", JobOptions::new())],
+        None,
+    );
+    queue.close();
+    let a = take(&queue).await.unwrap();
+    let b = take(&queue).await.unwrap();
+    queue.saver().save(&Ok(()), &a.meta).await.unwrap();
+    let failed: pjp_core::JobResult<(), String> = Err(ExecError::Failed("bad".to_owned()));
+    queue.saver().save(&failed, &b.meta).await.unwrap();
+    assert_eq!(status(&queue, parent), JobStatus::Dead);
+    assert_eq!(queue.picker().pick().await, Ok(Picked::Exhausted));
 }

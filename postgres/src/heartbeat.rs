@@ -98,8 +98,13 @@ impl Heartbeat {
             }
             let now = current.iter().find(|(i, ..)| *i == id);
             let (token, status) = now.map_or((-1, "gone"), |(_, t, s, _)| (*t, s.as_str()));
-            if token == held && status == "running" {
-                continue; // the statement raced a concurrent write; still ours
+            // Still ours (the statement raced a concurrent write), or this
+            // worker's own completion committed between the statement and
+            // the look-up (its saver lets go of the lease right after). A
+            // rescue keeps the token too, but only ever leaves `queued` or
+            // `dead`, so those still count as lost.
+            if token == held && matches!(status, "running" | "succeeded" | "failed") {
+                continue;
             }
             self.leases.drop_lease(id, held);
             Counters::add(&self.counters.lost_leases, 1);

@@ -65,11 +65,22 @@ pub struct PgPicker {
     queue: String,
     wakeups: watch::Receiver<u64>,
     exit_when_empty: bool,
-    /// The kinds served, in order of preference (`None`: every kind).
-    kinds: Option<Vec<String>>,
+    /// The kinds served.
+    kinds: KindFilter,
     /// The resource classes it can run (`None`: every class).
     classes: Option<Vec<String>>,
     order: ClaimOrder,
+}
+
+/// Which kinds a picker claims.
+#[derive(Debug, Clone)]
+enum KindFilter {
+    /// Every kind (the kind-agnostic claim).
+    Every,
+    /// These kinds, in order of preference (one index range each).
+    Only(Vec<String>),
+    /// Every kind but these (the kind-agnostic scan, filtered).
+    Except(Vec<String>),
 }
 
 impl std::fmt::Debug for PgPicker {
@@ -93,7 +104,7 @@ impl PgPicker {
             queue: queue.to_owned(),
             wakeups,
             exit_when_empty: false,
-            kinds: None,
+            kinds: KindFilter::Every,
             classes: None,
             order: ClaimOrder::default(),
         })
@@ -105,7 +116,8 @@ impl PgPicker {
     /// ones when no heavy one is queued"). Still one statement per batch,
     /// and each kind is read from its own index range, so a claim costs the
     /// same however many other kinds are queued. An empty list serves every
-    /// kind (the default).
+    /// kind (the default). Replaces an earlier
+    /// [`except_kinds`](Self::except_kinds).
     ///
     /// ```no_run
     /// # fn demo(worker: pjp_postgres::PgWorker) -> Result<(), pjp_postgres::QueueError> {
@@ -114,13 +126,42 @@ impl PgPicker {
     /// ```
     pub fn kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
         let kinds: Vec<String> = kinds.into_iter().map(Into::into).collect();
-        self.kinds = (!kinds.is_empty()).then_some(kinds);
+        self.kinds = if kinds.is_empty() {
+            KindFilter::Every
+        } else {
+            KindFilter::Only(kinds)
+        };
+        self
+    }
+
+    /// Claims jobs of every kind except these: a worker that proves
+    /// anything but the aggregations, which a runner of their own takes.
+    /// The claim is the kind-agnostic one (proof-first, one index scan) with
+    /// the excluded rows skipped as it reads, so it keeps the kind-agnostic
+    /// speed where [`kinds`](Self::kinds) with a long list would pay one
+    /// index range per kind. Meant for kinds that are few in the queue: a
+    /// scan that meets many excluded rows reads them all. An empty list
+    /// serves every kind. Replaces an earlier [`kinds`](Self::kinds).
+    ///
+    /// ```no_run
+    /// # fn demo(worker: pjp_postgres::PgWorker) -> Result<(), pjp_postgres::QueueError> {
+    /// let provers = worker.picker("proofs")?.except_kinds(["aggregate"]);
+    /// let aggregations = worker.picker("proofs")?.kinds(["aggregate"]);
+    /// # let _ = (provers, aggregations); Ok(()) }
+    /// ```
+    pub fn except_kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
+        let kinds: Vec<String> = kinds.into_iter().map(Into::into).collect();
+        self.kinds = if kinds.is_empty() {
+            KindFilter::Every
+        } else {
+            KindFilter::Except(kinds)
+        };
         self
     }
 
     /// The order it claims in ([`ClaimOrder::ProofFirst`] by default). A
-    /// picker with [`kinds`](Self::kinds) or [`classes`](Self::classes)
-    /// always claims proof-first within them.
+    /// picker with [`kinds`](Self::kinds), [`except_kinds`](Self::except_kinds)
+    /// or [`classes`](Self::classes) always claims proof-first within them.
     pub fn order(mut self, order: ClaimOrder) -> Self {
         self.order = order;
         self
@@ -137,9 +178,9 @@ impl PgPicker {
 
     /// Reports `Exhausted` (the run finishes once its jobs are saved) when no
     /// job of the queue is queued *or running*: a job held by a dead worker is
-    /// still work, taken once its lease expires. With [`kinds`](Self::kinds),
-    /// only jobs of those kinds count, waiting parents included (they become
-    /// claimable). Off by default: a fleet worker waits for work forever.
+    /// still work, taken once its lease expires. With [`kinds`](Self::kinds)
+    /// or [`except_kinds`](Self::except_kinds), only jobs of the kinds it
+    /// claims count, waiting parents included (they become claimable). Off by default: a fleet worker waits for work forever.
     pub fn exit_when_empty(mut self, exit: bool) -> Self {
         self.exit_when_empty = exit;
         self
@@ -158,10 +199,11 @@ impl PgPicker {
         // connections force custom plans (see `PgQueueBuilder::connect`), so
         // the claim stays an index scan of the partial index.
         let sql = match (&self.kinds, &self.classes) {
-            (None, None) if self.order == ClaimOrder::Fifo => &inner.sql.claim_fifo,
-            (None, None) => &inner.sql.claim,
-            (None, Some(_)) => &inner.sql.claim_classes,
-            (Some(_), _) => &inner.sql.claim_kinds,
+            (KindFilter::Every, None) if self.order == ClaimOrder::Fifo => &inner.sql.claim_fifo,
+            (KindFilter::Every, None) => &inner.sql.claim,
+            (KindFilter::Every, Some(_)) => &inner.sql.claim_classes,
+            (KindFilter::Only(_), _) => &inner.sql.claim_kinds,
+            (KindFilter::Except(_), _) => &inner.sql.claim_except,
         };
         let mut rows: Vec<ClaimedRow> = once_more_if_gone(&inner.pool, || {
             let query = sqlx::query_as(sql)
@@ -170,9 +212,11 @@ impl PgPicker {
                 .bind(&shared.config.id)
                 .bind(shared.config.lease_ttl.as_secs_f64());
             match (&self.kinds, &self.classes) {
-                (None, None) => query,
-                (None, Some(classes)) => query.bind(classes),
-                (Some(kinds), classes) => query.bind(kinds).bind(classes),
+                (KindFilter::Every, None) => query,
+                (KindFilter::Every, Some(classes)) => query.bind(classes),
+                (KindFilter::Only(kinds) | KindFilter::Except(kinds), classes) => {
+                    query.bind(kinds).bind(classes)
+                }
             }
             .fetch_all(&inner.pool)
         })
@@ -186,13 +230,13 @@ impl PgPicker {
         shared.leases.hold(rows.iter().map(|r| (r.0, r.1)));
         Counters::add(&shared.counters.claimed, rows.len());
         // Handed on in claim order: kind preference, priority, age.
-        let rank = |kind: &str| {
-            self.kinds
-                .as_ref()
-                .and_then(|kinds| kinds.iter().position(|k| k == kind))
-                .unwrap_or(0)
+        let rank = |kind: &str| match &self.kinds {
+            KindFilter::Only(kinds) => kinds.iter().position(|k| k == kind).unwrap_or(0),
+            KindFilter::Every | KindFilter::Except(_) => 0,
         };
-        let fifo = self.order == ClaimOrder::Fifo && self.kinds.is_none() && self.classes.is_none();
+        let fifo = self.order == ClaimOrder::Fifo
+            && matches!(self.kinds, KindFilter::Every)
+            && self.classes.is_none();
         rows.sort_by_cached_key(|r| {
             let (batch, depth) = if fifo { (0, 0) } else { (r.9, r.10) };
             (rank(&r.8), std::cmp::Reverse(r.2), batch, depth, r.0)
@@ -253,11 +297,15 @@ impl PgPicker {
         let inner = &self.shared.queue.inner;
         once_more_if_gone(&inner.pool, || match &self.kinds {
             // Only its own kinds, and their waiting parents too.
-            Some(kinds) => sqlx::query_scalar(&inner.sql.has_work_kinds)
+            KindFilter::Only(kinds) => sqlx::query_scalar(&inner.sql.has_work_kinds)
                 .bind(&self.queue)
                 .bind(kinds)
                 .fetch_one(&inner.pool),
-            None => sqlx::query_scalar(&inner.sql.has_work)
+            KindFilter::Except(kinds) => sqlx::query_scalar(&inner.sql.has_work_except)
+                .bind(&self.queue)
+                .bind(kinds)
+                .fetch_one(&inner.pool),
+            KindFilter::Every => sqlx::query_scalar(&inner.sql.has_work)
                 .bind(&self.queue)
                 .fetch_one(&inner.pool),
         })

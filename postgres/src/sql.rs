@@ -32,6 +32,7 @@ pub(crate) struct Statements {
     pub(crate) claim_fifo: String,
     pub(crate) claim_kinds: String,
     pub(crate) claim_classes: String,
+    pub(crate) claim_except: String,
     pub(crate) complete: String,
     pub(crate) release: String,
     pub(crate) heartbeat: String,
@@ -39,6 +40,7 @@ pub(crate) struct Statements {
     pub(crate) current_tokens: String,
     pub(crate) has_work: String,
     pub(crate) has_work_kinds: String,
+    pub(crate) has_work_except: String,
     pub(crate) insert: String,
     pub(crate) existing_keys: String,
     pub(crate) counts: String,
@@ -162,6 +164,22 @@ impl Statements {
                      SELECT id FROM {s}.jobs
                      WHERE queue = $1 AND status = 'queued' AND run_after <= now()
                        AND resource_class = ANY($5)
+                     ORDER BY priority DESC, batch, depth, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE {s}.jobs j
+                 {claim_set}"
+            ),
+            // Every kind but those in $5 (and only the classes in $6, when
+            // set): the proof-first scan of `jobs_claimable_proof`, with the
+            // few excluded rows (aggregations, say) filtered as it reads, so
+            // it costs what the kind-agnostic claim costs.
+            claim_except: format!(
+                "WITH picked AS MATERIALIZED (
+                     SELECT id FROM {s}.jobs
+                     WHERE queue = $1 AND status = 'queued' AND run_after <= now()
+                       AND kind <> ALL($5::text[])
+                       AND ($6::text[] IS NULL OR resource_class = ANY($6))
                      ORDER BY priority DESC, batch, depth, id
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)
@@ -299,6 +317,11 @@ impl Statements {
             has_work_kinds: format!(
                 "SELECT EXISTS (SELECT 1 FROM {s}.jobs
                                 WHERE queue = $1 AND kind = ANY($2)
+                                  AND status IN ('queued', 'running', 'waiting'))"
+            ),
+            has_work_except: format!(
+                "SELECT EXISTS (SELECT 1 FROM {s}.jobs
+                                WHERE queue = $1 AND kind <> ALL($2)
                                   AND status IN ('queued', 'running', 'waiting'))"
             ),
             has_work: format!(

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use pjp_core::{JobCancels, JobId, JobMeta};
+use pjp_core::{JobCancels, JobId, JobKind, JobMeta};
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -171,55 +171,6 @@ pub struct PgJob {
     pub kind: JobKind,
     /// Its batch ([`NewJob::batch`](crate::NewJob::batch)).
     pub batch: i64,
-}
-
-/// A job's kind, kept inline (kinds are at most 64 bytes) so that [`PgJob`]
-/// stays `Copy`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct JobKind {
-    len: u8,
-    bytes: [u8; 64],
-}
-
-impl JobKind {
-    /// The kind `kind`, or `None` if it is longer than 64 bytes.
-    pub fn new(kind: &str) -> Option<Self> {
-        let len = u8::try_from(kind.len()).ok().filter(|n| *n <= 64)?;
-        let mut bytes = [0; 64];
-        bytes[..kind.len()].copy_from_slice(kind.as_bytes());
-        Some(Self { len, bytes })
-    }
-
-    /// No kind (`""`).
-    pub const fn none() -> Self {
-        Self {
-            len: 0,
-            bytes: [0; 64],
-        }
-    }
-
-    /// The kind as text.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl Default for JobKind {
-    fn default() -> Self {
-        Self::none()
-    }
-}
-
-impl fmt::Debug for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl JobMeta for PgJob {

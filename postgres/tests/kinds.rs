@@ -90,6 +90,56 @@ async fn heavy_first_falls_back_to_light_and_other_kinds_are_left_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_but_the_excluded_ones_and_only_they_count_for_exit() {
+    let db = TestDb::new().await;
+    db.queue
+        .enqueue_many(vec![
+            job("agg-0", "aggregate", ""),
+            job("plain-0", "", ""),
+            job("basic-gpu", "basic", "gpu"),
+            job("leaf-0", "leaf", "cpu").priority(3),
+            job("agg-1", "aggregate", "cpu"),
+        ])
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let provers = worker
+        .picker(QUEUE)
+        .unwrap()
+        .except_kinds(["aggregate"])
+        .exit_when_empty(true);
+    // CPU only first: the leaf job, never the CPU aggregation.
+    let cpu = provers.clone().classes(["cpu"]);
+    assert_eq!(claim(&cpu, 10).await, ["leaf-0"]);
+    // Then every class, in priority-then-age order, still no aggregation.
+    assert_eq!(claim(&provers, 10).await, ["plain-0", "basic-gpu"]);
+    // The provers' three jobs are still running: work, so `Empty`.
+    assert!(matches!(
+        provers.pick_many(10).await.unwrap(),
+        Picked::Empty
+    ));
+    // Once they are done, only aggregations are left (one queued, one
+    // held): not its work, so `Exhausted`.
+    db.exec(&format!(
+        "UPDATE {} SET status = 'succeeded' WHERE status = 'running'",
+        db.table()
+    ))
+    .await;
+    let aggregations = worker.picker(QUEUE).unwrap().kinds(["aggregate"]);
+    assert_eq!(claim(&aggregations, 1).await, ["agg-0"]);
+    assert!(matches!(
+        provers.pick_many(10).await.unwrap(),
+        Picked::Exhausted
+    ));
+    // An empty list serves every kind again.
+    let every = worker
+        .picker(QUEUE)
+        .unwrap()
+        .except_kinds(Vec::<String>::new());
+    assert!(format!("{every:?}").contains("Every"), "{every:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kind_and_class_labels_are_checked() {
     let db = TestDb::new().await;
     let error = db

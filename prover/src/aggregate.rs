@@ -1,16 +1,30 @@
 //! The reference prover as a tree: per batch, basic NTT proofs and one
 //! aggregation over them. The aggregation job (kind `aggregate`) becomes
-//! claimable when its last basic proof is saved; it reads every child's
-//! stored proof, checks it with the inverse NTT, and commits to all of them
-//! in a Merkle root (SHA-256) that `pjp-prover verify` recomputes.
+//! claimable when its last basic proof is saved, in the embedded queue as on
+//! PostgreSQL; it commits to every child's stored proof in a Merkle root
+//! (SHA-256). On a fleet it reads each proof back and checks it with the
+//! inverse NTT, and `pjp-prover verify` recomputes the root; in the embedded
+//! run the sink hashed (and sample-checked) each proof as it saved it.
 
-use pjp_core::AsyncExecutor;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
+use pjp_core::memory::{QueueError, QueueMeta};
+use pjp_core::{
+    Async, AsyncExecutor, BackoffPolicy, JobCancels, JobId, JobKind, JobMeta, JobResult, JobRunner,
+    JobSaver,
+};
 use pjp_gpu::CpuNtt;
-use pjp_postgres::{PgJob, PgQueue};
+use pjp_postgres::{PgQueue, PgWorker};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::job::StoredProof;
+use crate::pipeline::EmbeddedQueue;
+use crate::store::ResultStore;
 
 /// The kind of the basic proofs of a tree.
 pub(crate) const BASIC: &str = "basic";
@@ -52,7 +66,11 @@ impl AggregateProof {
 /// The Merkle root (SHA-256, the last node paired with itself on an odd
 /// level) over `leaves`, hex.
 pub(crate) fn merkle_root(leaves: &[Vec<u8>]) -> String {
-    let mut level: Vec<[u8; 32]> = leaves.iter().map(|l| Sha256::digest(l).into()).collect();
+    merkle_root_of(leaves.iter().map(|l| Sha256::digest(l).into()).collect())
+}
+
+/// The same root from the leaves' digests (SHA-256 of each stored proof).
+pub(crate) fn merkle_root_of(mut level: Vec<[u8; 32]>) -> String {
     if level.is_empty() {
         return String::new();
     }
@@ -101,21 +119,59 @@ pub(crate) async fn aggregate(queue: &PgQueue, parent: i64) -> Result<AggregateP
     })
 }
 
-/// The aggregation executor of a fleet worker.
+/// Where an aggregation finds its children's proofs.
+pub(crate) enum Children {
+    /// A fleet: the children's rows on PostgreSQL, their proofs inline or
+    /// in the object store; each one is checked again with the inverse NTT.
+    Fleet(PgQueue),
+    /// The embedded run: the children in the in-process queue, their leaves
+    /// from the run's result store (each proof was hashed, and checked if
+    /// in the sample, when it was saved; a rejected one failed its batch).
+    Embedded {
+        queue: EmbeddedQueue,
+        store: Arc<ResultStore>,
+    },
+}
+
+impl Children {
+    /// The root over `parent`'s children, or why there is none.
+    async fn aggregate(&self, parent: JobId) -> Result<AggregateProof, String> {
+        match self {
+            Self::Fleet(queue) => {
+                let id = i64::try_from(parent.get()).map_err(|e| e.to_string())?;
+                aggregate(queue, id).await
+            }
+            Self::Embedded { queue, store } => {
+                let children = queue.children(parent);
+                let leaves = store.take_leaves(&children)?;
+                Ok(AggregateProof {
+                    aggregate: 0,
+                    children: children
+                        .iter()
+                        .map(|c| i64::try_from(c.get()).unwrap_or(i64::MAX))
+                        .collect(),
+                    root: merkle_root_of(leaves),
+                })
+            }
+        }
+    }
+}
+
+/// The aggregation executor: closes one batch.
 pub(crate) struct Aggregator {
-    pub(crate) queue: PgQueue,
+    pub(crate) children: Children,
 }
 
 impl AsyncExecutor for Aggregator {
-    type Input = bytes::Bytes;
+    type Input = Bytes;
     type Output = Vec<u8>;
-    type Metadata = PgJob;
+    type Metadata = AnyMeta;
     type Error = String;
 
-    async fn execute(&self, input: bytes::Bytes, meta: &PgJob) -> Result<Vec<u8>, String> {
+    async fn execute(&self, input: Bytes, meta: &AnyMeta) -> Result<Vec<u8>, String> {
         let job: AggregateJob = serde_json::from_slice(&input)
             .map_err(|e| format!("malformed aggregation job: {e}"))?;
-        let mut proof = aggregate(&self.queue, meta.id).await?;
+        let mut proof = self.children.aggregate(meta.job_id()).await?;
         if proof.children.len() as u64 != job.circuits {
             return Err(format!(
                 "batch {}: {} children, expected {}",
@@ -130,16 +186,34 @@ impl AsyncExecutor for Aggregator {
 }
 
 /// The runner that closes batches.
-pub(crate) type AggregationRunner = pjp_core::JobRunner<
-    pjp_postgres::PgPicker,
-    pjp_core::Async<Aggregator>,
-    pjp_postgres::PgSaver<Vec<u8>, String>,
->;
+pub(crate) type AggregationRunner =
+    JobRunner<BoxPicker<Bytes>, Async<Aggregator>, BoxSaver<Vec<u8>, String>>;
 
-/// The aggregation runner of a fleet worker: claims only `aggregate` jobs,
-/// beside the proving pipeline (which claims the other kinds).
+/// The aggregation runner: claims only `aggregate` jobs (`picker`), beside
+/// the proving pipeline (which claims the other kinds).
 pub(crate) fn runner(
-    worker: &pjp_postgres::PgWorker,
+    picker: BoxPicker<Bytes>,
+    children: Children,
+    saver: BoxSaver<Vec<u8>, String>,
+    cancels: JobCancels,
+) -> anyhow::Result<AggregationRunner> {
+    Ok(
+        JobRunner::builder_async(picker, Aggregator { children }, saver)
+            .stage("aggregate")
+            .workers(2)
+            .job_cancels(cancels)
+            // A batch closes within a few ms of its last proof's save.
+            .empty_backoff(BackoffPolicy::new(
+                Duration::from_millis(1),
+                Duration::from_millis(10),
+            ))
+            .build()?,
+    )
+}
+
+/// The fleet worker's aggregation runner: `aggregate` jobs from PostgreSQL.
+pub(crate) fn fleet_runner(
+    worker: &PgWorker,
     queue: &str,
     exit_when_empty: bool,
 ) -> anyhow::Result<AggregationRunner> {
@@ -147,25 +221,189 @@ pub(crate) fn runner(
         .picker(queue)?
         .kinds([AGGREGATE])
         .exit_when_empty(exit_when_empty);
-    let aggregator = Aggregator {
-        queue: worker.queue().clone(),
-    };
-    Ok(
-        pjp_core::JobRunner::builder_async(picker, aggregator, worker.saver())
-            .stage("aggregate")
-            .workers(2)
-            .job_cancels(worker.job_cancels())
-            .empty_backoff(pjp_core::BackoffPolicy::new(
-                std::time::Duration::from_millis(1),
-                std::time::Duration::from_millis(10),
-            ))
-            .build()?,
+    runner(
+        BoxPicker::new(picker),
+        Children::Fleet(worker.queue().clone()),
+        BoxSaver::new(worker.saver::<Vec<u8>, String>()),
+        worker.job_cancels(),
     )
+}
+
+/// What the embedded run's aggregations closed: each batch's root.
+#[derive(Debug, Default)]
+pub(crate) struct Roots {
+    closed: Mutex<BTreeMap<u64, String>>,
+}
+
+impl Roots {
+    /// The root of every closed batch, by batch.
+    pub(crate) fn closed(&self) -> BTreeMap<u64, String> {
+        self.closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The embedded run's aggregation saver: notes the batch's root, then
+/// settles the job in the in-process queue.
+pub(crate) struct RootSaver {
+    pub(crate) queue: EmbeddedQueue,
+    pub(crate) roots: Arc<Roots>,
+}
+
+impl JobSaver for RootSaver {
+    type Output = Vec<u8>;
+    type Failure = String;
+    type Metadata = AnyMeta;
+    type Error = QueueError;
+
+    async fn save(
+        &self,
+        result: &JobResult<Vec<u8>, String>,
+        meta: &AnyMeta,
+    ) -> Result<(), QueueError> {
+        if let Ok(bytes) = result
+            && let Some(proof) = AggregateProof::from_bytes(bytes)
+        {
+            self.roots
+                .closed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(proof.aggregate, proof.root);
+        }
+        let settled: JobResult<(), String> = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        let Some(meta) = meta.downcast_ref::<QueueMeta>() else {
+            return Err(QueueError::UnknownJob(meta.job_id()));
+        };
+        self.queue.saver().save(&settled, meta).await
+    }
+
+    fn is_retryable(&self, error: &QueueError) -> bool {
+        error.is_retryable()
+    }
+}
+
+/// The embedded run's aggregation runner.
+pub(crate) fn embedded_runner(
+    queue: &EmbeddedQueue,
+    store: Arc<ResultStore>,
+    roots: Arc<Roots>,
+) -> anyhow::Result<AggregationRunner> {
+    let picker = queue.picker().kinds([kind(AGGREGATE)]);
+    runner(
+        BoxPicker::new(picker),
+        Children::Embedded {
+            queue: queue.clone(),
+            store,
+        },
+        BoxSaver::new(RootSaver {
+            queue: queue.clone(),
+            roots,
+        }),
+        JobCancels::new(),
+    )
+}
+
+/// `name` as a [`JobKind`] (this prover's kinds are short constants).
+pub(crate) fn kind(name: &str) -> JobKind {
+    JobKind::new(name).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::merkle_root;
+    use super::*;
+    use crate::job::{Proof, ProofJob};
+    use pjp_core::memory::{JobOptions, JobStatus};
+    use pjp_core::{Executor, JobPicker, Picked};
+
+    /// A tree of three proofs in the embedded queue, proved and saved
+    /// through the run's store: the aggregation's root is the Merkle root
+    /// over the proofs' stored form, the same root a fleet computes.
+    #[tokio::test]
+    async fn an_embedded_aggregation_commits_to_its_childrens_stored_proofs() -> anyhow::Result<()>
+    {
+        let queue = EmbeddedQueue::new();
+        let job = |n| ProofJob {
+            job: n,
+            log_n: 4,
+            batch: 2,
+            seed: 5,
+        };
+        let parent = AggregateJob {
+            aggregate: 7,
+            circuits: 3,
+        };
+        let (parent, children) = queue.push_tree(
+            (
+                Bytes::from(parent.encode()),
+                JobOptions::new().kind(kind(AGGREGATE)),
+            ),
+            (0..3)
+                .map(|n| (job(n).encode(), JobOptions::new().kind(kind(BASIC))))
+                .collect(),
+            None,
+        );
+        queue.close();
+        let store = Arc::new(ResultStore::new(4, 0).settling(queue.clone()));
+        let ntt = pjp_gpu::NttExecutor::<AnyMeta>::cpu();
+        let Picked::Some(picked) = queue
+            .picker()
+            .except_kinds([kind(AGGREGATE)])
+            .pick_many(9)
+            .await?
+        else {
+            panic!("three basic jobs");
+        };
+        let mut stored = Vec::new();
+        for picked in picked {
+            let job = ProofJob::decode(&picked.input)?;
+            let meta = AnyMeta::new(picked.meta);
+            let proof = Proof {
+                job,
+                output: ntt.execute(job.ntt_job(), &meta)?,
+            };
+            stored.push(proof.to_bytes());
+            assert_eq!(
+                queue.state(parent).map(|s| s.status),
+                Some(JobStatus::Waiting)
+            );
+            store.save(&Ok(proof), &meta).await?;
+        }
+        // The last save made the aggregation claimable.
+        let aggregations = queue.picker().kinds([kind(AGGREGATE)]);
+        let Picked::Some(aggregation) = aggregations.pick().await? else {
+            panic!("the aggregation is claimable");
+        };
+        let aggregator = Aggregator {
+            children: Children::Embedded {
+                queue: queue.clone(),
+                store: Arc::clone(&store),
+            },
+        };
+        let meta = AnyMeta::new(aggregation.meta);
+        let bytes = aggregator
+            .execute(aggregation.input, &meta)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let proof = AggregateProof::from_bytes(&bytes).expect("an aggregate proof");
+        assert_eq!(proof.aggregate, 7);
+        assert_eq!(proof.root, merkle_root(&stored));
+        let ids: Vec<i64> = children.iter().map(|c| c.get() as i64).collect();
+        assert_eq!(proof.children, ids);
+        // The leaves were taken: a second aggregation over them is refused.
+        let again = aggregator.execute(Bytes::from(parent_bytes()), &meta).await;
+        assert!(again.is_err_and(|e| e.contains("has no proof")));
+        Ok(())
+    }
+
+    fn parent_bytes() -> Vec<u8> {
+        AggregateJob {
+            aggregate: 7,
+            circuits: 3,
+        }
+        .encode()
+    }
 
     #[test]
     fn the_root_depends_on_every_leaf_and_their_order() {

@@ -114,7 +114,7 @@ pub(crate) struct FleetArgs {
     pub(crate) exit_when_empty: bool,
 
     /// The job kinds this worker serves, comma-separated, in order of
-    /// preference: `basic` (proofs; also jobs without a kind) and
+    /// preference: `basic` (proofs: every job that is not an aggregation) and
     /// `aggregate` (closing a batch of a tree). Default: both. A worker
     /// must serve `basic`; `--kinds basic` leaves the aggregations to others.
     #[arg(long, env = "PJP_KINDS", value_delimiter = ',')]
@@ -302,6 +302,15 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "PJP_JOBS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub(crate) jobs: u64,
 
+    /// The embedded run as proof trees: every this many jobs are a batch's
+    /// basic proofs (kind `basic`), under one aggregation (kind
+    /// `aggregate`) that becomes claimable when the batch's last proof is
+    /// saved and commits to all of them in a Merkle root. The summary shows
+    /// each round. 0: flat jobs, no aggregation. (A fleet's trees come from
+    /// `enqueue --batches --circuits`.)
+    #[arg(long, env = "PJP_CIRCUITS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub(crate) circuits: u64,
+
     /// log2 of each polynomial's size (2^log_n coefficients).
     #[arg(long, env = "PJP_LOG_N", default_value_t = 18, value_parser = clap::value_parser!(u32).range(1..=24))]
     pub(crate) log_n: u32,
@@ -469,29 +478,6 @@ impl RunArgs {
 }
 
 impl FleetArgs {
-    /// The kinds the proving pipeline claims: `basic` and jobs without a
-    /// kind, unless `--kinds` says otherwise (never `aggregate`).
-    pub(crate) fn proving_kinds(&self) -> Vec<String> {
-        let kinds: Vec<String> = self
-            .kinds
-            .iter()
-            .filter(|k| k.as_str() != crate::aggregate::AGGREGATE)
-            .flat_map(|k| {
-                // A `basic` worker also proves jobs enqueued without a kind.
-                if k == crate::aggregate::BASIC {
-                    vec![k.clone(), String::new()]
-                } else {
-                    vec![k.clone()]
-                }
-            })
-            .collect();
-        if kinds.is_empty() {
-            vec![crate::aggregate::BASIC.to_owned(), String::new()]
-        } else {
-            kinds
-        }
-    }
-
     /// Whether this worker closes batches (runs the aggregation runner).
     pub(crate) fn aggregates(&self) -> bool {
         self.kinds.is_empty() || self.kinds.iter().any(|k| k == crate::aggregate::AGGREGATE)

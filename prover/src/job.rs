@@ -135,6 +135,26 @@ impl Proof {
         }
         out
     }
+
+    /// SHA-256 of the stored form ([`to_bytes`](Self::to_bytes)), without
+    /// building it: the proof's leaf in its batch's Merkle root.
+    pub(crate) fn leaf(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let header = self.job.encode();
+        let mut hasher = Sha256::new();
+        hasher.update(MAGIC);
+        hasher.update(u32::try_from(header.len()).unwrap_or(0).to_le_bytes());
+        hasher.update(&header);
+        let mut buffer = Vec::with_capacity(8 * 1024);
+        for chunk in self.output.coeffs.chunks(1024) {
+            buffer.clear();
+            for c in chunk {
+                buffer.extend_from_slice(&c.to_le_bytes());
+            }
+            hasher.update(&buffer);
+        }
+        hasher.finalize().into()
+    }
 }
 
 /// Whether `coeffs` are the forward NTT of `job`'s witness: their inverse NTT
@@ -249,6 +269,10 @@ mod tests {
         };
         assert_eq!(proof.verify(&cpu), Ok(true));
         let bytes = proof.to_bytes();
+        // The leaf hashes the stored form without building it.
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        assert_eq!(proof.leaf(), digest);
         let stored = StoredProof::from_bytes(&bytes)?;
         assert_eq!(
             stored,

@@ -38,7 +38,7 @@ use pjp_core::{JobId, RunReport, Shutdown};
 use cli::{Cli, Command, RunArgs};
 use fleet::Failure;
 use pipeline::{Component, Source, StageResult};
-use summary::{Ending, FleetSummary, StageSummary, Summary};
+use summary::{Ending, FleetSummary, Round, StageSummary, Summary};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -163,64 +163,57 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 
     let mode = progress::Mode::from_flag(&args.progress);
     let total = matches!(component.source, Source::Embedded(_)).then_some(args.jobs);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let mut aggregated_jobs = None;
-    let results = if args.sequential {
-        let report = pipeline::run_sequential(&component, shutdown.clone())
-            .await
-            .map_err(runtime_error)?;
-        vec![Ok(report)]
-    } else {
-        let pipeline = pipeline::Pipeline::build(&component).map_err(runtime_error)?;
-        let recorders = pipeline.recorders();
-        let live = pipeline.live();
-        let tally = std::sync::Arc::clone(&component.tally);
-        let display =
-            tokio::spawn(async move { progress::show(mode, total, live, &tally, stop_rx).await });
-        let aggregation = match &component.source {
-            Source::Fleet(worker) if args.fleet.aggregates() => Some(
-                aggregate::runner(worker, &args.fleet.queue, args.fleet.exit_when_empty)
-                    .map_err(runtime_error)?,
-            ),
-            Source::Fleet(_) | Source::Embedded(_) => None,
-        };
-        let aggregate = async {
-            match &aggregation {
-                Some(runner) => Some(
-                    runner
-                        .run(
-                            &pjp_runtime_tokio::TokioRuntime::current(),
-                            shutdown.clone(),
-                        )
-                        .await,
-                ),
-                None => None,
-            }
-        };
-        let (results, aggregated) = tokio::join!(pipeline.run(shutdown.clone()), aggregate);
-        aggregated_jobs = aggregated.map(|r| match r {
-            Ok(report) => report.succeeded,
-            Err(error) => error.report().succeeded,
+    // The runner that closes batches, beside the proving side.
+    let aggregation = match &component.source {
+        Source::Fleet(worker) if args.fleet.aggregates() => Some(
+            aggregate::fleet_runner(worker, &args.fleet.queue, args.fleet.exit_when_empty)
+                .map_err(runtime_error)?,
+        ),
+        Source::Embedded(embedded) if !embedded.batches.is_empty() => Some(
+            aggregate::embedded_runner(
+                &embedded.queue,
+                std::sync::Arc::clone(&embedded.store),
+                std::sync::Arc::clone(&embedded.roots),
+            )
+            .map_err(runtime_error)?,
+        ),
+        Source::Fleet(_) | Source::Embedded(_) => None,
+    };
+    // It follows an abandon, and drains once the proving side ends without
+    // completing (a drain, an abandon, a failure): the batches still waiting
+    // would never close. Until then it closes every batch that fills, also
+    // while the proving side drains.
+    let aggregation_shutdown = shutdown.downstream();
+    let proving = async {
+        let results = prove(&component, &shutdown, mode, total, started).await;
+        let completed = results.as_ref().is_ok_and(|results| {
+            let reports: Vec<&RunReport> = results.iter().map(pipeline::report_of).collect();
+            Ending::of(&reports, results.iter().any(Result::is_err)) == Ending::Completed
         });
-        let _ = stop_tx.send(true);
-        let _ = display.await;
-        if let (Some(recorders), Some(path)) = (recorders, &args.timeline) {
-            let title = format!(
-                "pjp-prover run: {} witness + {} prover workers",
-                args.witness_workers, args.prover_workers
-            );
-            recorders
-                .timeline(title, started)
-                .write_svg(path)
-                .map_err(|e| Failure::runtime(format!("--timeline: {e}")))?;
-            eprintln!("timeline written to {}", path.display());
+        if !completed {
+            aggregation_shutdown.drain();
         }
         results
     };
+    let aggregating = async {
+        match &aggregation {
+            Some(runner) => Some(
+                runner
+                    .run(
+                        &pjp_runtime_tokio::TokioRuntime::current(),
+                        aggregation_shutdown.clone(),
+                    )
+                    .await,
+            ),
+            None => None,
+        }
+    };
+    let (results, aggregated) = tokio::join!(proving, aggregating);
+    let results = results?;
     let elapsed = started.elapsed();
 
-    let summary = summarise(&component, &results, elapsed, backend, aggregated_jobs);
+    let summary = summarise(&component, &results, aggregated.as_ref(), elapsed, backend);
     if args.json {
         let json =
             serde_json::to_string_pretty(&summary).map_err(|e| Failure::runtime(e.to_string()))?;
@@ -236,34 +229,89 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     })
 }
 
+/// The proving side of the run: the pipeline (with its progress display and
+/// `--timeline`), or the plain loop with `--sequential`.
+async fn prove(
+    component: &Component,
+    shutdown: &Shutdown,
+    mode: progress::Mode,
+    total: Option<u64>,
+    started: Instant,
+) -> Result<Vec<StageResult>, Failure> {
+    let runtime_error = |e: anyhow::Error| Failure::runtime(format!("{e:#}"));
+    let args = &component.args;
+    if args.sequential {
+        let report = pipeline::run_sequential(component, shutdown.clone())
+            .await
+            .map_err(runtime_error)?;
+        return Ok(vec![Ok(report)]);
+    }
+    let pipeline = pipeline::Pipeline::build(component).map_err(runtime_error)?;
+    let recorders = pipeline.recorders();
+    let live = pipeline.live();
+    let tally = std::sync::Arc::clone(&component.tally);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let display =
+        tokio::spawn(async move { progress::show(mode, total, live, &tally, stop_rx).await });
+    let results = pipeline.run(shutdown.clone()).await;
+    let _ = stop_tx.send(true);
+    let _ = display.await;
+    if let (Some(recorders), Some(path)) = (recorders, &args.timeline) {
+        let title = format!(
+            "pjp-prover run: {} witness + {} prover workers",
+            args.witness_workers, args.prover_workers
+        );
+        recorders
+            .timeline(title, started)
+            .write_svg(path)
+            .map_err(|e| Failure::runtime(format!("--timeline: {e}")))?;
+        eprintln!("timeline written to {}", path.display());
+    }
+    Ok(results)
+}
+
 fn summarise(
     component: &Component,
     results: &[StageResult],
+    aggregated: Option<&StageResult>,
     elapsed: std::time::Duration,
     backend: String,
-    aggregated: Option<u64>,
 ) -> Summary {
     let args = &component.args;
     let reports: Vec<&RunReport> = results.iter().map(pipeline::report_of).collect();
-    let failed = results.iter().any(Result::is_err);
-    let stages = results
+    // The run's ending counts the aggregation runner too.
+    let all: Vec<&StageResult> = results.iter().chain(aggregated).collect();
+    let ending = Ending::of(
+        &all.iter()
+            .map(|r| pipeline::report_of(r))
+            .collect::<Vec<_>>(),
+        all.iter().any(|r| r.is_err()),
+    );
+    let stages = all
         .iter()
         .map(|r| {
             let error = r.as_ref().err().map(ToString::to_string);
             StageSummary::from_report(pipeline::report_of(r), error)
         })
         .collect();
+    let aggregation = aggregated.map(pipeline::report_of);
     let counts = component.tally.counts();
+    let mut rounds = Vec::new();
     let (jobs, mut released, not_started, fleet) = match &component.source {
-        Source::Embedded(queue) => {
-            // The queue knows exactly what went back: a pending job that was
-            // picked before was released (by a runner or by the stage channel
-            // on abandon).
+        Source::Embedded(embedded) => {
+            // The queue knows exactly what went back: a pending proving job
+            // that was picked before was released (by a runner or by the
+            // stage channel on abandon). Aggregations are their own round.
+            let queue = &embedded.queue;
             let picks = queue.pick_counts();
             let (released, not_started): (Vec<JobId>, Vec<JobId>) = queue
                 .pending_ids()
                 .into_iter()
+                .filter(|id| embedded.batches.binary_search(id).is_err())
                 .partition(|id| picks.get(id.get() as usize).is_some_and(|&n| n > 0));
+            if !embedded.batches.is_empty() {
+                rounds = tree_rounds(embedded, args.jobs, counts, aggregation);
+            }
             (args.jobs, released, not_started.len() as u64, None)
         }
         Source::Fleet(worker) => {
@@ -283,21 +331,21 @@ fn summarise(
                 lost_leases: stats.lost_leases,
                 reclaimed: stats.rescued,
                 dead_lettered: stats.dead,
-                aggregated: aggregated.unwrap_or(0),
+                aggregated: aggregation.map_or(0, |r| r.succeeded),
             };
             (jobs, released, 0, Some(fleet))
         }
     };
     released.sort_unstable();
     released.dedup();
-    Summary::new(
+    let mut summary = Summary::new(
         if args.sequential {
             "sequential"
         } else {
             "pipelined"
         },
         backend,
-        Ending::of(&reports, failed),
+        ending,
         jobs,
         counts,
         released,
@@ -307,7 +355,53 @@ fn summarise(
         (args.log_n, args.batch),
         stages,
         fleet,
-    )
+    );
+    summary.rounds = rounds;
+    summary
+}
+
+/// The embedded tree's rounds: the basic proofs, then the batches'
+/// aggregations (closed, failed with a child or in the aggregator, or not
+/// run after a drain).
+fn tree_rounds(
+    embedded: &pipeline::Embedded,
+    jobs: u64,
+    counts: store::StoreCounts,
+    aggregation: Option<&RunReport>,
+) -> Vec<Round> {
+    use pjp_core::memory::JobStatus;
+    let roots = embedded.roots.closed();
+    let batches = embedded.batches.len() as u64;
+    let dead = embedded
+        .batches
+        .iter()
+        .filter(|id| {
+            embedded
+                .queue
+                .state(**id)
+                .is_some_and(|s| matches!(s.status, JobStatus::Dead | JobStatus::Failed))
+        })
+        .count() as u64;
+    let closed = roots.len() as u64;
+    let failed = dead + aggregation.map_or(0, |r| r.failed);
+    vec![
+        Round {
+            name: "basic",
+            jobs,
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            not_run: jobs.saturating_sub(counts.succeeded + counts.failed),
+            roots: None,
+        },
+        Round {
+            name: "aggregate",
+            jobs: batches,
+            succeeded: closed,
+            failed,
+            not_run: batches.saturating_sub(closed + failed),
+            roots: Some(roots),
+        },
+    ]
 }
 
 /// Stops a background task when dropped.

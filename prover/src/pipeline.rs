@@ -13,19 +13,20 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
 use pjp_core::latency::Latent;
-use pjp_core::memory::MemoryQueue;
+use pjp_core::memory::{JobOptions, MemoryQueue};
 use pjp_core::observe::Recorder;
 use pjp_core::stage::{StagePicker, StageSaver};
 use pjp_core::{
-    BackoffPolicy, Blocking, ExecError, Executor, JobCancels, JobPicker, JobResult, JobRunner,
-    JobSaver, LatencySummary, Picked, Progress, RunError, RunReport, RunnerBuilder, Shutdown,
-    stage,
+    BackoffPolicy, Blocking, ExecError, Executor, JobCancels, JobId, JobPicker, JobResult,
+    JobRunner, JobSaver, LatencySummary, Picked, Progress, RunError, RunReport, RunnerBuilder,
+    Shutdown, stage,
 };
 use pjp_gpu::{NttConfig, NttExecutor};
 use pjp_postgres::{PayloadStore, PgQueue, PgWorker, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_timeline::Timeline;
 
+use crate::aggregate::{AGGREGATE, AggregateJob, BASIC, Roots, kind};
 use crate::circuit::{CircuitProver, FaultRates, ProveError};
 use crate::cli::{FleetArgs, RunArgs};
 use crate::fleet::Failure;
@@ -39,12 +40,27 @@ pub(crate) type Origin = BoxPicker<Bytes>;
 /// Where results go: any saver of proofs.
 pub(crate) type Sink = BoxSaver<Proof, ProveError>;
 
+/// The embedded run's queue: payload bytes in, results settled as `()` or
+/// a failure's reason.
+pub(crate) type EmbeddedQueue = MemoryQueue<Bytes, (), String>;
+
 /// The queue a run serves.
 pub(crate) enum Source {
     /// The in-process queue, seeded with `--jobs` payloads.
-    Embedded(MemoryQueue<Bytes>),
+    Embedded(Embedded),
     /// A PostgreSQL queue shared by a fleet.
     Fleet(PgWorker),
+}
+
+/// The embedded run's queue and what its tree needs.
+pub(crate) struct Embedded {
+    pub(crate) queue: EmbeddedQueue,
+    /// The results, and (in a tree run) the proofs' leaves.
+    pub(crate) store: Arc<ResultStore>,
+    /// Each batch's aggregation job (empty with `--circuits 0`).
+    pub(crate) batches: Vec<JobId>,
+    /// The roots the aggregations committed to.
+    pub(crate) roots: Arc<Roots>,
 }
 
 /// Everything a run sets up.
@@ -90,10 +106,13 @@ impl Component {
 
 type Parts = (Origin, Sink, Source, Arc<Tally>, JobCancels);
 
-/// The embedded queue, seeded with `--jobs` payloads; round trips modeled by
+/// The embedded queue, seeded with `--jobs` payloads: as proof trees of
+/// `--circuits` basic proofs under one aggregation each (the aggregation
+/// runner takes those), or flat with `--circuits 0`. Round trips modeled by
 /// `--pick-latency` and `--save-latency`.
 fn embedded(args: &RunArgs) -> Parts {
-    let queue = MemoryQueue::closed_with((0..args.jobs).map(|job| {
+    let queue = EmbeddedQueue::new();
+    let payload = |job| {
         ProofJob {
             job,
             log_n: args.log_n,
@@ -101,19 +120,51 @@ fn embedded(args: &RunArgs) -> Parts {
             seed: args.seed,
         }
         .encode()
-    }));
+    };
+    let (basic, aggregate) = (kind(BASIC), kind(AGGREGATE));
+    let mut batches = Vec::new();
+    match args.circuits {
+        0 => queue.extend((0..args.jobs).map(payload)),
+        circuits => {
+            for (number, first) in (0..args.jobs).step_by(circuits as usize).enumerate() {
+                let last = first.saturating_add(circuits).min(args.jobs);
+                let number = number as u64;
+                let options = JobOptions::new().batch(i64::try_from(number).unwrap_or(i64::MAX));
+                let job = AggregateJob {
+                    aggregate: number,
+                    circuits: last - first,
+                };
+                let children = (first..last)
+                    .map(|j| (payload(j), options.kind(basic).depth(1)))
+                    .collect();
+                let parent = (Bytes::from(job.encode()), options.kind(aggregate));
+                batches.push(queue.push_tree(parent, children, None).0);
+            }
+        }
+    }
+    queue.close();
     let runtime = TokioRuntime::current();
-    let store = Arc::new(ResultStore::new(args.jobs, args.verify_every));
+    let mut store = ResultStore::new(queue.len() as u64, args.verify_every);
+    if !batches.is_empty() {
+        store = store.settling(queue.clone());
+    }
+    let store = Arc::new(store);
     let tally = Arc::clone(store.tally());
-    let origin = BoxPicker::new(Latent::new(queue.picker(), &runtime, args.pick_profile()));
-    let sink = BoxSaver::new(Latent::new(store, &runtime, args.save_profile()));
-    (
-        origin,
-        sink,
-        Source::Embedded(queue),
-        tally,
-        JobCancels::new(),
-    )
+    // Every kind but the aggregations: the aggregation runner takes those.
+    let picker = queue.picker().except_kinds([aggregate]);
+    let origin = BoxPicker::new(Latent::new(picker, &runtime, args.pick_profile()));
+    let sink = BoxSaver::new(Latent::new(
+        Arc::clone(&store),
+        &runtime,
+        args.save_profile(),
+    ));
+    let source = Source::Embedded(Embedded {
+        queue,
+        store,
+        batches,
+        roots: Arc::new(Roots::default()),
+    });
+    (origin, sink, source, tally, JobCancels::new())
 }
 
 /// A PostgreSQL worker: claims leased, heartbeated jobs; stores results
@@ -154,10 +205,11 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
         config = config.poll_interval(poll);
     }
     let worker = queue.worker(config).await?;
-    // Every kind but the aggregations (a runner of their own takes those).
+    // Every kind but the aggregations (a runner of their own takes those),
+    // on the kind-agnostic claim's index scan.
     let picker = worker
         .picker(&fleet.queue)?
-        .kinds(fleet.proving_kinds())
+        .except_kinds([crate::aggregate::AGGREGATE])
         .exit_when_empty(fleet.exit_when_empty);
     let saver = worker
         .saver::<Vec<u8>, SavedFailure>()

@@ -8,15 +8,17 @@
 //! Both count into a [`Tally`], which the progress display and the summary
 //! read. A verification mismatch is a failed job, never silent.
 
-use std::convert::Infallible;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pjp_core::boxed::AnyMeta;
+use pjp_core::memory::{QueueError, QueueMeta};
 use pjp_core::{ExecError, JobId, JobMeta, JobResult, JobSaver};
 use pjp_gpu::CpuNtt;
 
 use crate::circuit::ProveError;
 use crate::job::Proof;
+use crate::pipeline::EmbeddedQueue;
 
 /// What happened to one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,12 +155,24 @@ pub(crate) fn failure_record(error: &ExecError<ProveError>) -> JobRecord {
     }
 }
 
-/// The embedded run's in-memory result store, indexed by job id.
+/// The embedded run's in-memory result store, indexed by job id. In a tree
+/// run it also settles each job in the embedded queue (a batch's last proof
+/// makes its aggregation claimable) and keeps each proof's leaf for it.
 #[derive(Debug)]
 pub(crate) struct ResultStore {
     records: Mutex<Vec<Option<JobRecord>>>,
     tally: Arc<Tally>,
     verifier: Verifier,
+    tree: Option<Tree>,
+}
+
+/// A tree run's link to its queue.
+#[derive(Debug)]
+struct Tree {
+    queue: EmbeddedQueue,
+    /// Each proved job's leaf (SHA-256 of its stored form), until its
+    /// batch's aggregation takes it.
+    leaves: Mutex<HashMap<JobId, [u8; 32]>>,
 }
 
 impl ResultStore {
@@ -167,7 +181,40 @@ impl ResultStore {
             records: Mutex::new(vec![None; usize::try_from(jobs).unwrap_or(0)]),
             tally: Arc::new(Tally::default()),
             verifier: Verifier::new(verify_every),
+            tree: None,
         }
+    }
+
+    /// A store that settles every job in `queue` after recording it, and
+    /// keeps the leaves of its proofs for their aggregations.
+    pub(crate) fn settling(mut self, queue: EmbeddedQueue) -> Self {
+        self.tree = Some(Tree {
+            queue,
+            leaves: Mutex::new(HashMap::new()),
+        });
+        self
+    }
+
+    /// The leaves of `children`, in order, taken out of the store; or which
+    /// child has none (it failed, or was never proved).
+    pub(crate) fn take_leaves(&self, children: &[JobId]) -> Result<Vec<[u8; 32]>, String> {
+        let Some(tree) = &self.tree else {
+            return Err("not a tree run: no leaves are kept".to_owned());
+        };
+        let mut leaves = lock(&tree.leaves);
+        let found = children
+            .iter()
+            .map(|child| {
+                leaves
+                    .get(child)
+                    .copied()
+                    .ok_or_else(|| format!("child {child} has no proof"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        for child in children {
+            leaves.remove(child);
+        }
+        Ok(found)
     }
 
     /// What the store counted.
@@ -200,37 +247,53 @@ impl JobSaver for ResultStore {
     type Output = Proof;
     type Failure = ProveError;
     type Metadata = AnyMeta;
-    type Error = Infallible;
+    type Error = QueueError;
 
     async fn save(
         &self,
         result: &JobResult<Proof, ProveError>,
         meta: &AnyMeta,
-    ) -> Result<(), Infallible> {
+    ) -> Result<(), QueueError> {
         let job = meta.job_id();
+        let outcome = self.store(job, result).await;
+        let Some(tree) = &self.tree else {
+            return Ok(());
+        };
+        // Recorded first: the save that makes an aggregation claimable finds
+        // its leaf in place.
+        let settled = match outcome {
+            Ok(leaf) => {
+                lock(&tree.leaves).insert(job, leaf);
+                Ok(())
+            }
+            Err(reason) => Err(ExecError::Failed(reason)),
+        };
+        match meta.downcast_ref::<QueueMeta>() {
+            Some(meta) => tree.queue.saver().save(&settled, meta).await,
+            None => Err(QueueError::UnknownJob(job)),
+        }
+    }
+}
+
+impl ResultStore {
+    /// Records `result`; returns the proof's leaf if it is a good proof (a
+    /// tree run only computes it), or why the job failed.
+    async fn store(
+        &self,
+        job: JobId,
+        result: &JobResult<Proof, ProveError>,
+    ) -> Result<[u8; 32], String> {
         let proof = match result {
             Ok(proof) => proof,
             Err(error) => {
                 self.record(job, failure_record(error));
-                return Ok(());
+                return Err(error.to_string());
             }
         };
         let digest = digest(&proof.output.coeffs);
-        match self.verifier.check(proof).await {
-            Checked::Skipped => self.record(
-                job,
-                JobRecord::Proved {
-                    digest,
-                    verified: false,
-                },
-            ),
-            Checked::Verified => self.record(
-                job,
-                JobRecord::Proved {
-                    digest,
-                    verified: true,
-                },
-            ),
+        let verified = match self.verifier.check(proof).await {
+            Checked::Skipped => false,
+            Checked::Verified => true,
             Checked::Rejected(reason) => {
                 tracing::error!(%job, %reason, "result rejected");
                 self.tally.mismatch(job);
@@ -238,13 +301,23 @@ impl JobSaver for ResultStore {
                     job,
                     JobRecord::Failed {
                         stage: "verify",
-                        reason,
+                        reason: reason.clone(),
                         panicked: false,
                     },
                 );
+                return Err(reason);
             }
+        };
+        self.record(job, JobRecord::Proved { digest, verified });
+        if self.tree.is_none() {
+            return Ok([0; 32]);
         }
-        Ok(())
+        // 8 bytes per coefficient through SHA-256: CPU work, off the async
+        // threads.
+        let owned = proof.clone();
+        tokio::task::spawn_blocking(move || owned.leaf())
+            .await
+            .map_err(|e| format!("hashing the proof: {e}"))
     }
 }
 

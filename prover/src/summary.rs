@@ -103,6 +103,25 @@ pub(crate) struct FleetSummary {
     pub(crate) aggregated: u64,
 }
 
+/// One round of a proof tree (the embedded run with `--circuits`).
+#[derive(Debug, Serialize)]
+pub(crate) struct Round {
+    /// The jobs' kind: `basic`, then `aggregate`.
+    pub(crate) name: &'static str,
+    /// Jobs in the round (for `aggregate`: batches).
+    pub(crate) jobs: u64,
+    /// Proved; for `aggregate`: batches closed with a root.
+    pub(crate) succeeded: u64,
+    /// Failed; for `aggregate`: batches with a failed proof, or whose
+    /// aggregation failed.
+    pub(crate) failed: u64,
+    /// Never finished (a drain or an abandon stopped the run first).
+    pub(crate) not_run: u64,
+    /// Each closed batch's Merkle root over its proofs, by batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) roots: Option<std::collections::BTreeMap<u64, String>>,
+}
+
 /// The whole run.
 #[derive(Debug, Serialize)]
 pub(crate) struct Summary {
@@ -126,6 +145,9 @@ pub(crate) struct Summary {
     pub(crate) stages: Vec<StageSummary>,
     /// Set for a fleet worker (`run --database-url`).
     pub(crate) fleet: Option<FleetSummary>,
+    /// The proof tree's rounds, in order (an embedded tree run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) rounds: Vec<Round>,
 }
 
 impl Summary {
@@ -168,6 +190,7 @@ impl Summary {
             batch: shape.1,
             stages,
             fleet,
+            rounds: Vec::new(),
         }
     }
 
@@ -216,6 +239,22 @@ impl Summary {
             "  throughput  {:>8.2} jobs/s over {:.2} s",
             self.throughput_jobs_per_s, self.elapsed_s
         );
+        for (i, round) in self.rounds.iter().enumerate() {
+            let (unit, done) = match round.name {
+                "aggregate" => ("batches", "closed (a Merkle root over every proof)"),
+                _ => ("proofs", "succeeded"),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<11} {:<9} {:>8} {unit}: {} {done}, {} failed, {} not run",
+                if i == 0 { "rounds" } else { "" },
+                round.name,
+                round.jobs,
+                round.succeeded,
+                round.failed,
+                round.not_run
+            );
+        }
         if let Some(fleet) = &self.fleet {
             let _ = writeln!(
                 out,

@@ -72,8 +72,11 @@ fn a_run_proves_and_verifies_every_job() {
         "4",
         "--verify-every",
         "1",
+        "--circuits",
+        "0",
     ]);
     assert_eq!(summary["ending"], "completed");
+    assert!(summary.get("rounds").is_none(), "flat: {summary:#}");
     assert_eq!(count(&summary, "succeeded"), 24);
     assert_eq!(count(&summary, "verified"), 24);
     assert_eq!(summary["verify_mismatches"], Value::Array(vec![]));
@@ -137,6 +140,95 @@ fn injected_failures_and_panics_are_all_accounted_for() {
 }
 
 #[test]
+fn the_default_run_is_a_proof_tree_with_a_summary_per_round() {
+    // 23 proofs in batches of 5: four full batches and one of 3.
+    let summary = run_json(&["run", "--jobs", "23", "--log-n", "8", "--circuits", "5"]);
+    assert_eq!(summary["ending"], "completed", "{summary:#}");
+    assert_eq!(count(&summary, "succeeded"), 23);
+    assert_accounted(&summary);
+    let rounds = summary["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2, "{summary:#}");
+    let (basic, aggregate) = (&rounds[0], &rounds[1]);
+    assert_eq!(
+        (
+            basic["name"].as_str(),
+            basic["jobs"].as_u64(),
+            basic["succeeded"].as_u64()
+        ),
+        (Some("basic"), Some(23), Some(23))
+    );
+    assert_eq!(
+        (
+            aggregate["name"].as_str(),
+            aggregate["jobs"].as_u64(),
+            aggregate["succeeded"].as_u64(),
+            aggregate["failed"].as_u64(),
+            aggregate["not_run"].as_u64()
+        ),
+        (Some("aggregate"), Some(5), Some(5), Some(0), Some(0))
+    );
+    let roots = aggregate["roots"].as_object().expect("roots");
+    assert_eq!(roots.len(), 5);
+    let distinct: std::collections::BTreeSet<&str> =
+        roots.values().filter_map(Value::as_str).collect();
+    assert_eq!(distinct.len(), 5, "one root per batch: {roots:?}");
+    assert!(distinct.iter().all(|r| r.len() == 64));
+    // The same seed gives the same roots.
+    let again = run_json(&["run", "--jobs", "23", "--log-n", "8", "--circuits", "5"]);
+    assert_eq!(again["rounds"][1]["roots"], aggregate["roots"]);
+    // The aggregation runner is a stage of its own.
+    let stages = summary["stages"].as_array().expect("stages");
+    let names: Vec<&str> = stages.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["witness", "prove", "aggregate"]);
+    assert_eq!(stages[2]["succeeded"], 5);
+    // The table shows each round.
+    let output = prover()
+        .args(["run", "--jobs", "10", "--log-n", "6", "--circuits", "4"])
+        .args(["--progress", "none"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("rounds      basic"), "{table}");
+    assert!(table.contains("10 proofs: 10 succeeded"), "{table}");
+    assert!(table.contains("3 batches: 3 closed"), "{table}");
+}
+
+#[test]
+fn a_failed_proof_fails_its_batch_and_no_other() {
+    let summary = run_json(&[
+        "run",
+        "--jobs",
+        "40",
+        "--log-n",
+        "6",
+        "--circuits",
+        "4",
+        "--fail-rate",
+        "0.1",
+        "--seed",
+        "3",
+        "--progress",
+        "none",
+    ]);
+    assert_accounted(&summary);
+    let (basic, aggregate) = (&summary["rounds"][0], &summary["rounds"][1]);
+    let failed_proofs = basic["failed"].as_u64().expect("failed");
+    let failed_batches = aggregate["failed"].as_u64().expect("failed");
+    assert!(failed_proofs > 0, "the seed injects failures: {summary:#}");
+    // Each failed proof fails its own batch, at most one batch each.
+    assert!((1..=failed_proofs).contains(&failed_batches), "{summary:#}");
+    assert_eq!(
+        aggregate["succeeded"]
+            .as_u64()
+            .map(|closed| closed + failed_batches),
+        Some(10),
+        "every batch closed or failed: {summary:#}"
+    );
+    assert_eq!(aggregate["not_run"], 0);
+}
+
+#[test]
 fn sequential_mode_does_the_same_work() {
     let summary = run_json(&[
         "run",
@@ -151,6 +243,8 @@ fn sequential_mode_does_the_same_work() {
     assert_eq!(summary["mode"], "sequential");
     assert_eq!(count(&summary, "succeeded"), 10);
     assert_eq!(count(&summary, "verified"), 10);
+    // The aggregations run beside the loop: 10 proofs, batches of 25.
+    assert_eq!(summary["rounds"][1]["succeeded"], 1, "{summary:#}");
 }
 
 fn signal(pid: u32, name: &str) {
