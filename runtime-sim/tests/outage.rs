@@ -1,6 +1,7 @@
 //! Faults that only simulated time can show cheaply: a saver's backend down for
-//! a minute under the *default* retry policy, and a timed-out blocking job
-//! that keeps its worker (modeled as it runs on tokio).
+//! a minute under the *default* retry policy, a timed-out blocking job that
+//! keeps its worker (modeled as it runs on tokio), and a slow saver that
+//! holds the workers back.
 
 #![cfg(madsim)]
 
@@ -124,4 +125,39 @@ fn a_timed_out_blocking_job_keeps_its_worker_in_simulation_too() {
     // The one worker was held for the hung job's whole cost before it ran the
     // others: the closure really ran, as on tokio.
     assert!(report.elapsed >= Duration::from_secs(5), "{report:?}");
+}
+
+#[test]
+fn a_worker_waiting_for_a_slow_saver_is_not_busy() {
+    let report = simulate(4, SimConfig::default(), || async {
+        let rt = SimRuntime::builder()
+            .cores(2)
+            .jitter(0.0)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let queue = Queue::closed_with(1..=20);
+        // 50 ms a save, one at a time: the workers (1 ms a job) spend the
+        // run holding a finished result until the saver has room.
+        let slow = pjp_core::latency::Latent::new(
+            queue.saver(),
+            &rt,
+            pjp_core::latency::LatencyProfile::fixed(Duration::from_millis(50)),
+        );
+        let runner = JobRunner::builder(queue.picker(), Double, slow)
+            .workers(2)
+            .savers(1)
+            .save_queue(1)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        runner
+            .run(&rt, Shutdown::new())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    assert_eq!(report.succeeded, 20);
+    assert!(report.elapsed >= Duration::from_millis(950), "{report:?}");
+    // Busy is the 20 executions (1 ms each), not the waits: the saver is the
+    // bottleneck and the report says so.
+    assert!(report.busy < Duration::from_millis(40), "{report:?}");
+    assert!(report.utilisation() < 0.05, "{report:?}");
 }

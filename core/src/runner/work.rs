@@ -105,13 +105,15 @@ pub(crate) async fn work_loop<P, X, S, R>(
             ctx.stats.stragglers.fetch_add(1, Relaxed);
             tracing::warn!(parent: &span, "a timed-out job held its worker until it returned");
         }
-        // Busy until the work really stopped: a straggler kept its worker.
+        // Busy until the result was ready, not while it waited for a saver
+        // (back-pressure is idle time); a straggler kept its worker until
+        // it really stopped.
         let stopped = ctx.runtime.now();
-        let took = stopped.saturating_duration_since(started);
         let end = match delivered_at {
             Some(delivered) if !straggled => delivered,
             _ => stopped,
         };
+        let took = end.saturating_duration_since(started);
         ctx.observe_span(lane, Activity::Execute, started, end, || 1);
         let busy = ctx.stats.busy.fetch_sub(1, Relaxed).saturating_sub(1);
         ctx.meters.busy_workers.set(busy as f64);
