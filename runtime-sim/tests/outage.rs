@@ -68,6 +68,15 @@ fn runtime() -> SimRuntime {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Two cores, no cost jitter: a job costs exactly its cost hint.
+fn exact_runtime() -> SimRuntime {
+    SimRuntime::builder()
+        .cores(2)
+        .jitter(0.0)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn the_default_save_retry_rides_out_a_minute_long_outage() {
     for seed in 0..20 {
@@ -103,12 +112,8 @@ fn the_default_save_retry_rides_out_a_minute_long_outage() {
 #[test]
 fn a_timed_out_blocking_job_keeps_its_worker_in_simulation_too() {
     let report = simulate(3, SimConfig::default(), || async {
-        // No cost jitter: the hung job costs exactly 5 s.
-        let rt = SimRuntime::builder()
-            .cores(2)
-            .jitter(0.0)
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        // The hung job costs exactly 5 s.
+        let rt = exact_runtime();
         let queue = Queue::closed_with(0..3);
         let runner = JobRunner::builder(queue.picker(), Double, queue.saver())
             .workers(1)
@@ -130,11 +135,7 @@ fn a_timed_out_blocking_job_keeps_its_worker_in_simulation_too() {
 #[test]
 fn a_worker_waiting_for_a_slow_saver_is_not_busy() {
     let report = simulate(4, SimConfig::default(), || async {
-        let rt = SimRuntime::builder()
-            .cores(2)
-            .jitter(0.0)
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let rt = exact_runtime();
         let queue = Queue::closed_with(1..=20);
         // 50 ms a save, one at a time: the workers (1 ms a job) spend the
         // run holding a finished result until the saver has room.
