@@ -274,11 +274,35 @@ impl<F> FailurePolicy<F> {
     }
 }
 
+/// What a row keeps of its [`JobOptions`]: its place in line and its
+/// budgets (the kind lives in the row's line; the delay is spent on push).
+/// Small, since every save copies its row.
+#[derive(Debug, Clone, Copy)]
+struct RowOptions {
+    priority: i16,
+    depth: u16,
+    batch: i64,
+    max_attempts: u32,
+    max_lost_leases: u32,
+}
+
+impl From<&JobOptions> for RowOptions {
+    fn from(options: &JobOptions) -> Self {
+        Self {
+            priority: options.priority,
+            depth: options.depth,
+            batch: options.batch,
+            max_attempts: options.max_attempts,
+            max_lost_leases: options.max_lost_leases,
+        }
+    }
+}
+
 /// Per-job bookkeeping, by dense id.
 #[derive(Debug, Clone, Copy)]
 struct Row {
     slot: Slot,
-    options: JobOptions,
+    options: RowOptions,
     claims: u32,
     attempts: u32,
     lost_leases: u32,
@@ -405,7 +429,7 @@ impl Lines {
         self.lines.get_mut(usize::from(line))
     }
 
-    fn push(&mut self, line: u16, options: &JobOptions, id: u64) {
+    fn push(&mut self, line: u16, options: &RowOptions, id: u64) {
         let (level, key) = match self.order {
             ClaimOrder::ProofFirst => (
                 (Reverse(options.priority), options.batch, options.depth),
@@ -422,6 +446,10 @@ impl Lines {
     /// The next job for a picker of `kinds`: the first of its preferred kinds
     /// that has one, or the front-most of the kinds it takes.
     fn pop(&mut self, kinds: &Kinds) -> Option<u64> {
+        // A queue without kinds has one line: the hot path.
+        if let [line] = self.lines.as_mut_slice() {
+            return kinds.admits(line.kind).then(|| line.ready.pop())?;
+        }
         let at = match kinds {
             Kinds::Only(preferred) => preferred.iter().find_map(|kind| {
                 self.lines
@@ -520,7 +548,7 @@ impl<I, O, F> Inner<I, O, F> {
         self.inputs.push(input);
         self.rows.push(Row {
             slot: Slot::Pending,
-            options,
+            options: RowOptions::from(&options),
             claims: 0,
             attempts: 0,
             lost_leases: 0,
@@ -548,7 +576,7 @@ impl<I, O, F> Inner<I, O, F> {
         self.inputs.push(input);
         self.rows.push(Row {
             slot: Slot::Waiting,
-            options,
+            options: RowOptions::from(&options),
             claims: 0,
             attempts: 0,
             lost_leases: 0,

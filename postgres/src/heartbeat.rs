@@ -99,10 +99,13 @@ impl Heartbeat {
             let now = current.iter().find(|(i, ..)| *i == id);
             let (token, status) = now.map_or((-1, "gone"), |(_, t, s, _)| (*t, s.as_str()));
             // Still ours (the statement raced a concurrent write), or this
-            // worker's own completion committed between the statement and
-            // the look-up (its saver lets go of the lease right after). A
-            // rescue keeps the token too, but only ever leaves `queued` or
-            // `dead`, so those still count as lost.
+            // worker's own success or final failure committed between the
+            // statement and the look-up (its saver lets go of the lease right
+            // after). A rescue keeps the token too but leaves `queued` or
+            // `dead`, which this worker's own retry, release or last attempt
+            // can also leave: those cannot be told apart here and still
+            // count as lost (the cancel then finds no execution, or one this
+            // worker claimed again, which is released without an attempt).
             if token == held && matches!(status, "running" | "succeeded" | "failed") {
                 continue;
             }

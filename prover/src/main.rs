@@ -180,8 +180,8 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         ),
         Source::Fleet(_) | Source::Embedded(_) => None,
     };
-    // It follows an abandon, and drains once the proving side ends without
-    // completing (a drain, an abandon, a failure): the batches still waiting
+    // It follows an abandon, and drains once the proving side ends after a
+    // signal or without completing (a failure): the batches still waiting
     // would never close. Until then it closes every batch that fills, also
     // while the proving side drains.
     let aggregation_shutdown = shutdown.downstream();
@@ -191,7 +191,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             let reports: Vec<&RunReport> = results.iter().map(pipeline::report_of).collect();
             Ending::of(&reports, results.iter().any(Result::is_err)) == Ending::Completed
         });
-        if !completed {
+        if !completed || shutdown.is_draining() {
             aggregation_shutdown.drain();
         }
         results
@@ -229,8 +229,8 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-/// The proving side of the run: the pipeline (with its progress display and
-/// `--timeline`), or the plain loop with `--sequential`.
+/// The proving side of the run: the pipeline (with `--timeline`), or the
+/// plain loop with `--sequential`; the progress display beside either.
 async fn prove(
     component: &Component,
     shutdown: &Shutdown,
@@ -240,22 +240,27 @@ async fn prove(
 ) -> Result<Vec<StageResult>, Failure> {
     let runtime_error = |e: anyhow::Error| Failure::runtime(format!("{e:#}"));
     let args = &component.args;
-    if args.sequential {
-        let report = pipeline::run_sequential(component, shutdown.clone())
-            .await
-            .map_err(runtime_error)?;
-        return Ok(vec![Ok(report)]);
-    }
-    let pipeline = pipeline::Pipeline::build(component).map_err(runtime_error)?;
-    let recorders = pipeline.recorders();
-    let live = pipeline.live();
+    let pipeline = match args.sequential {
+        true => None,
+        false => Some(pipeline::Pipeline::build(component).map_err(runtime_error)?),
+    };
+    let recorders = pipeline.as_ref().and_then(pipeline::Pipeline::recorders);
+    let live = pipeline
+        .as_ref()
+        .map_or_else(pipeline::Live::default, pipeline::Pipeline::live);
     let tally = std::sync::Arc::clone(&component.tally);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let display =
         tokio::spawn(async move { progress::show(mode, total, live, &tally, stop_rx).await });
-    let results = pipeline.run(shutdown.clone()).await;
+    let results = match pipeline {
+        Some(pipeline) => Ok(pipeline.run(shutdown.clone()).await),
+        None => pipeline::run_sequential(component, shutdown.clone())
+            .await
+            .map(|report| vec![Ok(report)]),
+    };
     let _ = stop_tx.send(true);
     let _ = display.await;
+    let results = results.map_err(runtime_error)?;
     if let (Some(recorders), Some(path)) = (recorders, &args.timeline) {
         let title = format!(
             "pjp-prover run: {} witness + {} prover workers",

@@ -19,7 +19,7 @@ use pjp_core::stage::{StagePicker, StageSaver};
 use pjp_core::{
     BackoffPolicy, Blocking, ExecError, Executor, JobCancels, JobId, JobPicker, JobResult,
     JobRunner, JobSaver, LatencySummary, Picked, Progress, RunError, RunReport, RunnerBuilder,
-    Shutdown, stage,
+    Shutdown, StopReason, stage,
 };
 use pjp_gpu::{NttConfig, NttExecutor};
 use pjp_postgres::{PayloadStore, PgQueue, PgWorker, WorkerConfig};
@@ -237,7 +237,9 @@ pub(crate) fn report_of(result: &StageResult) -> &RunReport {
     }
 }
 
-/// Live handles for the progress display: (stage, workers, progress).
+/// Live handles for the progress display: (stage, workers, progress). None
+/// for the sequential loop.
+#[derive(Default)]
 pub(crate) struct Live {
     pub(crate) stages: Vec<(&'static str, u64, Progress)>,
 }
@@ -428,7 +430,11 @@ pub(crate) async fn run_sequential(
     report.stage = "sequential".to_owned();
     report.workers = 1;
     let (mut job_times, mut exec_times) = (Vec::new(), Vec::new());
-    while !shutdown.is_draining() {
+    loop {
+        if shutdown.is_draining() {
+            report.stop = StopReason::Drained;
+            break;
+        }
         let job = match picker.pick().await? {
             Picked::Some(job) => job,
             // A queue that long-polls (PostgreSQL) has waited already.

@@ -328,6 +328,27 @@ fn sigterm_drains_and_exits_zero() {
 }
 
 #[test]
+fn sigterm_drains_a_sequential_tree_run_too() {
+    // The aggregation runner beside the plain loop stops with it: batches
+    // left waiting never close, and must not hold the process.
+    let (child, stderr) = start_after(
+        &["run", "--sequential", "--jobs", "2000000", "--log-n", "6"],
+        1,
+    );
+    signal(child.id(), "TERM");
+    let (code, summary) = finish(child, stderr);
+    assert_eq!(code, Some(0), "{summary:#}");
+    assert_eq!(summary["ending"], "drained", "{summary:#}");
+    assert!(count(&summary, "not_started") > 0);
+    assert_accounted(&summary);
+    let aggregate = &summary["rounds"][1];
+    assert!(
+        aggregate["not_run"].as_u64().is_some_and(|n| n > 0),
+        "{summary:#}"
+    );
+}
+
+#[test]
 fn a_second_signal_releases_unstarted_jobs_and_exits_non_zero() {
     // Slow proving: the stage channel and the prefetch buffers fill up.
     let (child, stderr) = start_after(
