@@ -496,6 +496,15 @@ enum Kinds {
 }
 
 impl Kinds {
+    /// `filter` of `kinds`; an empty list means every kind.
+    fn listed(kinds: Vec<JobKind>, filter: fn(Vec<JobKind>) -> Self) -> Self {
+        if kinds.is_empty() {
+            Self::Every
+        } else {
+            filter(kinds)
+        }
+    }
+
     fn admits(&self, kind: JobKind) -> bool {
         match self {
             Self::Every => true,
@@ -1240,12 +1249,7 @@ impl<I, O, F> QueuePicker<I, O, F> {
     /// # let _ = (parent, provers, aggregators);
     /// ```
     pub fn kinds(mut self, kinds: impl IntoIterator<Item = JobKind>) -> Self {
-        let kinds: Vec<JobKind> = kinds.into_iter().collect();
-        self.kinds = if kinds.is_empty() {
-            Kinds::Every
-        } else {
-            Kinds::Only(kinds)
-        };
+        self.kinds = Kinds::listed(kinds.into_iter().collect(), Kinds::Only);
         self
     }
 
@@ -1254,12 +1258,7 @@ impl<I, O, F> QueuePicker<I, O, F> {
     /// empty list takes every kind. Replaces an earlier
     /// [`kinds`](Self::kinds).
     pub fn except_kinds(mut self, kinds: impl IntoIterator<Item = JobKind>) -> Self {
-        let kinds: Vec<JobKind> = kinds.into_iter().collect();
-        self.kinds = if kinds.is_empty() {
-            Kinds::Every
-        } else {
-            Kinds::Except(kinds)
-        };
+        self.kinds = Kinds::listed(kinds.into_iter().collect(), Kinds::Except);
         self
     }
 }

@@ -83,6 +83,17 @@ enum KindFilter {
     Except(Vec<String>),
 }
 
+impl KindFilter {
+    /// `filter` of `kinds`; an empty list means every kind.
+    fn listed(kinds: Vec<String>, filter: fn(Vec<String>) -> Self) -> Self {
+        if kinds.is_empty() {
+            Self::Every
+        } else {
+            filter(kinds)
+        }
+    }
+}
+
 impl std::fmt::Debug for PgPicker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgPicker")
@@ -125,12 +136,10 @@ impl PgPicker {
     /// # let _ = picker; Ok(()) }
     /// ```
     pub fn kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
-        let kinds: Vec<String> = kinds.into_iter().map(Into::into).collect();
-        self.kinds = if kinds.is_empty() {
-            KindFilter::Every
-        } else {
-            KindFilter::Only(kinds)
-        };
+        self.kinds = KindFilter::listed(
+            kinds.into_iter().map(Into::into).collect(),
+            KindFilter::Only,
+        );
         self
     }
 
@@ -150,12 +159,10 @@ impl PgPicker {
     /// # let _ = (provers, aggregations); Ok(()) }
     /// ```
     pub fn except_kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
-        let kinds: Vec<String> = kinds.into_iter().map(Into::into).collect();
-        self.kinds = if kinds.is_empty() {
-            KindFilter::Every
-        } else {
-            KindFilter::Except(kinds)
-        };
+        self.kinds = KindFilter::listed(
+            kinds.into_iter().map(Into::into).collect(),
+            KindFilter::Except,
+        );
         self
     }
 
