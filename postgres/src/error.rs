@@ -72,6 +72,20 @@ pub enum QueueError {
         /// Why.
         why: String,
     },
+    /// A collection of orphan blobs found blobs of no queue identity under
+    /// its schema's prefix, and deleted nothing
+    /// ([`CollectOptions::ignore_unowned`](crate::CollectOptions::ignore_unowned)).
+    #[error(
+        "the store holds {count} blob(s) under `{prefix}/` that belong to no queue identity (e.g. `{example}`): nothing was deleted; move them away, or run with ignore_unowned (`--ignore-unowned`) to leave them alone"
+    )]
+    UnownedBlobs {
+        /// The prefix listed (the schema's name).
+        prefix: String,
+        /// How many such blobs.
+        count: u64,
+        /// One of their keys.
+        example: String,
+    },
     /// A batch statement failed; every job of the batch gets a copy.
     #[error("{message}")]
     Batch {
@@ -134,7 +148,8 @@ impl QueueError {
             | Self::NotMigrated { .. }
             | Self::SchemaVersion { .. }
             | Self::Invalid { .. }
-            | Self::StoreUrl { .. } => ErrorClass::Permanent,
+            | Self::StoreUrl { .. }
+            | Self::UnownedBlobs { .. } => ErrorClass::Permanent,
         }
     }
 }

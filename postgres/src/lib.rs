@@ -108,7 +108,7 @@ pub use admin::{ChildResult, DeadJob, JobRow, KindLoad, Purged, QueueStats, Resu
 pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};
 pub use error::QueueError;
 pub use fanout::{FanOut, FanOutSaver, Spawn};
-pub use gc::Collected;
+pub use gc::{CollectOptions, Collected};
 pub use picker::{ClaimOrder, MAX_CLAIM_BATCH, PgPicker};
 pub use pjp_core::JobKind;
 pub use queue::{DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA, PgQueue, PgQueueBuilder};

@@ -52,6 +52,9 @@ pub(crate) struct QueueInner {
     pub(crate) sql: Statements,
     pub(crate) store: PayloadStore,
     pub(crate) channel: String,
+    /// `{schema}/{queue identity}`: where this queue's blobs live, read from
+    /// the schema once, on the first blob written.
+    pub(crate) blob_root: tokio::sync::OnceCell<String>,
 }
 
 /// Configures and connects a [`PgQueue`] ([`PgQueue::builder`]).
@@ -147,6 +150,7 @@ impl PgQueueBuilder {
                 schema: self.schema,
                 store,
                 channel,
+                blob_root: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -406,8 +410,12 @@ impl PgQueue {
         let mut depths = Vec::with_capacity(n);
         let mut cancel_trees = Vec::with_capacity(n);
         for job in &jobs {
-            let key = crate::store::input_key(&self.inner.schema, job);
-            let stored = self.inner.store.put(key, &job.payload).await?;
+            let stored = if self.inner.store.keeps_inline(job.payload.len()) {
+                self.inner.store.inline(&job.payload)
+            } else {
+                let key = crate::store::input_key(self.blob_root().await?, job);
+                self.inner.store.put(key, &job.payload).await?
+            };
             queues.push(job.queue.clone());
             priorities.push(job.priority);
             delays.push(job.delay.as_secs_f64());
@@ -521,6 +529,40 @@ impl PgQueue {
     }
 
     /// Maps "the table does not exist" to [`QueueError::NotMigrated`].
+    /// This queue's identity: a random id made when its schema was created
+    /// and kept in it. Every blob it writes lives under
+    /// `{schema}/{identity}/`, so queues of two databases sharing one object
+    /// store (and one schema name) never touch each other's blobs.
+    ///
+    /// # Errors
+    ///
+    /// [`QueueError::NotMigrated`] before [`migrate`](Self::migrate), or the
+    /// database's error.
+    pub async fn identity(&self) -> Result<&str, QueueError> {
+        let root = self.blob_root().await?;
+        Ok(root
+            .strip_prefix(self.inner.schema.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(root))
+    }
+
+    /// `{schema}/{identity}`: the prefix of every blob this queue writes.
+    pub(crate) async fn blob_root(&self) -> Result<&str, QueueError> {
+        let schema = &self.inner.schema;
+        self.inner
+            .blob_root
+            .get_or_try_init(|| async {
+                let id: String =
+                    sqlx::query_scalar(&format!("SELECT id FROM {schema}.queue_identity"))
+                        .fetch_one(&self.inner.pool)
+                        .await
+                        .map_err(|e| self.database_error(e))?;
+                Ok::<_, QueueError>(format!("{schema}/{id}"))
+            })
+            .await
+            .map(String::as_str)
+    }
+
     pub(crate) fn database_error(&self, error: sqlx::Error) -> QueueError {
         if let sqlx::Error::Database(db) = &error
             && matches!(db.code().as_deref(), Some("42P01" | "42704" | "3F000"))

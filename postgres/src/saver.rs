@@ -102,16 +102,16 @@ where
     ) -> Result<Finish, QueueError> {
         Ok(match result {
             Ok(output) => {
-                let key = crate::store::result_key(&self.shared.queue.inner.schema, &job);
-                // A stale worker's blob has its own token in the key: it can
-                // never overwrite the current holder's.
-                let stored = self
-                    .shared
-                    .queue
-                    .inner
-                    .store
-                    .put(key, output.as_ref())
-                    .await?;
+                let store = &self.shared.queue.inner.store;
+                let bytes = output.as_ref();
+                let stored = if store.keeps_inline(bytes.len()) {
+                    store.inline(bytes)
+                } else {
+                    // A stale worker's blob has its own token in the key: it
+                    // can never overwrite the current holder's.
+                    let key = crate::store::result_key(self.shared.queue.blob_root().await?, &job);
+                    store.put(key, bytes).await?
+                };
                 Finish {
                     job,
                     kind: Completion::Succeeded,

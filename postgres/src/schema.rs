@@ -36,29 +36,35 @@ pub(crate) fn check_schema_name(name: &str) -> Result<(), QueueError> {
 }
 
 /// Creates the schema if needed and applies every migration not applied yet.
-/// Safe to run from several processes at once (the migrator takes an advisory
-/// lock). Returns the versions it applied.
+/// Safe to run from several processes at once: a session advisory lock per
+/// schema serialises them from `CREATE SCHEMA` on (two concurrent
+/// `CREATE SCHEMA IF NOT EXISTS` can otherwise both try to create it, and one
+/// fails on the catalog's unique index). Returns the versions it applied.
 pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<Vec<i64>, QueueError> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = pool.acquire().await?.detach();
+    let applied = migrate_locked(&mut conn, schema).await;
+    // The connection held a session lock and a `search_path`: it never goes
+    // back to the pool; closing it releases the lock whatever happened.
+    let _ = conn.close().await;
+    applied
+}
+
+async fn migrate_locked(conn: &mut PgConnection, schema: &str) -> Result<Vec<i64>, QueueError> {
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("pjp-postgres migrate {schema}"))
+        .execute(&mut *conn)
+        .await?;
     // The migrations name no schema: they run with `search_path` set to ours,
     // so the tables and sqlx's own `_sqlx_migrations` land in it.
     sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
         .execute(&mut *conn)
         .await?;
-    let before = applied_versions(&mut conn, schema).await?;
+    let before = applied_versions(conn, schema).await?;
     sqlx::query(&format!("SET search_path TO {schema}"))
         .execute(&mut *conn)
         .await?;
-    let result = MIGRATOR.run(&mut *conn).await;
-    // Put the pooled connection back the way it was, whatever happened.
-    let reset = sqlx::query("RESET search_path").execute(&mut *conn).await;
-    if reset.is_err() {
-        // A connection in an unknown state must not go back to the pool.
-        let _ = conn.detach().close().await;
-    }
-    result?;
-    let mut conn = pool.acquire().await?;
-    let after = applied_versions(&mut conn, schema).await?;
+    MIGRATOR.run_direct(&mut *conn).await?;
+    let after = applied_versions(conn, schema).await?;
     Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
 }
 

@@ -286,6 +286,12 @@ pub(crate) struct GcArgs {
     #[arg(long)]
     pub(crate) dry_run: bool,
 
+    /// Go on when the schema's prefix in the store holds blobs of no queue
+    /// identity (hand-made, or an older layout): they are counted and left
+    /// alone. Without it, `gc` refuses to run beside them.
+    #[arg(long)]
+    pub(crate) ignore_unowned: bool,
+
     /// Print JSON instead of text.
     #[arg(long, env = "PJP_JSON")]
     pub(crate) json: bool,

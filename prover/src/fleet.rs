@@ -71,13 +71,18 @@ async fn connect_with_store(db: &DbArgs, store: Option<&str>) -> Result<PgQueue,
 pub(crate) async fn gc(args: GcArgs) -> Result<(), Failure> {
     let queue = connect_with_store(&args.db, Some(&args.store_url)).await?;
     queue.check_schema().await?;
-    let c = queue.collect_orphans(args.older_than, args.dry_run).await?;
+    let options = pjp_postgres::CollectOptions::new(args.older_than)
+        .dry_run(args.dry_run)
+        .ignore_unowned(args.ignore_unowned);
+    let c = queue.collect_orphans(options).await?;
     if args.json {
         let json = serde_json::json!({
             "listed": c.listed,
             "referenced": c.referenced,
             "in_flight": c.in_flight,
             "young": c.young,
+            "foreign": c.foreign,
+            "unowned": c.unowned,
             "deleted": c.deleted,
             "failed": c.failed,
             "dry_run": args.dry_run,
@@ -85,7 +90,7 @@ pub(crate) async fn gc(args: GcArgs) -> Result<(), Failure> {
         println!("{json}");
     } else {
         println!(
-            "{} {} orphan blob(s) of {} listed ({} named by a job, {} being saved, {} younger than {:?}){}",
+            "{} {} orphan blob(s) of {} listed ({} named by a job, {} being saved, {} younger than {:?}, {} of other queues, {} of no queue: left alone){}",
             if args.dry_run {
                 "would delete"
             } else {
@@ -97,6 +102,8 @@ pub(crate) async fn gc(args: GcArgs) -> Result<(), Failure> {
             c.in_flight,
             c.young,
             args.older_than,
+            c.foreign,
+            c.unowned,
             if c.failed > 0 {
                 format!("; {} could not be deleted", c.failed)
             } else {

@@ -184,7 +184,9 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
         Some(url) => {
             let store = PayloadStore::open(url)?.inline_limit(fleet.inline_limit);
             store
-                .check_writable(&format!("{}/probes/{id}", fleet.schema))
+                // Outside every queue's prefix: a probe left by a crash is
+                // nobody's blob to collect.
+                .check_writable(&format!("probes/{}/{id}", fleet.schema))
                 .await
                 .map_err(|e| Failure::runtime(format!("the store {url} cannot be written: {e}")))?;
             store

@@ -13,9 +13,51 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
 }
 
+/// `url` with its database replaced by `database`.
+pub fn url_of_database(url: &str, database: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("a test database URL");
+    parsed.set_path(&format!("/{database}"));
+    parsed.to_string()
+}
+
 pub struct TestDb {
     pub queue: PgQueue,
     pub schema: String,
+    /// The database it lives in.
+    pub url: String,
+}
+
+/// Where a [`TestDb`] goes: a fresh schema name in the test database, unless
+/// told otherwise.
+pub struct TestDbSpec {
+    schema: String,
+    url: String,
+}
+
+impl TestDbSpec {
+    /// In `database` (on the same server) instead.
+    pub fn database(mut self, database: &str) -> Self {
+        self.url = url_of_database(&self.url, database);
+        self
+    }
+
+    /// Creates and migrates it, with the builder adjusted by `f`.
+    pub async fn with(self, f: impl FnOnce(PgQueueBuilder) -> PgQueueBuilder) -> TestDb {
+        let builder = PgQueue::builder(&self.url)
+            .schema(&self.schema)
+            .wait(Duration::from_secs(10));
+        let queue = f(builder)
+            .connect()
+            .await
+            .expect("connect to the test database");
+        let db = TestDb {
+            queue,
+            schema: self.schema,
+            url: self.url,
+        };
+        db.queue.migrate().await.expect("migrate");
+        db
+    }
 }
 
 impl TestDb {
@@ -32,20 +74,20 @@ impl TestDb {
             N.fetch_add(1, Ordering::Relaxed),
             fastrand::u16(..)
         );
-        let builder = PgQueue::builder(database_url())
-            .schema(&schema)
-            .wait(Duration::from_secs(10));
-        let queue = f(builder)
-            .connect()
-            .await
-            .expect("connect to the test database");
-        queue.migrate().await.expect("migrate");
-        Self { queue, schema }
+        Self::named(&schema).with(f).await
+    }
+
+    /// A schema named `schema` (dropped when the test ends).
+    pub fn named(schema: &str) -> TestDbSpec {
+        TestDbSpec {
+            schema: schema.to_owned(),
+            url: database_url(),
+        }
     }
 
     /// A second handle on the same schema (another "process").
     pub async fn handle(&self, f: impl FnOnce(PgQueueBuilder) -> PgQueueBuilder) -> PgQueue {
-        f(PgQueue::builder(database_url()).schema(&self.schema))
+        f(PgQueue::builder(&self.url).schema(&self.schema))
             .connect()
             .await
             .expect("connect")
@@ -72,7 +114,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let schema = self.schema.clone();
+        let (schema, url) = (self.schema.clone(), self.url.clone());
         // Async work cannot run in drop: a thread with its own runtime drops
         // the schema, so nothing is left behind even after a panic.
         let dropped = std::thread::spawn(move || {
@@ -81,7 +123,7 @@ impl Drop for TestDb {
                 .build()
                 .ok()?;
             rt.block_on(async move {
-                let pool = sqlx::PgPool::connect(&database_url()).await.ok()?;
+                let pool = sqlx::PgPool::connect(&url).await.ok()?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&pool)
                     .await

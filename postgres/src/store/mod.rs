@@ -1,6 +1,8 @@
 //! Payloads and results too large for a row: [`PayloadStore`], through the
 //! `object_store` crate.
 
+mod confined;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,7 +26,7 @@ pub const DEFAULT_INLINE_LIMIT: usize = 64 * 1024;
 ///
 /// | URL | store |
 /// |---|---|
-/// | `file:///var/lib/pjp` | a local folder (created if missing) |
+/// | `file:///var/lib/pjp` | a local folder (created if missing); symbolic links inside it are never followed, so no read, write or delete leaves it |
 /// | `memory://` | in this process only (tests) |
 /// | `s3://bucket/prefix` | Amazon S3 or any S3-compatible server (`AWS_ENDPOINT`, `AWS_ALLOW_HTTP`) |
 /// | `gs://bucket/prefix` | Google Cloud Storage |
@@ -78,8 +80,7 @@ impl PayloadStore {
                     .map_err(|()| bad("not a local path".into()))?;
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
-                let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| bad(e.to_string()))?;
+                let local = confined::ConfinedLocal::new(&dir).map_err(bad)?;
                 return Ok(Self::new(Arc::new(local), url));
             }
             "memory" => Arc::new(object_store::memory::InMemory::new()),
@@ -181,15 +182,25 @@ impl PayloadStore {
         }
     }
 
+    /// Whether `len` bytes stay in the row rather than going to the store.
+    pub(crate) fn keeps_inline(&self, len: usize) -> bool {
+        len <= self.inline_limit
+    }
+
+    /// `bytes` kept in the row.
+    pub(crate) fn inline(&self, bytes: &[u8]) -> Stored {
+        Stored {
+            inline: Some(bytes.to_vec()),
+            ..Stored::default()
+        }
+    }
+
     /// Keeps `bytes` inline or writes them under `key`. The object is written
     /// before the row that names it commits, so a row never points at a
     /// missing blob; a write whose commit then fails leaves an orphan.
     pub(crate) async fn put(&self, key: String, bytes: &[u8]) -> Result<Stored, QueueError> {
-        if bytes.len() <= self.inline_limit {
-            return Ok(Stored {
-                inline: Some(bytes.to_vec()),
-                ..Stored::default()
-            });
+        if self.keeps_inline(bytes.len()) {
+            return Ok(self.inline(bytes));
         }
         let path = parse_key(&key)?;
         let crc = i64::from(crc32fast::hash(bytes));
@@ -254,30 +265,31 @@ impl PayloadStore {
     }
 }
 
-/// Where a job's result goes: `{schema}/results/{kind}/{batch}/{id}-{token}`
-/// (`-` for no kind). The claim's token in the name means a stale worker's
-/// upload can never overwrite the current holder's; kind and batch group a
-/// tree's blobs, so one batch can be listed or removed by prefix.
-pub(crate) fn result_key(schema: &str, job: &crate::PgJob) -> String {
+/// Where a job's result goes: `{root}/results/{kind}/{batch}/{id}-{token}`
+/// (`-` for no kind), `root` being the queue's `{schema}/{identity}`. The
+/// claim's token in the name means a stale worker's upload can never
+/// overwrite the current holder's; kind and batch group a tree's blobs, so
+/// one batch can be listed or removed by prefix.
+pub(crate) fn result_key(root: &str, job: &crate::PgJob) -> String {
     let kind = match job.kind.as_str() {
         "" => "-",
         kind => kind,
     };
     format!(
-        "{schema}/results/{kind}/{}/{}-{}",
+        "{root}/results/{kind}/{}/{}-{}",
         job.batch, job.id, job.token
     )
 }
 
 /// Where a payload written at enqueue goes:
-/// `{schema}/inputs/{queue}/{kind}/{batch}/{random}` (`-` for no kind).
-pub(crate) fn input_key(schema: &str, job: &crate::NewJob) -> String {
+/// `{root}/inputs/{queue}/{kind}/{batch}/{random}` (`-` for no kind).
+pub(crate) fn input_key(root: &str, job: &crate::NewJob) -> String {
     let kind = match job.kind.as_str() {
         "" => "-",
         kind => kind,
     };
     format!(
-        "{schema}/inputs/{}/{kind}/{}/{:032x}",
+        "{root}/inputs/{}/{kind}/{}/{:032x}",
         job.queue,
         job.batch,
         fastrand::u128(..)
