@@ -11,6 +11,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::time::Instant;
 
 use crate::enqueue::{Enqueued, NewJob, Tree};
+use crate::redact::{redact_url, scrub};
 use crate::schema::{self, check_schema_name};
 use crate::sql::Statements;
 use crate::store::PayloadStore;
@@ -44,7 +45,6 @@ pub struct PgQueue {
     pub(crate) inner: Arc<QueueInner>,
 }
 
-#[derive(Debug)]
 pub(crate) struct QueueInner {
     pub(crate) pool: PgPool,
     pub(crate) connect: PgConnectOptions,
@@ -57,8 +57,21 @@ pub(crate) struct QueueInner {
     pub(crate) blob_root: tokio::sync::OnceCell<String>,
 }
 
+// By hand: the connect options hold the password.
+impl std::fmt::Debug for QueueInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueInner")
+            .field("host", &self.connect.get_host())
+            .field("port", &self.connect.get_port())
+            .field("database", &self.connect.get_database())
+            .field("schema", &self.schema)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Configures and connects a [`PgQueue`] ([`PgQueue::builder`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "a builder does nothing until `connect`"]
 pub struct PgQueueBuilder {
     url: String,
@@ -67,6 +80,20 @@ pub struct PgQueueBuilder {
     wait: Duration,
     store: Option<PayloadStore>,
     application_name: String,
+}
+
+// By hand: the URL may hold a password.
+impl std::fmt::Debug for PgQueueBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgQueueBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("wait", &self.wait)
+            .field("store", &self.store)
+            .field("application_name", &self.application_name)
+            .finish()
+    }
 }
 
 impl PgQueueBuilder {
@@ -121,12 +148,16 @@ impl PgQueueBuilder {
                 "database URL",
                 format!(
                     "`{}`: expected postgres://user@host:port/database",
-                    redact(&self.url)
+                    redact_url(&self.url)
                 ),
             ));
         }
         let connect = PgConnectOptions::from_str(&self.url).map_err(|e| {
-            QueueError::invalid("database URL", format!("`{}`: {e}", redact(&self.url)))
+            let why = scrub(&e.to_string(), &self.url);
+            QueueError::invalid(
+                "database URL",
+                format!("`{}`: {why}", redact_url(&self.url)),
+            )
         })?;
         // Every plan is custom: the queue's statements can then be prepared
         // once per connection (one round trip per call, not two) without
@@ -153,17 +184,6 @@ impl PgQueueBuilder {
                 blob_root: tokio::sync::OnceCell::new(),
             }),
         })
-    }
-}
-
-/// A URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("****"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{TestDb, fast, until};
 use pjp_core::{ErrorClass, ExecError, JobPicker, JobResult, JobSaver, Picked, ReleaseReason};
-use pjp_postgres::{NewJob, PgJob, QueueError, WorkerConfig, schema_version};
+use pjp_postgres::{NewJob, PgJob, PgQueue, QueueError, WorkerConfig, schema_version};
 
 type Saver = pjp_postgres::PgSaver<Vec<u8>, String>;
 
@@ -678,4 +678,29 @@ async fn picks_go_on_when_the_workers_connections_and_listener_are_cut() {
         worker.stats().notifications > before,
         "the listener reconnected"
     );
+}
+
+/// A password in the database or store URL shows in no `Debug` output and
+/// no error (the local server trusts every login, so the URL still works).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_shows_nowhere() {
+    const SECRET: &str = "s3cretPw";
+    let mut url = url::Url::parse(&common::database_url()).unwrap();
+    url.set_password(Some(SECRET)).unwrap();
+    let store = pjp_postgres::PayloadStore::new(
+        std::sync::Arc::new(object_store::memory::InMemory::new()),
+        format!("s3://key:{SECRET}@bucket"),
+    );
+    let builder = PgQueue::builder(url.as_str()).store(store.clone());
+    assert!(!format!("{builder:?}").contains(SECRET), "{builder:?}");
+    assert!(!store.url().contains(SECRET), "{}", store.url());
+    let queue = builder.connect().await.unwrap();
+    assert!(!format!("{queue:?}").contains(SECRET), "{queue:?}");
+    let bad = format!("postgres://u:{SECRET}@127.0.0.1:99999/db?password={SECRET}");
+    let error = PgQueue::connect(bad).await.unwrap_err().to_string();
+    assert!(!error.contains(SECRET) && error.contains("****"), "{error}");
+    let error = pjp_postgres::PayloadStore::open(&format!("ftp://u:{SECRET}@host/x"))
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains(SECRET) && error.contains("****"), "{error}");
 }

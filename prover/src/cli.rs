@@ -54,7 +54,7 @@ pub(crate) struct VerifyArgs {
     pub(crate) db: DbArgs,
 
     /// The object store results were written to (as given to `run`).
-    #[arg(long, env = "PJP_STORE_URL")]
+    #[arg(long, env = "PJP_STORE_URL", hide_env_values = true)]
     pub(crate) store_url: Option<String>,
 
     /// The queue name within the schema.
@@ -72,7 +72,7 @@ pub(crate) struct VerifyArgs {
 pub(crate) struct FleetArgs {
     /// Serve this PostgreSQL queue (e.g. `postgres://user@host:5432/db`)
     /// instead of the embedded one. Jobs come from `pjp-prover enqueue`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,
 
     /// The schema the queue's tables live in.
@@ -85,7 +85,7 @@ pub(crate) struct FleetArgs {
 
     /// Object store for payloads and results larger than `--inline-limit`:
     /// `file:///path`, `s3://bucket/prefix`, `gs://…`, `az://…`, `memory://`.
-    #[arg(long, env = "PJP_STORE_URL")]
+    #[arg(long, env = "PJP_STORE_URL", hide_env_values = true)]
     pub(crate) store_url: Option<String>,
 
     /// Results up to this many bytes stay in the table; larger ones go to the
@@ -143,7 +143,7 @@ pub(crate) struct FleetArgs {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DbArgs {
     /// The queue's database, e.g. `postgres://user@host:5432/db`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: String,
 
     /// The schema the queue's tables live in.
@@ -263,7 +263,7 @@ pub(crate) struct PurgeArgs {
 
     /// The object store the jobs' blobs are in (as given to `run` and
     /// `enqueue`): their blobs are deleted with them.
-    #[arg(long, env = "PJP_STORE_URL")]
+    #[arg(long, env = "PJP_STORE_URL", hide_env_values = true)]
     pub(crate) store_url: Option<String>,
 }
 
@@ -274,7 +274,7 @@ pub(crate) struct GcArgs {
     pub(crate) db: DbArgs,
 
     /// The object store to collect (as given to `run` and `enqueue`).
-    #[arg(long, env = "PJP_STORE_URL")]
+    #[arg(long, env = "PJP_STORE_URL", hide_env_values = true)]
     pub(crate) store_url: String,
 
     /// Only blobs older than this (above the longest save: an upload whose

@@ -188,7 +188,9 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
                 // nobody's blob to collect.
                 .check_writable(&format!("probes/{}/{id}", fleet.schema))
                 .await
-                .map_err(|e| Failure::runtime(format!("the store {url} cannot be written: {e}")))?;
+                .map_err(|e| {
+                    Failure::runtime(format!("the store {} cannot be written: {e}", store.url()))
+                })?;
             store
         }
         // No object store: every result stays in the table, whatever its

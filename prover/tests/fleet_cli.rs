@@ -283,3 +283,88 @@ fn proof_trees_are_enqueued_aggregated_and_verified() {
         "{verified}"
     );
 }
+
+/// A database or store URL's password appears nowhere: not in the error for
+/// a URL that does not parse, not in `--help` (which shows environment
+/// values), not in the logs or output of commands that work.
+#[test]
+fn no_command_prints_a_password() {
+    const SECRET: &str = "s3cretPw";
+    let printed = |output: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let prover = |url: &str, args: &[&str]| {
+        Command::cargo_bin("pjp-prover")
+            .unwrap_or_else(|e| panic!("binary: {e}"))
+            .env("RUST_LOG", "debug")
+            .env("DATABASE_URL", url)
+            .env("PJP_STORE_URL", format!("s3://key:{SECRET}@bucket/prefix"))
+            .env("PJP_DB_WAIT", "0s")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for bad in [
+        format!("postgres://root:{SECRET}@127.0.0.1:99999/test"),
+        format!("postgres://root:{SECRET}@127.0.0.1:port/test"),
+        format!("postgres://root:{SECRET}@[::1/test"),
+        format!("postgres://root@127.0.0.1:99999/test?password={SECRET}"),
+        format!("mysql://root:{SECRET}@127.0.0.1/test"),
+    ] {
+        let output = prover(&bad, &["migrate"]);
+        assert!(!output.status.success(), "{bad}");
+        let text = printed(&output);
+        assert!(!text.contains(SECRET), "{bad}:\n{text}");
+        assert!(
+            text.contains("****"),
+            "{bad}: says which URL, redacted:\n{text}"
+        );
+    }
+    // A URL that parses but leads nowhere.
+    let output = prover(
+        &format!("postgresql://root:{SECRET}@127.0.0.1:1/test"),
+        &["migrate"],
+    );
+    assert!(!output.status.success());
+    assert!(!printed(&output).contains(SECRET), "{}", printed(&output));
+    for command in [
+        "run", "migrate", "enqueue", "status", "gc", "verify", "requeue", "purge",
+    ] {
+        let output = prover(
+            &format!("postgres://root:{SECRET}@h/db"),
+            &[command, "--help"],
+        );
+        let text = printed(&output);
+        assert!(output.status.success(), "{command} --help: {text}");
+        assert!(!text.contains(SECRET), "{command} --help:\n{text}");
+    }
+    // The local server trusts every login: a password in a working URL is
+    // accepted and ignored, so every command runs (with debug logs on).
+    let schema = Schema::new("secret");
+    let mut url = url::Url::parse(&database_url()).unwrap_or_else(|e| panic!("{e}"));
+    url.set_password(Some(SECRET))
+        .unwrap_or_else(|()| panic!("a password for {url}"));
+    for args in [
+        vec!["migrate"],
+        vec!["enqueue", "--jobs", "3", "--log-n", "4"],
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["requeue", "--dead"],
+    ] {
+        let output = Command::cargo_bin("pjp-prover")
+            .unwrap_or_else(|e| panic!("binary: {e}"))
+            .env("RUST_LOG", "debug")
+            .env("DATABASE_URL", url.as_str())
+            .env("PJP_SCHEMA", &schema.0)
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = printed(&output);
+        assert!(output.status.success(), "{args:?}: {text}");
+        assert!(!text.contains(SECRET), "{args:?}:\n{text}");
+    }
+}

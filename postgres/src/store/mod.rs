@@ -44,11 +44,21 @@ pub const DEFAULT_INLINE_LIMIT: usize = 64 * 1024;
 /// assert_eq!(store.limit(), 1024);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PayloadStore {
     store: Arc<dyn ObjectStore>,
     url: String,
     inline_limit: usize,
+}
+
+// By hand: a cloud store's own `Debug` can show its credentials.
+impl std::fmt::Debug for PayloadStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadStore")
+            .field("url", &self.url)
+            .field("inline_limit", &self.inline_limit)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where one payload or result lives once written.
@@ -68,8 +78,8 @@ impl PayloadStore {
     /// scheme, or a store whose builder rejects its configuration.
     pub fn open(url: &str) -> Result<Self, QueueError> {
         let bad = |why: String| QueueError::StoreUrl {
-            url: url.to_owned(),
-            why,
+            url: crate::redact_url(url),
+            why: crate::redact::scrub(&why, url),
         };
         let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
         let prefix = Path::from_url_path(parsed.path()).map_err(|e| bad(e.to_string()))?;
@@ -117,10 +127,11 @@ impl PayloadStore {
     }
 
     /// Wraps a store built by hand (with options the URL form cannot say).
+    /// `url` names it in messages (a password in it is never shown).
     pub fn new(store: Arc<dyn ObjectStore>, url: impl Into<String>) -> Self {
         Self {
             store,
-            url: url.into(),
+            url: crate::redact_url(&url.into()),
             inline_limit: DEFAULT_INLINE_LIMIT,
         }
     }
@@ -137,7 +148,7 @@ impl PayloadStore {
         self.inline_limit
     }
 
-    /// The URL the store was opened from.
+    /// The URL the store was opened from, without its password.
     pub fn url(&self) -> &str {
         &self.url
     }
