@@ -3,11 +3,12 @@
 //! leases to the queue.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use pjp_core::JobId;
 use sqlx::PgPool;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::worker::{Counters, Leases};
 use crate::{PgQueue, QueueError, WorkerConfig};
@@ -21,6 +22,76 @@ pub(crate) struct Heartbeat {
     pub(crate) config: WorkerConfig,
     pub(crate) leases: Arc<Leases>,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) contact: Contact,
+}
+
+/// When this worker could last reach the database, and whether it was cut
+/// off from it lately.
+///
+/// A rescuer that could not reach the database cannot tell a dead worker
+/// from a live one that was cut off as it was (a database restart, a network
+/// outage): every lease that expired while it was blind, and until one lease
+/// time after it got back, is left for its holder to renew. Leases that
+/// expired before it lost contact are rescued at once.
+#[derive(Debug, Default)]
+pub(crate) struct Contact(Mutex<ContactState>);
+
+#[derive(Debug, Default)]
+struct ContactState {
+    /// When the latest statement that succeeded was sent.
+    last_ok: Option<Instant>,
+    /// Set while statements fail: since when the database is out of reach
+    /// (the last success before the first failure).
+    lost_since: Option<Instant>,
+    /// After an outage: since when it was out of reach, and when it came back.
+    outage: Option<(Instant, Instant)>,
+}
+
+impl Contact {
+    fn state(&self) -> std::sync::MutexGuard<'_, ContactState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A statement sent at `sent` succeeded.
+    fn reached(&self, sent: Instant) {
+        let mut state = self.state();
+        if let Some(since) = state.lost_since.take() {
+            let now = Instant::now();
+            tracing::info!(
+                blind = ?now - since,
+                "database reached again; leases that expired while it was out of reach get one lease time to be renewed before this worker rescues them"
+            );
+            state.outage = Some((since, now));
+        }
+        state.last_ok = Some(state.last_ok.map_or(sent, |t| t.max(sent)));
+    }
+
+    /// A statement failed (the database may be out of reach).
+    fn failed(&self, started: Instant) {
+        let mut state = self.state();
+        if state.lost_since.is_none() {
+            state.lost_since = Some(state.last_ok.unwrap_or(started));
+        }
+    }
+
+    /// How far back from now a lease's expiry must lie for this worker to
+    /// rescue it: zero, or, during or up to `ttl` after an outage, the time
+    /// since it lost contact.
+    fn blind_for(&self, ttl: Duration) -> Duration {
+        let mut state = self.state();
+        let now = Instant::now();
+        if let Some(since) = state.lost_since {
+            return now - since;
+        }
+        match state.outage {
+            Some((since, back)) if now < back + ttl => now - since,
+            Some(_) => {
+                state.outage = None;
+                Duration::ZERO
+            }
+            None => Duration::ZERO,
+        }
+    }
 }
 
 impl Heartbeat {
@@ -46,6 +117,7 @@ impl Heartbeat {
             return Ok(0);
         }
         let sql = &self.queue.inner.sql;
+        let sent = Instant::now();
         let extended: Result<Vec<i64>, _> = sqlx::query_scalar(&sql.heartbeat)
             .bind(&ids)
             .bind(&tokens)
@@ -54,8 +126,12 @@ impl Heartbeat {
             .await;
         Counters::add(&self.counters.heartbeats, 1);
         let extended: HashSet<i64> = match extended {
-            Ok(rows) => rows.into_iter().collect(),
+            Ok(rows) => {
+                self.contact.reached(sent);
+                rows.into_iter().collect()
+            }
             Err(error) => {
+                self.contact.failed(sent);
                 Counters::add(&self.counters.heartbeat_errors, 1);
                 tracing::warn!(%error, leases = ids.len(), "heartbeat failed; retrying next interval");
                 return Err(QueueError::Database(error));
@@ -131,13 +207,17 @@ impl Heartbeat {
     pub(crate) async fn rescue(&self) -> Result<u64, QueueError> {
         let mut total = 0;
         loop {
+            let blind = self.contact.blind_for(self.config.lease_ttl);
+            let sent = Instant::now();
             let rescued: Result<Vec<(i64, String)>, _> =
                 sqlx::query_as(&self.queue.inner.sql.rescue)
                     .bind(RESCUE_BATCH)
+                    .bind(blind.as_secs_f64())
                     .fetch_all(&self.pool)
                     .await;
             match rescued {
                 Ok(rows) => {
+                    self.contact.reached(sent);
                     Counters::add(&self.counters.rescued, rows.len());
                     for (id, status) in &rows {
                         if status == "dead" {
@@ -153,6 +233,7 @@ impl Heartbeat {
                     }
                 }
                 Err(error) => {
+                    self.contact.failed(sent);
                     Counters::add(&self.counters.heartbeat_errors, 1);
                     tracing::warn!(%error, "rescue of expired leases failed; retrying next interval");
                     return Err(QueueError::Database(error));

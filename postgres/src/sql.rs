@@ -272,7 +272,11 @@ impl Statements {
             rescue: format!(
                 "WITH expired AS MATERIALIZED (
                      SELECT id FROM {s}.jobs
-                     WHERE status = 'running' AND lease_expires_at < now()
+                     WHERE status = 'running'
+                       -- $2: how long the rescuer could not see the
+                       -- database; leases that expired meanwhile are left
+                       -- to their holders for one more lease time.
+                       AND lease_expires_at < now() - make_interval(secs => $2)
                      ORDER BY id LIMIT $1
                      FOR UPDATE SKIP LOCKED),
                  rescued AS (

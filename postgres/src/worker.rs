@@ -432,6 +432,7 @@ impl PgWorker {
             config: config.clone(),
             leases: leases.clone(),
             counters: counters.clone(),
+            contact: crate::heartbeat::Contact::default(),
         });
         let (listening, mut ready) = watch::channel(false);
         let listener = crate::listen::listen(
