@@ -268,35 +268,59 @@ impl PgQueue {
     }
 
     /// Puts a dead job back on its queue with fresh budgets; returns whether
-    /// it was dead.
+    /// it was dead (and could be requeued).
+    ///
+    /// Trees stay consistent: the job's dead ancestors (a dead child settles
+    /// its parent dead) come back too, each `waiting` for its children that
+    /// have not succeeded, so a parent never runs before the child it was
+    /// requeued for. A job with a child that can never succeed (failed,
+    /// cancelled, or dead and not requeued) stays dead.
     pub async fn requeue(&self, id: i64) -> Result<bool, QueueError> {
-        let mut tx = self.inner.pool.begin().await?;
-        let queue: Option<String> = sqlx::query_scalar(&self.inner.sql.requeue_one)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        if let Some(queue) = &queue {
-            self.notify(&mut tx, queue).await?;
-        }
-        tx.commit().await?;
-        Ok(queue.is_some())
+        let revived = self.requeue_where(Some(id), None).await?;
+        Ok(revived.contains(&id))
     }
 
-    /// Puts every dead job (of one queue, or all) back; returns how many.
+    /// Puts every dead job (of one queue, or all) back, as
+    /// [`requeue`](Self::requeue) does; returns how many jobs it revived
+    /// (their dead ancestors included).
     pub async fn requeue_dead(&self, queue: Option<&str>) -> Result<u64, QueueError> {
+        Ok(self.requeue_where(None, queue).await?.len() as u64)
+    }
+
+    /// Requeues the dead jobs matching `id` / `queue` and their dead
+    /// ancestors in one transaction; returns the ids revived.
+    async fn requeue_where(
+        &self,
+        id: Option<i64>,
+        queue: Option<&str>,
+    ) -> Result<Vec<i64>, QueueError> {
+        let sql = &self.inner.sql;
         let mut tx = self.inner.pool.begin().await?;
-        let queues: Vec<String> = sqlx::query_scalar(&self.inner.sql.requeue_all)
+        // Locked first, in id order; the next statement's snapshot then sees
+        // every child completion that committed before the locks were taken,
+        // and later ones wait for this transaction (they lock the parent).
+        let ids: Vec<i64> = sqlx::query_scalar(&sql.requeue_targets)
+            .bind(id)
             .bind(queue)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.database_error(e))?;
-        let distinct: std::collections::BTreeSet<&String> = queues.iter().collect();
-        for queue in distinct {
+        let revived: Vec<(i64, String, String)> = sqlx::query_as(&sql.requeue)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        // Only queued jobs are claimable: wake their queues.
+        let claimable: std::collections::BTreeSet<&String> = revived
+            .iter()
+            .filter(|(_, _, status)| status == "queued")
+            .map(|(_, queue, _)| queue)
+            .collect();
+        for queue in claimable {
             self.notify(&mut tx, queue).await?;
         }
         tx.commit().await?;
-        Ok(queues.len() as u64)
+        Ok(revived.into_iter().map(|(id, ..)| id).collect())
     }
 
     /// Cancels a queued or running job; returns whether it was either. A

@@ -49,8 +49,8 @@ pub(crate) struct Statements {
     pub(crate) finished_recently: String,
     pub(crate) load: String,
     pub(crate) dead: String,
-    pub(crate) requeue_one: String,
-    pub(crate) requeue_all: String,
+    pub(crate) requeue_targets: String,
+    pub(crate) requeue: String,
     pub(crate) cancel: String,
     pub(crate) purge: String,
     pub(crate) job: String,
@@ -392,20 +392,48 @@ impl Statements {
                  FROM {s}.jobs WHERE status = 'dead' AND ($1::text IS NULL OR queue = $1)
                  ORDER BY id LIMIT $2"
             ),
-            // A requeue moves the token on too: a worker still holding an old
-            // claim of the job must see its writes fenced, not mistaken for
-            // repeats of its own.
-            requeue_one: format!(
-                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0, token = token + 1,
-                     run_after = now(), finished_at = NULL
-                 WHERE id = $1 AND status = 'dead'
-                 RETURNING queue"
+            // The dead jobs an operator requeues ($1: one id, or every
+            // dead job of queue $2, or of every queue) and their dead
+            // ancestors (a dead child settled them dead), locked in id order.
+            requeue_targets: format!(
+                "WITH RECURSIVE target AS (
+                     SELECT id, parent_id FROM {s}.jobs
+                     WHERE status = 'dead' AND ($1::bigint IS NULL OR id = $1)
+                       AND ($2::text IS NULL OR queue = $2)),
+                 up AS (
+                     SELECT p.id, p.parent_id FROM {s}.jobs p JOIN target t ON p.id = t.parent_id
+                     WHERE p.status = 'dead'
+                     UNION
+                     SELECT p.id, p.parent_id FROM {s}.jobs p JOIN up u ON p.id = u.parent_id
+                     WHERE p.status = 'dead')
+                 SELECT j.id FROM {s}.jobs j
+                 WHERE j.id IN (SELECT id FROM target UNION SELECT id FROM up)
+                 ORDER BY j.id
+                 FOR UPDATE OF j"
             ),
-            requeue_all: format!(
-                "UPDATE {s}.jobs SET status = 'queued', attempts = 0, lost_leases = 0, token = token + 1,
-                     run_after = now(), finished_at = NULL
-                 WHERE status = 'dead' AND ($1::text IS NULL OR queue = $1)
-                 RETURNING queue"
+            // Requeues the dead jobs in $1 (locked by `requeue_targets`) with
+            // fresh budgets. A job whose children are not all done waits for
+            // them again (`waiting_on` counts the ones not succeeded); one
+            // with a child that can never succeed (failed, cancelled, or dead
+            // and not requeued with it) stays dead. The token moves on, so a
+            // worker still holding an old claim is fenced.
+            requeue: format!(
+                "WITH revived AS (SELECT unnest($1::bigint[]) AS id),
+                 shape AS (
+                     SELECT r.id,
+                            count(c.id) FILTER (WHERE c.status <> 'succeeded') AS pending,
+                            coalesce(bool_or(c.status IN ('failed', 'cancelled')
+                                OR (c.status = 'dead' AND c.id NOT IN (SELECT id FROM revived))), false)
+                                AS blocked
+                     FROM revived r LEFT JOIN {s}.jobs c ON c.parent_id = r.id
+                     GROUP BY r.id)
+                 UPDATE {s}.jobs j SET
+                     status = (CASE WHEN s.pending > 0 THEN 'waiting' ELSE 'queued' END)::{s}.job_status,
+                     waiting_on = s.pending, attempts = 0, lost_leases = 0, infra_retries = 0,
+                     token = j.token + 1, run_after = now(), finished_at = NULL
+                 FROM shape s
+                 WHERE j.id = s.id AND j.status = 'dead' AND NOT s.blocked
+                 RETURNING j.id, j.queue, j.status::text"
             ),
             // An operator's cancel settles the job's parent as a failed
             // child does (dead, or the tree cancelled).

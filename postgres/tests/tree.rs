@@ -331,3 +331,72 @@ async fn an_operator_cancelling_a_child_settles_its_parent() {
         assert_eq!(db.queue.job(id).await.unwrap().unwrap().status, "cancelled");
     }
 }
+
+/// A dead child made its parent dead; once the cause is fixed, requeueing
+/// the dead jobs brings the tree back as it was: the child queued, the
+/// parent waiting for it (not queued before it, to fail on "child is
+/// queued" and die again), and claimable the moment the child succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeueing_a_dead_tree_makes_the_parent_wait_for_its_children() {
+    let db = TestDb::new().await;
+    let tree = db
+        .queue
+        .enqueue_tree(
+            NewJob::new("root", b"root".to_vec()),
+            vec![
+                NewJob::new("leaf", b"good".to_vec()),
+                NewJob::new("leaf", b"bad".to_vec()).max_attempts(1),
+            ],
+        )
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let (leaves, roots) = (
+        worker.picker("leaf").unwrap(),
+        worker.picker("root").unwrap(),
+    );
+    let saver: Saver = worker.saver();
+    for _ in 0..2 {
+        let (job, input) = claim_one(&leaves).await.expect("a leaf");
+        let result = if input == b"bad" {
+            Err(ExecError::Failed("its blob is missing".to_owned()))
+        } else {
+            Ok(b"proof".to_vec())
+        };
+        saver.save(&result, &job).await.unwrap();
+    }
+    let bad = tree.children[1];
+    assert_eq!(status(&db, bad).await.0, "dead");
+    assert_eq!(status(&db, tree.parent).await.0, "dead");
+
+    // The operator repairs the cause and requeues every dead job.
+    assert_eq!(db.queue.requeue_dead(None).await.unwrap(), 2);
+    assert_eq!(status(&db, tree.parent).await, ("waiting".to_owned(), 1));
+    assert_eq!(status(&db, bad).await.0, "queued");
+    assert!(claim_one(&roots).await.is_none(), "the parent waits");
+    let (job, _) = claim_one(&leaves).await.expect("the requeued child");
+    saver.save(&Ok(b"proof".to_vec()), &job).await.unwrap();
+    assert_eq!(status(&db, tree.parent).await, ("queued".to_owned(), 0));
+    let (root, _) = claim_one(&roots)
+        .await
+        .expect("the parent, after its child");
+    assert_eq!(root.id, tree.parent);
+
+    // Requeueing only the child brings its dead parent back too.
+    let second = db
+        .queue
+        .enqueue_tree(
+            NewJob::new("root", b"root 2".to_vec()),
+            vec![NewJob::new("leaf", b"bad".to_vec()).max_attempts(1)],
+        )
+        .await
+        .unwrap();
+    let (job, _) = claim_one(&leaves).await.expect("the leaf");
+    saver
+        .save(&Err(ExecError::Failed("broken".to_owned())), &job)
+        .await
+        .unwrap();
+    assert_eq!(status(&db, second.parent).await.0, "dead");
+    assert!(db.queue.requeue(second.children[0]).await.unwrap());
+    assert_eq!(status(&db, second.parent).await, ("waiting".to_owned(), 1));
+}

@@ -163,8 +163,15 @@ fn gc_deletes_only_unnamed_old_blobs() {
         "--progress",
         "none",
     ]);
-    // An upload whose commit never happened (a worker that crashed).
-    let orphan = dir.join(&schema.0).join("results").join("999-1");
+    // An upload whose commit never happened (a worker that crashed), under
+    // the queue's own root: `{schema}/{identity}/`, the one folder there.
+    let identity = std::fs::read_dir(dir.join(&schema.0))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("no queue root under {}", dir.display()));
+    let orphan = identity.join("results").join("999-1");
     std::fs::create_dir_all(orphan.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&orphan, b"lost upload").unwrap_or_else(|e| panic!("{e}"));
 
@@ -208,6 +215,27 @@ fn gc_deletes_only_unnamed_old_blobs() {
         (again["referenced"].as_u64(), again["deleted"].as_u64()),
         (Some(3), Some(0))
     );
+    // A blob of no queue identity under the schema's prefix: gc refuses,
+    // unless told to leave it alone.
+    let stray = dir.join(&schema.0).join("results").join("1-1");
+    std::fs::create_dir_all(stray.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&stray, b"whose?").unwrap_or_else(|e| panic!("{e}"));
+    let refused = schema.prover(&["gc", "--store-url", &store, "--older-than", "0s"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no queue identity"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    schema.ok(&[
+        "gc",
+        "--store-url",
+        &store,
+        "--older-than",
+        "0s",
+        "--ignore-unowned",
+    ]);
+    assert!(stray.exists(), "never deleted");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
