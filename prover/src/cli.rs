@@ -472,14 +472,14 @@ impl RunArgs {
                 self.fail_rate, self.panic_rate
             ));
         }
-        let elements = self.batch.checked_shl(self.log_n).unwrap_or(u64::MAX);
-        if elements > 1 << 28 {
-            return Err(format!(
-                "a job of {} polynomial(s) of 2^{} coefficients is {} elements; the limit is 2^28",
-                self.batch, self.log_n, elements
-            ));
-        }
-        Ok(())
+        crate::job::check_size(self.batch, self.log_n)
+    }
+}
+
+impl EnqueueArgs {
+    /// Checks what clap cannot: a job's size, which `run` would reject.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        crate::job::check_size(self.batch, self.log_n)
     }
 }
 

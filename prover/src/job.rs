@@ -10,6 +10,18 @@ use serde::{Deserialize, Serialize};
 /// Elements one job may hold at most (2^28 × 8 bytes = 2 GiB).
 pub(crate) const MAX_ELEMENTS: u64 = 1 << 28;
 
+/// Checks the shape every job of a run or an enqueue shares: the one rule
+/// both apply, so nothing is enqueued that no worker would prove.
+pub(crate) fn check_size(batch: u64, log_n: u32) -> Result<(), String> {
+    let elements = batch.checked_shl(log_n).unwrap_or(u64::MAX);
+    if elements > MAX_ELEMENTS {
+        return Err(format!(
+            "a job of {batch} polynomial(s) of 2^{log_n} coefficients is {elements} elements; the limit is 2^28"
+        ));
+    }
+    Ok(())
+}
+
 /// One proving job's payload: which synthetic witness to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ProofJob {

@@ -68,7 +68,13 @@ fn main() -> ExitCode {
             };
         }
         Command::Migrate(args) => runtime.block_on(fleet::migrate(args)),
-        Command::Enqueue(args) => runtime.block_on(fleet::enqueue(args)),
+        Command::Enqueue(args) => {
+            if let Err(message) = args.validate() {
+                eprintln!("pjp-prover: error: {message}");
+                return ExitCode::from(2);
+            }
+            runtime.block_on(fleet::enqueue(args))
+        }
         Command::Status(args) => runtime.block_on(fleet::status(args)),
         Command::Requeue(args) => runtime.block_on(fleet::requeue(args)),
         Command::Purge(args) => runtime.block_on(fleet::purge(args)),

@@ -396,3 +396,17 @@ fn no_command_prints_a_password() {
         assert!(!text.contains(SECRET), "{args:?}:\n{text}");
     }
 }
+
+/// `enqueue` refuses a job size that `run` would refuse, before it touches
+/// the queue (exit 2, the usage error).
+#[test]
+fn enqueue_refuses_jobs_no_worker_would_prove() {
+    let schema = Schema::new("size");
+    schema.ok(&["migrate"]);
+    let output = schema.prover(&["enqueue", "--jobs", "1", "--log-n", "24", "--batch", "1024"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the limit is 2^28"), "{stderr}");
+    let status = schema.ok(&["status", "--json"]);
+    assert!(!status.contains("\"queued\""), "nothing enqueued: {status}");
+}
