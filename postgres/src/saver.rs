@@ -12,7 +12,7 @@ use crate::worker::WorkerShared;
 use crate::write::{self, Finish};
 use crate::{PgJob, QueueError};
 
-type PermanentIf<F> = Arc<dyn Fn(&ExecError<F>) -> bool + Send + Sync>;
+type Classifier<F> = Arc<dyn Fn(&ExecError<F>) -> bool + Send + Sync>;
 
 /// Completes jobs claimed by the same [`PgWorker`](crate::PgWorker).
 ///
@@ -29,10 +29,12 @@ type PermanentIf<F> = Arc<dyn Fn(&ExecError<F>) -> bool + Send + Sync>;
 /// | `Ok(output)` | `succeeded`, the output stored (inline, or in the object store above its limit, written before the row commits) |
 /// | `Err` (failed, panicked, timed out) | one attempt used; `queued` again after a back-off, or `dead` with the error once `max_attempts` are used |
 /// | `Err` that [`permanent_if`](Self::permanent_if) accepts | `failed` with the error, no retry |
+/// | `Err` that [`infrastructure_if`](Self::infrastructure_if) accepts | `queued` again after a back-off, no attempt used (counted in `infra_retries`) |
 /// | `Err(Cancelled)` | `queued` again at once, no attempt used (the worker lost the job, not the job its run) |
 pub struct PgSaver<O, F> {
     shared: Arc<WorkerShared>,
-    permanent_if: Option<PermanentIf<F>>,
+    permanent_if: Option<Classifier<F>>,
+    infrastructure_if: Option<Classifier<F>>,
     _output: PhantomData<fn(&O)>,
 }
 
@@ -41,6 +43,7 @@ impl<O, F> Clone for PgSaver<O, F> {
         Self {
             shared: self.shared.clone(),
             permanent_if: self.permanent_if.clone(),
+            infrastructure_if: self.infrastructure_if.clone(),
             _output: PhantomData,
         }
     }
@@ -59,6 +62,7 @@ impl<O, F> PgSaver<O, F> {
         Self {
             shared,
             permanent_if: None,
+            infrastructure_if: None,
             _output: PhantomData,
         }
     }
@@ -80,6 +84,31 @@ impl<O, F> PgSaver<O, F> {
         permanent: impl Fn(&ExecError<F>) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.permanent_if = Some(Arc::new(permanent));
+        self
+    }
+
+    /// Failures of the infrastructure around the execution, not of the job:
+    /// an executor that reads from the queue or a store itself (an
+    /// aggregation reading its children) and lost its connection. Such a job
+    /// is queued again after a back-off (`retry_backoff` on its count of
+    /// infrastructure retries) without using an attempt: a database restart
+    /// or a killed backend never uses up a job's attempts.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: pjp_postgres::PgWorker) {
+    /// use pjp_core::{ErrorClass, ExecError};
+    /// use pjp_postgres::QueueError;
+    ///
+    /// let saver = worker
+    ///     .saver::<Vec<u8>, QueueError>()
+    ///     .infrastructure_if(|e| matches!(e, ExecError::Failed(q) if q.class() == ErrorClass::Transient));
+    /// # }
+    /// ```
+    pub fn infrastructure_if(
+        mut self,
+        infrastructure: impl Fn(&ExecError<F>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.infrastructure_if = Some(Arc::new(infrastructure));
         self
     }
 }
@@ -127,9 +156,12 @@ where
             },
             Err(error) => {
                 let permanent = self.permanent_if.as_ref().is_some_and(|p| p(error));
+                let infrastructure = self.infrastructure_if.as_ref().is_some_and(|p| p(error));
                 Finish {
                     job,
-                    kind: if permanent {
+                    kind: if infrastructure {
+                        Completion::Infrastructure
+                    } else if permanent {
                         Completion::Failed
                     } else {
                         Completion::Retry

@@ -23,6 +23,10 @@ pub(crate) enum Completion {
     /// The job cannot run at all (its payload is missing or corrupt): `dead`
     /// now, with the error, so an operator can fix it and requeue it.
     Dead = 4,
+    /// The infrastructure around the execution failed (the database or the
+    /// store went away while the executor read from them): `queued` again
+    /// after a back-off on `infra_retries`, no attempt used.
+    Infrastructure = 5,
 }
 
 /// The statements of one schema.
@@ -193,12 +197,15 @@ impl Statements {
                          status = (CASE
                              WHEN i.kind = 0 THEN 'succeeded'
                              WHEN i.kind = 2 THEN 'failed'
-                             WHEN i.kind = 3 THEN 'queued'
+                             WHEN i.kind IN (3, 5) THEN 'queued'
                              WHEN i.kind = 4 THEN 'dead'
                              WHEN j.attempts + 1 >= j.max_attempts THEN 'dead'
                              ELSE 'queued' END)::{s}.job_status,
                          attempts = j.attempts + (CASE WHEN i.kind IN (1, 2) THEN 1 ELSE 0 END),
+                         infra_retries = j.infra_retries + (CASE WHEN i.kind = 5 THEN 1 ELSE 0 END),
                          run_after = CASE
+                             WHEN i.kind = 5 THEN now() + make_interval(secs =>
+                                 least($9, $8 * power(2, least(j.infra_retries, 30))) * (0.5 + random() / 2))
                              WHEN i.kind = 1 THEN now() + make_interval(secs =>
                                  least($9, $8 * power(2, least(j.attempts, 30))) * (0.5 + random() / 2))
                              WHEN i.kind = 3 THEN now()

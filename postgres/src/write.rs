@@ -151,7 +151,9 @@ async fn settle(
                 Some(status) => {
                     let counter = match finish.kind {
                         Completion::Succeeded => &shared.counters.succeeded,
-                        Completion::Release => &shared.counters.released,
+                        Completion::Release | Completion::Infrastructure => {
+                            &shared.counters.released
+                        }
                         Completion::Retry | Completion::Failed | Completion::Dead => {
                             &shared.counters.failed
                         }

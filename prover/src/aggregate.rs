@@ -14,8 +14,8 @@ use bytes::Bytes;
 use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
 use pjp_core::memory::{QueueError, QueueMeta};
 use pjp_core::{
-    Async, AsyncExecutor, BackoffPolicy, JobCancels, JobId, JobKind, JobMeta, JobResult, JobRunner,
-    JobSaver,
+    Async, AsyncExecutor, BackoffPolicy, ErrorClass, ExecError, JobCancels, JobId, JobKind,
+    JobMeta, JobResult, JobRunner, JobSaver,
 };
 use pjp_gpu::CpuNtt;
 use pjp_postgres::{PgQueue, PgWorker};
@@ -30,6 +30,26 @@ use crate::store::ResultStore;
 pub(crate) const BASIC: &str = "basic";
 /// The kind of a batch's aggregation job.
 pub(crate) const AGGREGATE: &str = "aggregate";
+
+/// Why an aggregation did not close its batch.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AggregateError {
+    /// The job or its children are wrong (a child not succeeded, a proof
+    /// that does not verify): a failure of the job, which uses an attempt.
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading the children from the queue or its store failed.
+    #[error("reading the children: {0}")]
+    Unavailable(#[from] pjp_postgres::QueueError),
+}
+
+impl AggregateError {
+    /// A failure of the infrastructure (a dropped connection, a killed
+    /// backend, a store outage), not of the job: retried without an attempt.
+    pub(crate) fn is_infrastructure(&self) -> bool {
+        matches!(self, Self::Unavailable(e) if e.class() == ErrorClass::Transient)
+    }
+}
 
 /// An aggregation job's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,14 +110,20 @@ pub(crate) fn merkle_root_of(mut level: Vec<[u8; 32]>) -> String {
 
 /// Checks every child's proof and commits to them: the root of the proofs
 /// it read, or why it could not.
-pub(crate) async fn aggregate(queue: &PgQueue, parent: i64) -> Result<AggregateProof, String> {
-    let children = queue.children(parent).await.map_err(|e| e.to_string())?;
+pub(crate) async fn aggregate(
+    queue: &PgQueue,
+    parent: i64,
+) -> Result<AggregateProof, AggregateError> {
+    let children = queue.children(parent).await?;
     let mut leaves = Vec::with_capacity(children.len());
     for child in &children {
         if child.status != "succeeded" {
-            return Err(format!("child {} is {}", child.id, child.status));
+            return Err(AggregateError::Invalid(format!(
+                "child {} is {}",
+                child.id, child.status
+            )));
         }
-        let bytes = queue.child_result(child).await.map_err(|e| e.to_string())?;
+        let bytes = queue.child_result(child).await?;
         leaves.push(bytes.to_vec());
     }
     let proofs = leaves.clone();
@@ -108,9 +134,11 @@ pub(crate) async fn aggregate(queue: &PgQueue, parent: i64) -> Result<AggregateP
         })
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| AggregateError::Invalid(e.to_string()))?;
     if !checked {
-        return Err(format!("a child proof of job {parent} does not verify"));
+        return Err(AggregateError::Invalid(format!(
+            "a child proof of job {parent} does not verify"
+        )));
     }
     Ok(AggregateProof {
         aggregate: 0,
@@ -135,15 +163,18 @@ pub(crate) enum Children {
 
 impl Children {
     /// The root over `parent`'s children, or why there is none.
-    async fn aggregate(&self, parent: JobId) -> Result<AggregateProof, String> {
+    async fn aggregate(&self, parent: JobId) -> Result<AggregateProof, AggregateError> {
         match self {
             Self::Fleet(queue) => {
-                let id = i64::try_from(parent.get()).map_err(|e| e.to_string())?;
+                let id = i64::try_from(parent.get())
+                    .map_err(|e| AggregateError::Invalid(e.to_string()))?;
                 aggregate(queue, id).await
             }
             Self::Embedded { queue, store } => {
                 let children = queue.children(parent);
-                let leaves = store.take_leaves(&children)?;
+                let leaves = store
+                    .take_leaves(&children)
+                    .map_err(AggregateError::Invalid)?;
                 Ok(AggregateProof {
                     aggregate: 0,
                     children: children
@@ -166,35 +197,35 @@ impl AsyncExecutor for Aggregator {
     type Input = Bytes;
     type Output = Vec<u8>;
     type Metadata = AnyMeta;
-    type Error = String;
+    type Error = AggregateError;
 
-    async fn execute(&self, input: Bytes, meta: &AnyMeta) -> Result<Vec<u8>, String> {
+    async fn execute(&self, input: Bytes, meta: &AnyMeta) -> Result<Vec<u8>, AggregateError> {
         let job: AggregateJob = serde_json::from_slice(&input)
-            .map_err(|e| format!("malformed aggregation job: {e}"))?;
+            .map_err(|e| AggregateError::Invalid(format!("malformed aggregation job: {e}")))?;
         let mut proof = self.children.aggregate(meta.job_id()).await?;
         if proof.children.len() as u64 != job.circuits {
-            return Err(format!(
+            return Err(AggregateError::Invalid(format!(
                 "batch {}: {} children, expected {}",
                 job.aggregate,
                 proof.children.len(),
                 job.circuits
-            ));
+            )));
         }
         proof.aggregate = job.aggregate;
-        serde_json::to_vec(&proof).map_err(|e| e.to_string())
+        serde_json::to_vec(&proof).map_err(|e| AggregateError::Invalid(e.to_string()))
     }
 }
 
 /// The runner that closes batches.
 pub(crate) type AggregationRunner =
-    JobRunner<BoxPicker<Bytes>, Async<Aggregator>, BoxSaver<Vec<u8>, String>>;
+    JobRunner<BoxPicker<Bytes>, Async<Aggregator>, BoxSaver<Vec<u8>, AggregateError>>;
 
 /// The aggregation runner: claims only `aggregate` jobs (`picker`), beside
 /// the proving pipeline (which claims the other kinds).
 pub(crate) fn runner(
     picker: BoxPicker<Bytes>,
     children: Children,
-    saver: BoxSaver<Vec<u8>, String>,
+    saver: BoxSaver<Vec<u8>, AggregateError>,
     cancels: JobCancels,
 ) -> anyhow::Result<AggregationRunner> {
     Ok(
@@ -224,8 +255,19 @@ pub(crate) fn fleet_runner(
     runner(
         BoxPicker::new(picker),
         Children::Fleet(worker.queue().clone()),
-        BoxSaver::new(worker.saver::<Vec<u8>, String>()),
+        fleet_saver(worker),
         worker.job_cancels(),
+    )
+}
+
+/// The fleet's aggregation saver. A database or store error while reading
+/// the children is the infrastructure's failure, not the batch's: the job is
+/// queued again without using an attempt.
+fn fleet_saver(worker: &PgWorker) -> BoxSaver<Vec<u8>, AggregateError> {
+    BoxSaver::new(
+        worker
+            .saver::<Vec<u8>, AggregateError>()
+            .infrastructure_if(|e| matches!(e, ExecError::Failed(a) if a.is_infrastructure())),
     )
 }
 
@@ -254,13 +296,13 @@ pub(crate) struct RootSaver {
 
 impl JobSaver for RootSaver {
     type Output = Vec<u8>;
-    type Failure = String;
+    type Failure = AggregateError;
     type Metadata = AnyMeta;
     type Error = QueueError;
 
     async fn save(
         &self,
-        result: &JobResult<Vec<u8>, String>,
+        result: &JobResult<Vec<u8>, AggregateError>,
         meta: &AnyMeta,
     ) -> Result<(), QueueError> {
         if let Ok(bytes) = result
@@ -272,7 +314,10 @@ impl JobSaver for RootSaver {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(proof.aggregate, proof.root);
         }
-        let settled: JobResult<(), String> = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        let settled: JobResult<(), String> = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| e.as_ref().map(ToString::to_string));
         let Some(meta) = meta.downcast_ref::<QueueMeta>() else {
             return Err(QueueError::UnknownJob(meta.job_id()));
         };
@@ -393,7 +438,7 @@ mod tests {
         assert_eq!(proof.children, ids);
         // The leaves were taken: a second aggregation over them is refused.
         let again = aggregator.execute(Bytes::from(parent_bytes()), &meta).await;
-        assert!(again.is_err_and(|e| e.contains("has no proof")));
+        assert!(again.is_err_and(|e| e.to_string().contains("has no proof")));
         Ok(())
     }
 
@@ -418,5 +463,91 @@ mod tests {
         changed[4][0] ^= 1;
         assert_ne!(root, merkle_root(&changed));
         assert_eq!(merkle_root(&[]), "");
+    }
+
+    /// An aggregation whose reads of its children fail because the database
+    /// went away (a cut connection, as `pg_terminate_backend` or a restart
+    /// gives) uses no attempt: the job is queued again, counted as an
+    /// infrastructure retry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_aggregation_cut_off_from_the_database_uses_no_attempt() -> anyhow::Result<()> {
+        use pjp_postgres::{NewJob, WorkerConfig};
+        let url = std::env::var("PJP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let schema = format!("t_agg_infra_{}_{nanos}", std::process::id());
+        let queue = PgQueue::builder(&url).schema(&schema).connect().await?;
+        queue.migrate().await?;
+        let job = AggregateJob {
+            aggregate: 0,
+            circuits: 1,
+        };
+        let tree = queue
+            .enqueue_tree(
+                NewJob::new("q", serde_json::to_vec(&job)?).kind(AGGREGATE),
+                vec![NewJob::new("q", b"child".to_vec()).kind(BASIC)],
+            )
+            .await?;
+        let worker = queue.worker(WorkerConfig::new("w")).await?;
+        let basic = worker.picker("q")?.kinds([BASIC]);
+        let Picked::Some(children) = basic.pick_many(1).await? else {
+            anyhow::bail!("no child to claim");
+        };
+        let saver = worker.saver::<Vec<u8>, String>();
+        saver
+            .save(&Ok(b"proof".to_vec()), &children[0].meta)
+            .await?;
+
+        // A handle on the same queue whose connection is then cut for good.
+        let parsed = url::Url::parse(&url)?;
+        let upstream = format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or("127.0.0.1"),
+            parsed.port().unwrap_or(5432)
+        )
+        .parse()?;
+        let proxy = pjp_testkit::LatencyProxy::start(upstream, Duration::ZERO).await?;
+        let mut via = parsed.clone();
+        via.set_host(Some(&proxy.addr().ip().to_string()))?;
+        let _ = via.set_port(Some(proxy.addr().port()));
+        let cut_off = PgQueue::builder(via.as_str())
+            .schema(&schema)
+            .connect()
+            .await?;
+        proxy.refuse(true);
+        proxy.cut();
+
+        let aggregations = worker.picker("q")?.kinds([AGGREGATE]);
+        let Picked::Some(parents) = aggregations.pick_many(1).await? else {
+            anyhow::bail!("the aggregation is not claimable");
+        };
+        let parent = &parents[0];
+        let executor = Aggregator {
+            children: Children::Fleet(cut_off),
+        };
+        let meta = AnyMeta::new(parent.meta);
+        let failed = executor.execute(parent.input.clone(), &meta).await;
+        let error = match failed {
+            Err(error) => error,
+            Ok(_) => anyhow::bail!("the aggregation read its children through a cut link"),
+        };
+        assert!(error.is_infrastructure(), "{error}");
+        let saver = fleet_saver(&worker);
+        saver
+            .save(&Err(ExecError::Failed(error)), &AnyMeta::new(parent.meta))
+            .await?;
+        let (status, attempts, infra): (String, i32, i32) = sqlx::query_as(&format!(
+            "SELECT status::text, attempts, infra_retries FROM {schema}.jobs WHERE id = $1"
+        ))
+        .bind(tree.parent)
+        .fetch_one(queue.pool())
+        .await?;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(queue.pool())
+            .await?;
+        assert_eq!((status.as_str(), attempts, infra), ("queued", 0, 1));
+        Ok(())
     }
 }

@@ -95,13 +95,25 @@ impl Fleet {
         (output, summary)
     }
 
+    /// The queue's identity: the one folder under the schema's in the store
+    /// (`{schema}/{identity}/`), empty before anything was stored.
+    fn identity(&self) -> String {
+        std::fs::read_dir(self.store.join(&self.schema))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .next()
+            .unwrap_or_default()
+    }
+
     /// Result objects in the store, as (job id, token of the claim that
-    /// wrote it): they are `results/{kind}/{batch}/{id}-{token}`, and these
-    /// jobs have no kind (`-`) and batch 0.
+    /// wrote it): they are `{schema}/{identity}/results/{kind}/{batch}/{id}-{token}`,
+    /// and these jobs have no kind (`-`) and batch 0.
     fn stored_results(&self) -> Vec<(i64, i64)> {
         let dir = self
             .store
             .join(&self.schema)
+            .join(self.identity())
             .join("results")
             .join("-")
             .join("0");
@@ -245,9 +257,10 @@ async fn assert_every_job_once(
     let rows: std::collections::HashMap<i64, (i64, String)> =
         rows.into_iter().map(|(id, t, k)| (id, (t, k))).collect();
     let (mut committed, mut orphans) = (0, 0u64);
+    let identity = fleet.identity();
     for (id, token) in fleet.stored_results() {
         let (current, key) = &rows[&id];
-        if *key == format!("{s}/results/-/0/{id}-{token}") {
+        if *key == format!("{s}/{identity}/results/-/0/{id}-{token}") {
             committed += 1;
         } else {
             assert!(
