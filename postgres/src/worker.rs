@@ -1,7 +1,7 @@
 //! [`PgWorker`]: one process's membership in the queue: its leases, its
 //! heartbeat, its wake-ups. Pickers and savers come from it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -226,11 +226,30 @@ pub(crate) struct Counters {
     pub(crate) heartbeat_errors: AtomicU64,
     pub(crate) notifications: AtomicU64,
     pub(crate) idle_waits: AtomicU64,
+    /// Jobs handed back to the queue (released, or put back after an
+    /// infrastructure failure) and not finished by this worker since.
+    handed_back: Mutex<BTreeSet<i64>>,
 }
 
 impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records jobs the database confirmed back in the queue.
+    pub(crate) fn handed_back(&self, ids: impl IntoIterator<Item = i64>) {
+        self.handed_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(ids);
+    }
+
+    /// Records a job this worker finished (it is no longer handed back).
+    pub(crate) fn finished(&self, id: i64) {
+        self.handed_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
     }
 
     fn snapshot(&self) -> WorkerStats {
@@ -508,6 +527,22 @@ impl PgWorker {
     /// What the worker counted since it started.
     pub fn stats(&self) -> WorkerStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The jobs this worker handed back to the queue (released on shutdown
+    /// or abandon, by a cancelled execution, a save that gave up, or put back
+    /// after an infrastructure failure) and has not finished since, in id
+    /// order. Only hand-backs the database confirmed are listed: a job
+    /// another claim had already superseded is not.
+    pub fn handed_back(&self) -> Vec<JobId> {
+        self.shared
+            .counters
+            .handed_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|&id| u64::try_from(id).ok().map(JobId::new))
+            .collect()
     }
 
     /// Extends every lease this worker holds now, without waiting for the

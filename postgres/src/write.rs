@@ -149,13 +149,19 @@ async fn settle(
             shared.drop_lease(job.id, job.token);
             match written.get(&job.id) {
                 Some(status) => {
+                    let counters = &shared.counters;
                     let counter = match finish.kind {
-                        Completion::Succeeded => &shared.counters.succeeded,
                         Completion::Release | Completion::Infrastructure => {
-                            &shared.counters.released
+                            counters.handed_back([job.id]);
+                            &counters.released
+                        }
+                        Completion::Succeeded => {
+                            counters.finished(job.id);
+                            &counters.succeeded
                         }
                         Completion::Retry | Completion::Failed | Completion::Dead => {
-                            &shared.counters.failed
+                            counters.finished(job.id);
+                            &counters.failed
                         }
                     };
                     Counters::add(counter, 1);
@@ -220,6 +226,7 @@ pub(crate) async fn release(
     })
     .await?;
     Counters::add(&shared.counters.released, released.len());
+    shared.counters.handed_back(released.iter().copied());
     let fenced = jobs.len() - released.len();
     if fenced > 0 {
         Counters::add(&shared.counters.fenced, fenced);

@@ -289,7 +289,6 @@ fn summarise(
     backend: String,
 ) -> Summary {
     let args = &component.args;
-    let reports: Vec<&RunReport> = results.iter().map(pipeline::report_of).collect();
     // The run's ending counts the aggregation runner too.
     let all: Vec<&StageResult> = results.iter().chain(aggregated).collect();
     let ending = Ending::of(
@@ -326,12 +325,10 @@ fn summarise(
             (args.jobs, released, not_started.len() as u64, None)
         }
         Source::Fleet(worker) => {
-            // What the runners handed back to PostgreSQL; the rest of the
-            // queue is other workers' business.
-            let released: Vec<JobId> = reports
-                .iter()
-                .flat_map(|r| r.released.iter().copied())
-                .collect();
+            // What this worker handed back to PostgreSQL, as the database
+            // confirmed it: the runners' releases and the stage channel's
+            // (jobs between witness and proving go back without a runner).
+            let released = worker.handed_back();
             let stats = worker.stats();
             let jobs = counts.succeeded + counts.failed + released.len() as u64;
             let fleet = FleetSummary {

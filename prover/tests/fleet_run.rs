@@ -520,3 +520,61 @@ fn bad_fleet_input_is_one_clear_line_and_the_right_exit_code() {
         assert!(stderr.contains(says), "{url} {extra:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoning_worker_lists_exactly_the_jobs_it_handed_back() {
+    // Slow proving: when the signals come, claimed jobs wait in the prefetch
+    // buffers and in the stage channel between witness and proving; the
+    // channel hands its jobs back to PostgreSQL itself, not through a runner.
+    let fleet = Fleet::new("abandon");
+    let pool = PgPool::connect(&database_url()).await.unwrap();
+    fleet.ok(&["migrate"]);
+    let enqueue = ["enqueue", "--jobs", "60", "--log-n", "15", "--batch", "4"];
+    fleet.ok(&[&enqueue[..], &["--progress", "none"]].concat());
+    let worker = fleet.worker(
+        &database_url(),
+        "solo",
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
+    let s = fleet.schema.clone();
+    until("a first proof", Duration::from_secs(60), || async {
+        scalar(
+            &pool,
+            &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'succeeded'"),
+        )
+        .await
+            > 0
+    })
+    .await;
+    signal(worker.id(), "TERM");
+    signal(worker.id(), "INT");
+    let (output, summary) = fleet.finish(worker, "solo");
+    assert_eq!(output.status.code(), Some(3), "{summary}");
+    assert_eq!(summary["ending"], "abandoned", "{summary}");
+    // One worker: the jobs back in the queue after a claim are exactly the
+    // ones it handed back (a release keeps the claim's token).
+    let handed_back: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM {s}.jobs WHERE status = 'queued' AND token > 0 ORDER BY id"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let listed: Vec<i64> = summary["released"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no released list: {summary}"))
+        .iter()
+        .map(|id| id.as_i64().unwrap())
+        .collect();
+    assert!(!handed_back.is_empty(), "the worker held jobs: {summary}");
+    assert_eq!(listed, handed_back, "{summary}");
+    assert_eq!(
+        scalar(
+            &pool,
+            &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'running'")
+        )
+        .await,
+        0,
+        "nothing left leased"
+    );
+}
