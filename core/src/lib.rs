@@ -2,9 +2,26 @@
 //!
 //! The core of **prover-job-processor**: the three traits a component author
 //! implements — [`JobPicker`], [`Executor`] (or [`AsyncExecutor`]) and
-//! [`JobSaver`] — and the [`JobRunner`] that runs them as a pipeline: picking,
+//! [`JobSaver`] — their closure forms ([`executor_fn`], [`async_executor_fn`],
+//! [`saver_fn`]), and the [`JobRunner`] that runs them as a pipeline: picking,
 //! executing and saving at once, so that database round trips hide behind
 //! execution.
+//!
+//! ## A component in a few lines
+//!
+//! ```
+//! use pjp_core::{JobRunner, Shutdown, executor_fn, memory::MemoryQueue};
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! let queue = MemoryQueue::closed_with(1..=100u64);
+//! let square = executor_fn(|n: u64| n.checked_mul(n).ok_or("overflow"));
+//! let runner = JobRunner::builder(queue.picker(), square, queue.saver()).build()?;
+//! let report = runner.run(&pjp_runtime_tokio::TokioRuntime::current(), Shutdown::new()).await?;
+//! assert_eq!(report.succeeded, 100);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! The runner is generic over a [`Runtime`] (spawn, blocking work, sleep, clock,
 //! random numbers): `pjp-runtime-tokio` runs components in production,
@@ -117,6 +134,7 @@ mod cancel;
 mod execution;
 mod executor;
 mod failure;
+mod from_fn;
 mod guard;
 mod job;
 mod kind;
@@ -136,6 +154,7 @@ pub use cancel::{JobCancels, JobContext};
 pub use execution::{Async, Blocking, Execution};
 pub use executor::{AsyncExecutor, Executor};
 pub use failure::{ErrorClass, ReleaseReason};
+pub use from_fn::{AsyncExecutorFn, ExecutorFn, SaverFn, async_executor_fn, executor_fn, saver_fn};
 pub use guard::panic_message;
 pub use job::{Job, JobId, JobMeta};
 pub use kind::JobKind;
@@ -149,7 +168,12 @@ pub use runtime::{Runtime, TaskHandle, TaskPanicked};
 pub use saver::{JobSaver, SaveBatch, SaveResults};
 pub use shutdown::Shutdown;
 
-/// The README's examples, compiled and run as doc tests.
+/// The top-level README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 mod readme {}
+
+/// This crate's README (the traits in full), compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod core_readme {}

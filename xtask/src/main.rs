@@ -19,6 +19,8 @@ usage: cargo xtask <task> [args]
 tasks:
   test [--no-sim]   run every test: the workspace on tokio, then the madsim suite
   sim [ARGS...]     run a simulated scenario (see `cargo xtask sim --help`)
+  example NAME [ARGS...]
+                    run one of the examples (`simulate` under --cfg madsim)
 ";
 
 fn main() -> ExitCode {
@@ -38,6 +40,13 @@ fn run() -> Result<()> {
     match task.as_deref() {
         Some("test") => test(&rest),
         Some("sim") => sim(&rest),
+        Some("example") => match rest.split_first() {
+            Some((name, args)) => example(name, args),
+            None => bail!(
+                "`example` needs a name: one of {}\n\n{USAGE}",
+                EXAMPLES.join(", ")
+            ),
+        },
         Some("-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -118,6 +127,9 @@ fn test(args: &[String]) -> Result<()> {
             .args(["test", "--workspace", "--doc"])
             .current_dir(&root),
     )?;
+    for name in EXAMPLES {
+        example(name, &[])?;
+    }
     if !no_sim {
         status(
             "simulation tests (--cfg madsim)",
@@ -130,6 +142,40 @@ fn test(args: &[String]) -> Result<()> {
 /// Runs the GPU tests once more with their output shown and counts those that
 /// ran on a GPU and those that skipped for want of one: a skipped GPU test
 /// passes as `ok`, so without this line a GPU-less run looks like coverage.
+/// The examples in `examples/`, in the order a newcomer reads them.
+const EXAMPLES: [&str; 5] = [
+    "hello",
+    "two-stage",
+    "postgres-worker",
+    "property-test",
+    "simulate",
+];
+
+/// Runs one example: `simulate` in the simulation build, the rest on tokio.
+fn example(name: &str, args: &[String]) -> Result<()> {
+    if !EXAMPLES.contains(&name) {
+        bail!("no example `{name}`: one of {}", EXAMPLES.join(", "));
+    }
+    let mut cmd = if name == "simulate" {
+        sim_cargo()?
+    } else {
+        let mut cmd = cargo();
+        cmd.current_dir(workspace_root()?);
+        cmd
+    };
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "pjp-examples",
+        "--example",
+        name,
+        "--",
+    ])
+    .args(args);
+    status(&format!("example {name}"), &mut cmd)
+}
+
 fn gpu_tally(root: &std::path::Path) -> Result<()> {
     eprintln!("xtask: counting GPU tests");
     let output = cargo()
