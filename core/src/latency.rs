@@ -329,12 +329,15 @@ impl<P: JobPicker, R: Runtime> JobPicker for Latent<P, R> {
         self.inner.on_abandon().await;
     }
 
-    fn is_retryable(&self, error: &P::Error) -> bool {
-        self.inner.is_retryable(error)
-    }
-
     fn classify(&self, error: &P::Error) -> ErrorClass {
         self.inner.classify(error)
+    }
+
+    /// The wrapped picker's answer when there is no latency; otherwise
+    /// false, whatever the wrapped picker says: a pick dropped during the
+    /// reply's leg has claimed a job (see [`pick`](JobPicker::pick)).
+    fn pick_is_cancel_safe(&self) -> bool {
+        self.profile.is_zero() && self.inner.pick_is_cancel_safe()
     }
 }
 
@@ -358,10 +361,6 @@ impl<S: JobSaver, R: Runtime> JobSaver for Latent<S, R> {
         batch: &SaveBatch<'_, S::Output, S::Failure, S::Metadata>,
     ) -> SaveResults<S::Error> {
         self.remote(self.inner.save_many(batch)).await
-    }
-
-    fn is_retryable(&self, error: &S::Error) -> bool {
-        self.inner.is_retryable(error)
     }
 
     fn classify(&self, error: &S::Error) -> ErrorClass {

@@ -131,6 +131,7 @@
 mod backoff;
 pub mod boxed;
 mod cancel;
+mod claim;
 mod execution;
 mod executor;
 mod failure;
@@ -151,6 +152,7 @@ pub mod stage;
 
 pub use backoff::{Backoff, BackoffPolicy, RetryPolicy, random_fraction};
 pub use cancel::{JobCancels, JobContext};
+pub use claim::{ClaimOrder, KindFilter};
 pub use execution::{Async, Blocking, Execution};
 pub use executor::{AsyncExecutor, Executor};
 pub use failure::{ErrorClass, ReleaseReason};

@@ -11,8 +11,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+pub use crate::ClaimOrder;
 use crate::{
-    ExecError, Job, JobId, JobKind, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime,
+    ErrorClass, ExecError, Job, JobId, JobKind, JobMeta, JobPicker, JobResult, JobSaver,
+    KindFilter, Picked, Runtime,
 };
 
 /// The metadata of a [`MemoryQueue`] job: its id and which attempt this is.
@@ -69,6 +71,17 @@ impl QueueError {
     /// Whether retrying the same call could succeed. Neither error can.
     pub fn is_retryable(&self) -> bool {
         false
+    }
+
+    /// What the error means to the runner: a fenced write is
+    /// [`ErrorClass::LostClaim`] (the job is someone else's now: the result
+    /// is dropped and counted as fenced), as for the PostgreSQL queue; an
+    /// unknown job is [`ErrorClass::Permanent`].
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Fenced { .. } => ErrorClass::LostClaim,
+            Self::UnknownJob(_) => ErrorClass::Permanent,
+        }
     }
 }
 
@@ -319,22 +332,6 @@ struct Row {
     line: u16,
 }
 
-/// The order a [`MemoryQueue`] hands jobs out in ([`MemoryQueue::set_order`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ClaimOrder {
-    /// Priority, then the oldest batch ([`JobOptions::batch`]), then the
-    /// round closest to the final proof ([`JobOptions::depth`]), then age:
-    /// whole proofs finish sooner. Jobs that set neither go by priority,
-    /// then age. The default (as in `pjp-postgres`).
-    #[default]
-    ProofFirst,
-    /// Priority, then the order jobs became claimable: a plain FIFO queue,
-    /// blind to batches and rounds (a parent made claimable by its last child
-    /// waits behind everything queued before it).
-    Fifo,
-}
-
 /// Where a ready job sits: priority first (highest), then batch and depth
 /// (proof-first) or nothing (FIFO).
 type Level = (Reverse<i16>, i64, u16);
@@ -448,19 +445,19 @@ impl Lines {
     fn pop(&mut self, kinds: &Kinds) -> Option<u64> {
         // A queue without kinds has one line: the hot path.
         if let [line] = self.lines.as_mut_slice() {
-            return kinds.admits(line.kind).then(|| line.ready.pop())?;
+            return kinds.admits(&line.kind).then(|| line.ready.pop())?;
         }
         let at = match kinds {
-            Kinds::Only(preferred) => preferred.iter().find_map(|kind| {
+            KindFilter::Only(preferred) => preferred.iter().find_map(|kind| {
                 self.lines
                     .iter()
                     .position(|l| l.kind == *kind && l.ready.len > 0)
             })?,
-            Kinds::Every | Kinds::Except(_) => {
+            KindFilter::Every | KindFilter::Except(_) => {
                 self.lines
                     .iter()
                     .enumerate()
-                    .filter(|(_, l)| kinds.admits(l.kind))
+                    .filter(|(_, l)| kinds.admits(&l.kind))
                     .filter_map(|(at, l)| l.ready.head().map(|head| (head, at)))
                     .min()?
                     .1
@@ -485,34 +482,7 @@ impl Lines {
 }
 
 /// The kinds a [`QueuePicker`] takes.
-#[derive(Debug, Clone, Default)]
-enum Kinds {
-    #[default]
-    Every,
-    /// These, in order of preference.
-    Only(Vec<JobKind>),
-    /// Every kind but these.
-    Except(Vec<JobKind>),
-}
-
-impl Kinds {
-    /// `filter` of `kinds`; an empty list means every kind.
-    fn listed(kinds: Vec<JobKind>, filter: fn(Vec<JobKind>) -> Self) -> Self {
-        if kinds.is_empty() {
-            Self::Every
-        } else {
-            filter(kinds)
-        }
-    }
-
-    fn admits(&self, kind: JobKind) -> bool {
-        match self {
-            Self::Every => true,
-            Self::Only(kinds) => kinds.contains(&kind),
-            Self::Except(kinds) => !kinds.contains(&kind),
-        }
-    }
-}
+type Kinds = KindFilter<JobKind>;
 
 /// The clock a leased queue reads, and how long a claim lasts.
 struct Lease {
@@ -749,7 +719,7 @@ impl<I, O, F> Inner<I, O, F> {
                 .lines
                 .lines
                 .iter()
-                .filter(|l| kinds.admits(l.kind))
+                .filter(|l| kinds.admits(&l.kind))
                 .all(|l| {
                     l.ready.len == 0
                         && l.delayed == 0
@@ -1144,7 +1114,7 @@ impl<I, O, F> MemoryQueue<I, O, F> {
     pub fn picker(&self) -> QueuePicker<I, O, F> {
         QueuePicker {
             shared: Arc::clone(&self.shared),
-            kinds: Kinds::Every,
+            kinds: KindFilter::Every,
         }
     }
 
@@ -1249,7 +1219,7 @@ impl<I, O, F> QueuePicker<I, O, F> {
     /// # let _ = (parent, provers, aggregators);
     /// ```
     pub fn kinds(mut self, kinds: impl IntoIterator<Item = JobKind>) -> Self {
-        self.kinds = Kinds::listed(kinds.into_iter().collect(), Kinds::Only);
+        self.kinds = KindFilter::only(kinds);
         self
     }
 
@@ -1258,7 +1228,7 @@ impl<I, O, F> QueuePicker<I, O, F> {
     /// empty list takes every kind. Replaces an earlier
     /// [`kinds`](Self::kinds).
     pub fn except_kinds(mut self, kinds: impl IntoIterator<Item = JobKind>) -> Self {
-        self.kinds = Kinds::listed(kinds.into_iter().collect(), Kinds::Except);
+        self.kinds = KindFilter::except(kinds);
         self
     }
 }
@@ -1329,8 +1299,8 @@ where
         Ok(())
     }
 
-    fn is_retryable(&self, error: &QueueError) -> bool {
-        error.is_retryable()
+    fn classify(&self, error: &QueueError) -> ErrorClass {
+        error.class()
     }
 }
 
@@ -1417,8 +1387,8 @@ where
         Ok(())
     }
 
-    fn is_retryable(&self, error: &QueueError) -> bool {
-        error.is_retryable()
+    fn classify(&self, error: &QueueError) -> ErrorClass {
+        error.class()
     }
 }
 

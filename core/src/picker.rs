@@ -158,21 +158,14 @@ pub trait JobPicker: Send + Sync + 'static {
         async {}
     }
 
-    /// Whether a pick error is transient (the runner backs off and retries) or
-    /// fatal (the runner stops picking, drains, and reports it). Defaults to
-    /// transient.
-    fn is_retryable(&self, error: &Self::Error) -> bool {
-        let _ = error;
-        true
-    }
-
     /// What an error of [`pick`](Self::pick) or [`release`](Self::release)
     /// means: [`ErrorClass::Transient`] backs off and retries; any other class
     /// stops picking (for a release: gives up on it, and the job is listed in
-    /// the report's `release_failed`). Defaults to
-    /// [`is_retryable`](Self::is_retryable).
+    /// the report's `release_failed`). The one way a picker says what its
+    /// errors mean; a wrapper forwards it. Defaults to transient.
     fn classify(&self, error: &Self::Error) -> ErrorClass {
-        ErrorClass::from_retryable(self.is_retryable(error))
+        let _ = error;
+        ErrorClass::Transient
     }
 
     /// Whether dropping an unfinished pick is harmless: it claims nothing until
@@ -227,10 +220,6 @@ impl<P: JobPicker + ?Sized> JobPicker for std::sync::Arc<P> {
 
     fn on_abandon(&self) -> impl Future<Output = ()> + Send {
         (**self).on_abandon()
-    }
-
-    fn is_retryable(&self, error: &Self::Error) -> bool {
-        (**self).is_retryable(error)
     }
 
     fn classify(&self, error: &Self::Error) -> ErrorClass {

@@ -83,21 +83,15 @@ pub trait JobSaver: Send + Sync + 'static {
         }
     }
 
-    /// Whether a save error is worth retrying. Defaults to retryable. Used by
-    /// the default [`classify`](Self::classify).
-    fn is_retryable(&self, error: &Self::Error) -> bool {
-        let _ = error;
-        true
-    }
-
     /// What a save error means: retry it ([`ErrorClass::Transient`], up to the
     /// runner's [`RetryPolicy`](crate::RetryPolicy)), give up on this job
     /// ([`ErrorClass::Permanent`]), drop a result nobody will accept
     /// ([`ErrorClass::LostClaim`]), or stop because the next stage is gone
-    /// ([`ErrorClass::DownstreamGone`]). Defaults to
-    /// [`is_retryable`](Self::is_retryable).
+    /// ([`ErrorClass::DownstreamGone`]). The one way a saver says what its
+    /// errors mean; a wrapper forwards it. Defaults to transient.
     fn classify(&self, error: &Self::Error) -> ErrorClass {
-        ErrorClass::from_retryable(self.is_retryable(error))
+        let _ = error;
+        ErrorClass::Transient
     }
 }
 
@@ -120,10 +114,6 @@ impl<S: JobSaver + ?Sized> JobSaver for std::sync::Arc<S> {
         batch: &SaveBatch<'_, Self::Output, Self::Failure, Self::Metadata>,
     ) -> impl Future<Output = SaveResults<Self::Error>> + Send {
         (**self).save_many(batch)
-    }
-
-    fn is_retryable(&self, error: &Self::Error) -> bool {
-        (**self).is_retryable(error)
     }
 
     fn classify(&self, error: &Self::Error) -> ErrorClass {

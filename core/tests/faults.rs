@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{Doubler, Gated, Queue, eventually, within};
 use pjp_core::{
-    Executor, Job, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked, Shutdown, StopReason,
-    stage,
+    Executor, Job, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked, RunErrorKind,
+    Shutdown, StopReason, stage,
 };
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::{QueueError, QueueMeta, QueuePicker};
@@ -404,7 +404,7 @@ async fn a_timed_out_job_holds_its_worker_until_it_returns() -> anyhow::Result<(
     Ok(())
 }
 
-/// Fault 3: a user callback that panics (here `is_retryable` of the saver) does
+/// Fault 3: a user callback that panics (here `classify` of the saver) does
 /// not kill the saver task and stall the run.
 struct PanickyClassifier {
     inner: pjp_testkit::QueueSaver<u64, u64, String>,
@@ -428,8 +428,8 @@ impl JobSaver for PanickyClassifier {
         self.inner.save(result, meta).await
     }
 
-    fn is_retryable(&self, _error: &QueueError) -> bool {
-        panic!("is_retryable panicked")
+    fn classify(&self, _error: &QueueError) -> pjp_core::ErrorClass {
+        panic!("classify panicked")
     }
 }
 
@@ -455,6 +455,98 @@ async fn a_panicking_callback_does_not_stall_the_run() -> anyhow::Result<()> {
     assert_eq!(report.released, vec![JobId::new(3)]);
     assert_eq!((report.picked, report.succeeded), (11, 10));
     assert_eq!(queue.saved_count(), 10);
+    Ok(())
+}
+
+/// A saver whose every save fails and whose `classify` panics.
+struct AlwaysFailsPanickyClassifier;
+
+impl JobSaver for AlwaysFailsPanickyClassifier {
+    type Output = u64;
+    type Failure = String;
+    type Metadata = QueueMeta;
+    type Error = QueueError;
+
+    async fn save(&self, _: &JobResult<u64, String>, meta: &QueueMeta) -> Result<(), QueueError> {
+        Err(QueueError::UnknownJob(meta.id))
+    }
+
+    fn classify(&self, _error: &QueueError) -> pjp_core::ErrorClass {
+        panic!("classify broke")
+    }
+}
+
+/// A panic in the saver's `classify` is reported as that panic, with the
+/// error it was classifying, not as the save error alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_save_classifier_is_reported_as_a_panic() -> anyhow::Result<()> {
+    let queue = Queue::closed_with(0..1);
+    let runner = JobRunner::builder(
+        queue.picker(),
+        Doubler::default(),
+        AlwaysFailsPanickyClassifier,
+    )
+    .sink_gone_after(1)
+    .build()?;
+    let rt = TokioRuntime::current();
+    let error = within("run", runner.run(&rt, Shutdown::new()))
+        .await
+        .expect_err("the sink is gone");
+    match error.kind() {
+        RunErrorKind::SinkGone { last_error, .. } => {
+            assert!(
+                last_error.contains("`JobSaver::classify` panicked: classify broke")
+                    && last_error.contains("job 0 is not in this queue"),
+                "{last_error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+/// A picker whose every pick fails and whose `classify` panics.
+struct PanickyPickClassifier;
+
+impl JobPicker for PanickyPickClassifier {
+    type Input = u64;
+    type Metadata = QueueMeta;
+    type Error = QueueError;
+
+    async fn pick(&self) -> Result<Picked<Job<u64, QueueMeta>>, QueueError> {
+        Err(QueueError::UnknownJob(JobId::new(7)))
+    }
+
+    async fn release(&self, _meta: QueueMeta) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    fn classify(&self, _error: &QueueError) -> pjp_core::ErrorClass {
+        panic!("classify broke")
+    }
+}
+
+/// A panic in the picker's `classify` fails the run as a panicked callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_pick_classifier_is_reported_as_a_panic() -> anyhow::Result<()> {
+    let queue = Queue::new();
+    let runner =
+        JobRunner::builder(PanickyPickClassifier, Doubler::default(), queue.saver()).build()?;
+    let rt = TokioRuntime::current();
+    let error = within("run", runner.run(&rt, Shutdown::new()))
+        .await
+        .expect_err("the picker's callback broke");
+    match error.kind() {
+        RunErrorKind::CallbackPanicked { callback, message } => {
+            assert_eq!(*callback, "JobPicker::classify");
+            assert!(
+                message.contains("classify broke")
+                    && message.contains("job 7 is not in this queue"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     Ok(())
 }
 

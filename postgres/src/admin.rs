@@ -15,8 +15,9 @@ const PURGE_BATCH: i64 = 5_000;
 pub struct QueueStats {
     /// The queue's name.
     pub queue: String,
-    /// Jobs per status (`queued`, `running`, `succeeded`, `failed`, `dead`,
-    /// `cancelled`); statuses with no job are absent.
+    /// Jobs per status (`waiting`, `queued`, `running`, `succeeded`,
+    /// `failed`, `dead`, `cancelled`: see [`JobRow::status`]); statuses with
+    /// no job are absent.
     pub counts: BTreeMap<String, i64>,
     /// How long the oldest queued job has waited since it was enqueued.
     pub oldest_queued: Option<Duration>,
@@ -92,7 +93,18 @@ pub struct JobRow {
     pub id: i64,
     /// Its queue.
     pub queue: String,
-    /// `queued`, `running`, `succeeded`, `failed`, `dead` or `cancelled`.
+    /// One of:
+    ///
+    /// * `waiting`: a parent waiting for its children (a tree's
+    ///   aggregation), queued by the completion of its last child;
+    /// * `queued`: claimable (at or after its `run_after`);
+    /// * `running`: claimed under a lease by a worker;
+    /// * `succeeded`: completed with a result;
+    /// * `failed`: a failure the saver's `permanent_if` marked permanent,
+    ///   ended without retries;
+    /// * `dead`: out of attempts or lost leases, or settled by a dead child;
+    ///   `requeue` brings it back;
+    /// * `cancelled`: cancelled by an operator, or with its tree.
     pub status: String,
     /// Higher runs first.
     pub priority: i16,
@@ -191,6 +203,10 @@ impl PgQueue {
     /// job, the jobs finished in the last minute, and the live lease owners.
     ///
     /// The counts scan the table: call it for dashboards, not per job.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
         let pool = &self.inner.pool;
         let sql = &self.inner.sql;
@@ -244,6 +260,10 @@ impl PgQueue {
     }
 
     /// Up to `limit` dead jobs, oldest id first, of one queue or all.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn dead_jobs(
         &self,
         queue: Option<&str>,
@@ -275,6 +295,11 @@ impl PgQueue {
     /// have not succeeded, so a parent never runs before the child it was
     /// requeued for. A job with a child that can never succeed (failed,
     /// cancelled, or dead and not requeued) stays dead.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: one transaction; dropped, the job was requeued or not, and requeueing again
+    /// is harmless (a job no longer dead is left alone).
     pub async fn requeue(&self, id: i64) -> Result<bool, QueueError> {
         let revived = self.requeue_where(Some(id), None).await?;
         Ok(revived.contains(&id))
@@ -283,6 +308,11 @@ impl PgQueue {
     /// Puts every dead job (of one queue, or all) back, as
     /// [`requeue`](Self::requeue) does; returns how many jobs it revived
     /// (their dead ancestors included).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: one transaction; dropped, the dead jobs were requeued or not, and running
+    /// it again requeues what is still dead.
     pub async fn requeue_dead(&self, queue: Option<&str>) -> Result<u64, QueueError> {
         Ok(self.requeue_where(None, queue).await?.len() as u64)
     }
@@ -326,6 +356,11 @@ impl PgQueue {
     /// Cancels a queued or running job; returns whether it was either. A
     /// worker running it is fenced: its result is rejected, and its heartbeat
     /// cancels the execution.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: one transaction; dropped, the job was cancelled or not, and cancelling
+    /// again is harmless.
     pub async fn cancel(&self, id: i64) -> Result<bool, QueueError> {
         let done: Option<i64> = sqlx::query_scalar(&self.inner.sql.cancel)
             .bind(id)
@@ -339,6 +374,12 @@ impl PgQueue {
     /// `include_dead`) that finished more than `older_than` ago, with their
     /// blobs, a few thousand rows per statement so that it never holds a long
     /// transaction. Run it on a schedule so the table does not bloat.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: rows are deleted in batches, each batch's blobs
+    /// after it; dropped between the two, those blobs are left for
+    /// [`PgQueue::collect_orphans`], and a second run carries on.
     pub async fn purge(
         &self,
         older_than: Duration,
@@ -369,6 +410,10 @@ impl PgQueue {
     }
 
     /// One job's row, or `None` if there is no such job.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn job(&self, id: i64) -> Result<Option<JobRow>, QueueError> {
         let row: Option<JobRowTuple> = sqlx::query_as(&self.inner.sql.job)
             .bind(id)
@@ -410,6 +455,10 @@ impl PgQueue {
     /// }
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn job_ids(
         &self,
         queue: &str,
@@ -444,6 +493,10 @@ impl PgQueue {
 
     /// A finished job's result bytes (read from the store when large), or
     /// `None` if it has none.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn result(&self, id: i64) -> Result<Option<bytes::Bytes>, QueueError> {
         let Some(row) = self.job(id).await? else {
             return Ok(None);
@@ -478,6 +531,10 @@ impl PgQueue {
     /// queue, kind and resource class: the signal an autoscaler scales each
     /// worker pool on (see the README's "Autoscaling" section). Reads only
     /// live and recently finished rows.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn load(&self) -> Result<Vec<KindLoad>, QueueError> {
         type Row = (String, String, String, i64, i64, Option<f64>, i64);
         let rows: Vec<Row> = sqlx::query_as(&self.inner.sql.load)
@@ -516,6 +573,10 @@ impl PgQueue {
     /// }
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn children(&self, parent: i64) -> Result<Vec<ChildResult>, QueueError> {
         let rows: Vec<ChildRow> = sqlx::query_as(&format!(
             "SELECT id, kind, status::text, unique_key, result, result_key, result_crc
@@ -545,6 +606,10 @@ impl PgQueue {
     }
 
     /// A child's result bytes: inline, or read (and checked) from the store.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn child_result(&self, child: &ChildResult) -> Result<bytes::Bytes, QueueError> {
         match &child.result {
             Some(ResultRef::Inline(bytes)) => Ok(bytes.clone()),

@@ -144,7 +144,7 @@ where
             _ => {
                 let mut outcome =
                     write::complete(&self.shared, std::slice::from_ref(&finish)).await;
-                return outcome.pop().unwrap_or(Ok(String::new())).map(drop);
+                return outcome.pop().map_or(Ok(()), |done| done.map(drop));
             }
         };
         let queue = &self.shared.queue;
@@ -174,7 +174,12 @@ where
             write::complete_on(&mut tx, &self.shared, std::slice::from_ref(&finish)).await;
         // Fenced (or failed): the transaction rolls back when dropped, and with
         // it the group's count. Nothing was created.
-        written.pop().unwrap_or(Ok(String::new()))?;
+        let done = written.pop().transpose()?;
+        if done.is_some_and(|d| d.repeat) {
+            // This claim's earlier save committed (its reply was lost): its
+            // jobs exist. Roll back, spawning nothing twice.
+            return Ok(());
+        }
         let (parent, children) = (spawn.parent.clone(), spawn.children.clone());
         let children_parent = match parent {
             Some(parent) => {
@@ -215,6 +220,14 @@ where
     type Metadata = PgJob;
     type Error = QueueError;
 
+    /// Completes the job and creates the jobs it spawns in one fenced
+    /// transaction.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: the completion and the spawned jobs commit together or
+    /// not at all; a repeat by the same claim after a commit whose reply was
+    /// lost succeeds without spawning twice.
     async fn save(&self, result: &JobResult<FanOut<O>, F>, meta: &PgJob) -> Result<(), QueueError> {
         self.save_one(result, *meta).await
     }

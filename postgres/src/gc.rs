@@ -140,6 +140,11 @@ impl PgQueue {
     /// no queue identity that no row names, unless
     /// [`ignore_unowned`](CollectOptions::ignore_unowned) is set: nothing
     /// is deleted then. A database or store error otherwise.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: blobs are deleted one by one; dropped part-way, what was deleted stays
+    /// deleted and a second run carries on. It never deletes a blob a row names.
     pub async fn collect_orphans(&self, options: CollectOptions) -> Result<Collected, QueueError> {
         let schema = self.inner.schema.clone();
         let root = self.blob_root().await?.to_owned();

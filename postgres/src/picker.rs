@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pjp_core::{ErrorClass, Job, JobPicker, Picked, ReleaseReason};
+use pjp_core::{ClaimOrder, ErrorClass, Job, JobPicker, KindFilter, Picked, ReleaseReason};
 use tokio::sync::watch;
 
 use crate::enqueue::check_queue_name;
@@ -32,20 +32,6 @@ type ClaimedRow = (
     i16,
 );
 
-/// The order a [`PgPicker`] claims in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ClaimOrder {
-    /// Finish proofs, not just jobs: priority, then the oldest batch
-    /// ([`NewJob::batch`](crate::NewJob::batch)), then the round closest to
-    /// the final proof ([`NewJob::depth`](crate::NewJob::depth)), then age.
-    /// Jobs that set neither go by priority, then age. The default.
-    #[default]
-    ProofFirst,
-    /// Priority, then age, whatever the batch or round.
-    Fifo,
-}
-
 /// Claims jobs from one queue name ([`PgWorker::picker`](crate::PgWorker::picker)).
 ///
 /// `pick_many(k)` claims up to `k` jobs in one statement
@@ -66,33 +52,16 @@ pub struct PgPicker {
     wakeups: watch::Receiver<u64>,
     exit_when_empty: bool,
     /// The kinds served.
-    kinds: KindFilter,
+    kinds: Kinds,
     /// The resource classes it can run (`None`: every class).
     classes: Option<Vec<String>>,
     order: ClaimOrder,
 }
 
-/// Which kinds a picker claims.
-#[derive(Debug, Clone)]
-enum KindFilter {
-    /// Every kind (the kind-agnostic claim).
-    Every,
-    /// These kinds, in order of preference (one index range each).
-    Only(Vec<String>),
-    /// Every kind but these (the kind-agnostic scan, filtered).
-    Except(Vec<String>),
-}
-
-impl KindFilter {
-    /// `filter` of `kinds`; an empty list means every kind.
-    fn listed(kinds: Vec<String>, filter: fn(Vec<String>) -> Self) -> Self {
-        if kinds.is_empty() {
-            Self::Every
-        } else {
-            filter(kinds)
-        }
-    }
-}
+/// Which kinds a picker claims: every kind (the kind-agnostic claim), these
+/// in order of preference (one index range each), or every kind but these
+/// (the kind-agnostic scan, filtered).
+type Kinds = KindFilter<String>;
 
 impl std::fmt::Debug for PgPicker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,10 +105,7 @@ impl PgPicker {
     /// # let _ = picker; Ok(()) }
     /// ```
     pub fn kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
-        self.kinds = KindFilter::listed(
-            kinds.into_iter().map(Into::into).collect(),
-            KindFilter::Only,
-        );
+        self.kinds = KindFilter::only(kinds.into_iter().map(Into::into));
         self
     }
 
@@ -159,10 +125,7 @@ impl PgPicker {
     /// # let _ = (provers, aggregations); Ok(()) }
     /// ```
     pub fn except_kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
-        self.kinds = KindFilter::listed(
-            kinds.into_iter().map(Into::into).collect(),
-            KindFilter::Except,
-        );
+        self.kinds = KindFilter::except(kinds.into_iter().map(Into::into));
         self
     }
 
@@ -292,7 +255,7 @@ impl PgPicker {
         {
             let why = finish.error.as_deref().unwrap_or_default();
             match outcome {
-                Ok(status) => tracing::error!(job = finish.job.id, status, "{why}"),
+                Ok(done) => tracing::error!(job = finish.job.id, status = done.status, "{why}"),
                 // Not written: the lease expires and the job is rescued.
                 Err(error) => tracing::error!(job = finish.job.id, %error, "{why}"),
             }
@@ -326,6 +289,11 @@ impl JobPicker for PgPicker {
     type Metadata = PgJob;
     type Error = QueueError;
 
+    /// Claims one job: [`pick_many`](JobPicker::pick_many) with a batch of one.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As for `pick_many`.
     async fn pick(&self) -> Result<Picked<Job<Bytes, PgJob>>, QueueError> {
         let mut jobs = self.pick_many(1).await?;
         Ok(match &mut jobs {
@@ -344,6 +312,17 @@ impl JobPicker for PgPicker {
         })
     }
 
+    /// Claims up to `max` jobs in one statement; with none claimable, waits
+    /// for a notification (at most the poll interval) and tries once more.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Not cancel safe once the claim is sent: dropped after the statement
+    /// committed, the jobs are leased to this worker and nobody executes
+    /// them until their leases expire and a rescue hands them out again
+    /// (a lost lease each, not an attempt). Dropping it while it waits for a
+    /// notification claims nothing. The runner never drops a pick in flight
+    /// unless its own run future is dropped.
     async fn pick_many(&self, max: usize) -> Result<Picked<Vec<Job<Bytes, PgJob>>>, QueueError> {
         let mut wakeups = self.wakeups.clone();
         wakeups.borrow_and_update();
@@ -379,6 +358,13 @@ impl JobPicker for PgPicker {
         outcomes.pop().unwrap_or(Ok(()))
     }
 
+    /// Hands jobs back in one fenced statement, using no attempt (a job
+    /// whose saves gave up is delayed and keeps a note saying so).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: dropped, the jobs were released or not; unreleased
+    /// leases expire and the jobs are rescued.
     async fn release_many(
         &self,
         metas: Vec<PgJob>,

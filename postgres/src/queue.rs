@@ -141,6 +141,10 @@ impl PgQueueBuilder {
     /// [`QueueError::Invalid`] for a malformed URL or schema name;
     /// [`QueueError::Database`] when the database stays unreachable past the
     /// wait.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: dropping it closes the connections opened so far; nothing is written.
     pub async fn connect(self) -> Result<PgQueue, QueueError> {
         check_schema_name(&self.schema)?;
         if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
@@ -255,6 +259,10 @@ impl PgQueue {
     }
 
     /// Connects with the defaults (schema `pjp`, an in-memory payload store).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: dropping it closes the connections opened so far; nothing is written.
     pub async fn connect(url: impl Into<String>) -> Result<Self, QueueError> {
         Self::builder(url).connect().await
     }
@@ -277,6 +285,12 @@ impl PgQueue {
 
     /// Creates the schema and applies the migrations it lacks; returns the
     /// versions it applied (empty when it was up to date).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: each migration commits in its own transaction and the lock is a session
+    /// lock on a connection that is closed when dropped, so a dropped `migrate` leaves the
+    /// schema at some migration's end, and running it again finishes the job.
     pub async fn migrate(&self) -> Result<Vec<i64>, QueueError> {
         schema::migrate(&self.inner.pool, &self.inner.schema).await
     }
@@ -287,18 +301,34 @@ impl PgQueue {
     ///
     /// [`QueueError::NotMigrated`], or [`QueueError::SchemaVersion`] naming
     /// both versions.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn check_schema(&self) -> Result<(), QueueError> {
         schema::check_version(&self.inner.pool, &self.inner.schema).await
     }
 
     /// Starts a worker on this queue: checks the schema, then spawns its
     /// heartbeat and notification listener (on the ambient tokio runtime).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: a worker dropped before it is returned aborts its heartbeat and listener,
+    /// and holds no lease.
     pub async fn worker(&self, config: WorkerConfig) -> Result<crate::PgWorker, QueueError> {
         self.check_schema().await?;
         crate::PgWorker::start(self.clone(), config).await
     }
 
     /// Enqueues one job.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Not cancel safe in one case: dropped after its commit was sent, the job may exist
+    /// although the call never returned. Give the job a [`NewJob::unique_key`] and enqueue it
+    /// again: a second enqueue of the same key creates nothing. A payload uploaded to the store
+    /// before a dropped insert is left for [`PgQueue::collect_orphans`].
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
         let mut done = self.enqueue_many(vec![job]).await?;
         done.pop()
@@ -328,6 +358,11 @@ impl PgQueue {
     /// println!("parent {} waits for {} children", tree.parent, tree.children.len());
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Cancellation safety
+    ///
+    /// As for [`enqueue`](Self::enqueue): the tree is one transaction, so it exists whole or
+    /// not at all; a unique key on the parent makes a retry a no-op.
     pub async fn enqueue_tree(
         &self,
         parent: NewJob,
@@ -379,6 +414,11 @@ impl PgQueue {
 
     /// Enqueues a batch in one transaction and one insert (thousands of rows
     /// per round trip), waking idle workers once per queue.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As for [`enqueue`](Self::enqueue): the batch is one transaction, so all of it exists or
+    /// none; unique keys make a retry a no-op.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let mut tx = self.inner.pool.begin().await?;
         let done = self.enqueue_in(&mut tx, jobs).await?;
@@ -401,6 +441,11 @@ impl PgQueue {
     /// tx.commit().await?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Cancellation safety
+    ///
+    /// The caller's transaction decides: dropping this future leaves the transaction open with
+    /// the rows inserted so far; roll it back (drop it) or commit it.
     pub async fn enqueue_in(
         &self,
         conn: &mut PgConnection,
@@ -558,6 +603,10 @@ impl PgQueue {
     ///
     /// [`QueueError::NotMigrated`] before [`migrate`](Self::migrate), or the
     /// database's error.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: it reads the identity once and caches it; dropping it changes nothing.
     pub async fn identity(&self) -> Result<&str, QueueError> {
         let root = self.blob_root().await?;
         Ok(root

@@ -70,13 +70,19 @@ impl<O, F> PgSaver<O, F> {
     /// Failures that retrying cannot fix (an invalid input, say): such a job
     /// ends `failed` at once instead of using its attempts.
     ///
+    /// Start from [`PgWorker::saver_for`](crate::PgWorker::saver_for) (or
+    /// name the types, `worker.saver::<Vec<u8>, String>()`) so that the
+    /// closure's argument has a known type:
+    ///
     /// ```no_run
     /// # fn demo(worker: pjp_postgres::PgWorker) {
-    /// use pjp_core::ExecError;
+    /// use pjp_core::{ExecError, executor_fn};
     ///
+    /// let prove = executor_fn(|input: bytes::Bytes| Ok::<_, String>(input.to_vec()));
     /// let saver = worker
-    ///     .saver::<Vec<u8>, String>()
+    ///     .saver_for(&prove)
     ///     .permanent_if(|e| matches!(e, ExecError::Failed(msg) if msg.starts_with("invalid")));
+    /// # let _ = pjp_core::JobRunner::builder(worker.picker("proofs").unwrap(), prove, saver);
     /// # }
     /// ```
     pub fn permanent_if(
@@ -184,11 +190,26 @@ where
     type Metadata = PgJob;
     type Error = QueueError;
 
+    /// [`save_many`](JobSaver::save_many) with a batch of one.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As for `save_many`.
     async fn save(&self, result: &JobResult<O, F>, meta: &PgJob) -> Result<(), QueueError> {
         let mut outcomes = self.save_many(&[(result, meta)]).await;
         outcomes.pop().unwrap_or(Ok(()))
     }
 
+    /// Writes large results to the store, then completes every job of the
+    /// batch in one fenced statement.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: dropped before the statement commits, nothing is
+    /// completed (uploaded results are orphans for
+    /// [`PgQueue::collect_orphans`](crate::PgQueue::collect_orphans)); dropped
+    /// after, the jobs are completed, and a repeat of the same save by the
+    /// same claim is recognised and succeeds without writing again.
     async fn save_many(&self, batch: &SaveBatch<'_, O, F, PgJob>) -> SaveResults<QueueError> {
         // Blobs first (concurrently), then one statement for every job whose
         // blob is written.
@@ -212,7 +233,7 @@ where
         prepared
             .into_iter()
             .map(|p| match p {
-                Ok(_) => written.next().unwrap_or(Ok(String::new())).map(drop),
+                Ok(_) => written.next().map_or(Ok(()), |done| done.map(drop)),
                 Err(error) => Err(error),
             })
             .collect()

@@ -6,8 +6,20 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::QueueError;
 
-/// The migrations this library ships, embedded at build time.
-pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The migrations this library ships, embedded at build time. They name no
+/// schema: they create the queue's tables in the first schema of the
+/// connection's `search_path`. [`PgQueue::migrate`](crate::PgQueue::migrate)
+/// runs them in the queue's schema; use this to set up a database yourself,
+/// for example in `sqlx`'s test harness (the tables land in `public`, so
+/// connect the queue with `.schema("public")`):
+///
+/// ```ignore
+/// #[sqlx::test(migrator = "pjp_postgres::MIGRATOR")]
+/// async fn my_worker_saves_its_proofs(options: PgPoolOptions, connect: PgConnectOptions) {
+///     // the database is fresh and migrated; connect a PgQueue with schema "public"
+/// }
+/// ```
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The newest migration this library ships: the schema version it needs.
 pub fn schema_version() -> i64 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use pjp_core::{JobCancels, JobId, JobKind, JobMeta};
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::{PgQueue, QueueError};
 
@@ -339,16 +339,6 @@ impl Wakeups {
     }
 }
 
-/// Aborts a background task when the worker goes away.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 pub(crate) struct WorkerShared {
     pub(crate) queue: PgQueue,
     pub(crate) config: WorkerConfig,
@@ -356,7 +346,8 @@ pub(crate) struct WorkerShared {
     pub(crate) wakeups: Arc<Wakeups>,
     pub(crate) counters: Arc<Counters>,
     heartbeat: Arc<crate::heartbeat::Heartbeat>,
-    _tasks: Vec<AbortOnDrop>,
+    /// The heartbeat and the listener: aborted when the worker goes away.
+    _tasks: Vec<AbortOnDropHandle<()>>,
 }
 
 impl WorkerShared {
@@ -462,8 +453,8 @@ impl PgWorker {
             listening,
         );
         let tasks = vec![
-            AbortOnDrop(tokio::spawn(Arc::clone(&heartbeat).run())),
-            AbortOnDrop(tokio::spawn(listener)),
+            AbortOnDropHandle::new(tokio::spawn(Arc::clone(&heartbeat).run())),
+            AbortOnDropHandle::new(tokio::spawn(listener)),
         ];
         // Start listening before the first pick, so that no enqueue right
         // after start-up goes unnoticed; a listener that cannot connect yet
@@ -499,8 +490,37 @@ impl PgWorker {
 
     /// A saver completing this worker's jobs. Outputs are bytes
     /// (`AsRef<[u8]>`); executor errors are recorded with their `Display`.
+    /// Its types are inferred from the runner it is given to; to configure
+    /// it first ([`PgSaver::permanent_if`](crate::PgSaver::permanent_if)), start from
+    /// [`saver_for`](Self::saver_for).
     pub fn saver<O, F>(&self) -> crate::PgSaver<O, F> {
         crate::PgSaver::new(self.shared.clone())
+    }
+
+    /// A saver for `executor`'s outputs and errors: [`saver`](Self::saver)
+    /// with its types taken from the executor, so that the closures of
+    /// [`PgSaver::permanent_if`](crate::PgSaver::permanent_if) and [`PgSaver::infrastructure_if`](crate::PgSaver::infrastructure_if) need no
+    /// type annotations.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: pjp_postgres::PgWorker) {
+    /// use pjp_core::{ExecError, executor_fn};
+    ///
+    /// let prove = executor_fn(|input: bytes::Bytes| {
+    ///     if input.is_empty() { Err("invalid: empty input".to_owned()) } else { Ok(input.to_vec()) }
+    /// });
+    /// let saver = worker
+    ///     .saver_for(&prove)
+    ///     .permanent_if(|e| matches!(e, ExecError::Failed(msg) if msg.starts_with("invalid")));
+    /// # let _ = pjp_core::JobRunner::builder(worker.picker("proofs").unwrap(), prove, saver);
+    /// # }
+    /// ```
+    pub fn saver_for<E: pjp_core::Executor>(
+        &self,
+        executor: &E,
+    ) -> crate::PgSaver<E::Output, E::Error> {
+        let _ = executor;
+        self.saver()
     }
 
     /// A saver whose outputs are [`FanOut`](crate::FanOut)s: each save
@@ -552,6 +572,11 @@ impl PgWorker {
     /// The background heartbeat does this every
     /// [`heartbeat_interval`](WorkerConfig::heartbeat_interval); call it to
     /// drive the protocol step by step (a conformance suite, a test).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: one statement extending leases the worker already holds; dropped, it may or
+    /// may not have extended them, and the next heartbeat does.
     pub async fn heartbeat_now(&self) -> Result<usize, QueueError> {
         self.shared.heartbeat.beat().await
     }
@@ -559,6 +584,11 @@ impl PgWorker {
     /// Returns every expired lease in the schema to the queue (or, past its
     /// lost-lease budget, to `dead`) now; returns how many. The background
     /// task does this every [`rescue_interval`](WorkerConfig::rescue_interval).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: one statement; dropped, it may or may not have returned expired jobs to the
+    /// queue, and the next rescue does the rest.
     pub async fn rescue_now(&self) -> Result<u64, QueueError> {
         self.shared.heartbeat.rescue().await
     }

@@ -64,13 +64,23 @@ impl Columns {
     }
 }
 
-/// Completes a batch in one statement. One outcome per job, in order: the
-/// status the job ended in, or [`QueueError::Fenced`] for a job whose claim
-/// was superseded, or the statement's error for every job.
+/// What a completion did to one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Done {
+    /// The status the job ended in.
+    pub(crate) status: String,
+    /// The write matched no row because this claim's own earlier write had
+    /// committed (its reply was lost): nothing was written this time.
+    pub(crate) repeat: bool,
+}
+
+/// Completes a batch in one statement. One outcome per job, in order: what
+/// it did, or [`QueueError::Fenced`] for a job whose claim was superseded,
+/// or the statement's error for every job.
 pub(crate) async fn complete(
     shared: &WorkerShared,
     batch: &[Finish],
-) -> Vec<Result<String, QueueError>> {
+) -> Vec<Result<Done, QueueError>> {
     if batch.is_empty() {
         return Vec::new();
     }
@@ -95,7 +105,7 @@ pub(crate) async fn complete_on(
     conn: &mut sqlx::PgConnection,
     shared: &WorkerShared,
     batch: &[Finish],
-) -> (Vec<Result<String, QueueError>>, Vec<String>) {
+) -> (Vec<Result<Done, QueueError>>, Vec<String>) {
     if batch.is_empty() {
         return (Vec::new(), Vec::new());
     }
@@ -114,7 +124,7 @@ async fn settle(
     shared: &WorkerShared,
     batch: &[Finish],
     written: Result<Vec<Written>, sqlx::Error>,
-) -> (Vec<Result<String, QueueError>>, Vec<String>) {
+) -> (Vec<Result<Done, QueueError>>, Vec<String>) {
     let mut woken = Vec::new();
     let written: HashMap<i64, String> = match written {
         Ok(rows) => {
@@ -168,7 +178,10 @@ async fn settle(
                     if status == "dead" {
                         Counters::add(&shared.counters.dead, 1);
                     }
-                    Ok(status.clone())
+                    Ok(Done {
+                        status: status.clone(),
+                        repeat: false,
+                    })
                 }
                 None => fenced.remove(&job.id).unwrap_or(Err(QueueError::Fenced {
                     id: job.id,
@@ -246,7 +259,7 @@ pub(crate) async fn release(
 async fn explain_fenced(
     shared: &WorkerShared,
     fenced: &[PgJob],
-) -> HashMap<i64, Result<String, QueueError>> {
+) -> HashMap<i64, Result<Done, QueueError>> {
     if fenced.is_empty() {
         return HashMap::new();
     }
@@ -275,7 +288,13 @@ async fn explain_fenced(
                 && status != "cancelled"
                 && lost == job.lost_leases
             {
-                return (job.id, Ok(status));
+                return (
+                    job.id,
+                    Ok(Done {
+                        status,
+                        repeat: true,
+                    }),
+                );
             }
             Counters::add(&shared.counters.fenced, 1);
             tracing::warn!(

@@ -114,7 +114,9 @@ impl DurableQueue for PgUnderTest {
         };
         match worker.saver.save(&result, claim).await {
             Ok(()) => Ok(Write::Done),
-            Err(error) if error.class() == ErrorClass::LostClaim => Ok(Write::Fenced),
+            Err(error) if worker.saver.classify(&error) == ErrorClass::LostClaim => {
+                Ok(Write::Fenced)
+            }
             Err(error) => Err(error),
         }
     }

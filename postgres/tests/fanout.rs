@@ -31,6 +31,17 @@ async fn count(db: &TestDb, filter: &str) -> i64 {
     .await
 }
 
+/// A witness job enqueued and claimed by a fresh worker `w`.
+async fn witness_claimed(db: &TestDb) -> (pjp_postgres::PgWorker, PgJob) {
+    db.queue
+        .enqueue(NewJob::new("witness", b"batch".to_vec()))
+        .await
+        .unwrap();
+    let worker = db.queue.worker(fast("w")).await.unwrap();
+    let job = claim_one(&worker.picker("witness").unwrap()).await.unwrap();
+    (worker, job)
+}
+
 fn tree_of(n: u8) -> Spawn {
     Spawn::tree(
         NewJob::new("aggregate", b"agg".to_vec()).kind("aggregate"),
@@ -40,15 +51,27 @@ fn tree_of(n: u8) -> Spawn {
     )
 }
 
+/// The runner repeats a save whose reply was lost: the repeat is
+/// recognised as done and creates nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_fan_out_save_spawns_once() {
+    let db = TestDb::new().await;
+    let (worker, job) = witness_claimed(&db).await;
+    let saver: Saver = worker.fan_out_saver();
+    let output = Ok(FanOut {
+        output: b"witness done".to_vec(),
+        spawn: tree_of(3),
+    });
+    saver.save(&output, &job).await.unwrap();
+    saver.save(&output, &job).await.unwrap();
+    assert_eq!(count(&db, "queue = 'aggregate'").await, 1);
+    assert_eq!(count(&db, "queue = 'basic'").await, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_creates_its_tree_with_its_completion() {
     let db = TestDb::new().await;
-    db.queue
-        .enqueue(NewJob::new("witness", b"batch".to_vec()))
-        .await
-        .unwrap();
-    let worker = db.queue.worker(fast("w")).await.unwrap();
-    let job = claim_one(&worker.picker("witness").unwrap()).await.unwrap();
+    let (worker, job) = witness_claimed(&db).await;
     let saver: Saver = worker.fan_out_saver();
     let output = FanOut {
         output: b"witness done".to_vec(),

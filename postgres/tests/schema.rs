@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{TestDb, database_url};
 use pjp_postgres::{NewJob, PgQueue, schema_version};
+use sqlx::Connection;
 
 /// Two processes migrating one fresh schema at the same time: both succeed,
 /// every round, and the versions are applied once.
@@ -82,4 +83,33 @@ async fn each_schema_has_its_own_identity() {
     assert_ne!(id, two.queue.identity().await.unwrap());
     let again = one.handle(|b| b).await;
     assert_eq!(again.identity().await.unwrap(), id);
+}
+
+/// The exported migrator is the one `migrate` runs: a schema set up with it
+/// by hand (as `#[sqlx::test(migrator = "pjp_postgres::MIGRATOR")]` does)
+/// passes the queue's version check and takes jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exported_migrator_sets_up_a_working_queue() {
+    let db = TestDb::new().await;
+    let schema = format!("{}_x", db.schema);
+    let mut conn = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    pjp_postgres::MIGRATOR.run(&mut conn).await.unwrap();
+    let queue = PgQueue::builder(database_url())
+        .schema(&schema)
+        .connect()
+        .await
+        .unwrap();
+    queue.check_schema().await.unwrap();
+    let job = queue.enqueue(NewJob::new("q", vec![7])).await.unwrap();
+    assert!(queue.job(job.id).await.unwrap().is_some());
+    conn.close().await.unwrap();
+    db.exec(&format!("DROP SCHEMA {schema} CASCADE")).await;
 }

@@ -324,8 +324,8 @@ impl JobSaver for RootSaver {
         self.queue.saver().save(&settled, meta).await
     }
 
-    fn is_retryable(&self, error: &QueueError) -> bool {
-        error.is_retryable()
+    fn classify(&self, error: &QueueError) -> ErrorClass {
+        error.class()
     }
 }
 

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use pjp_core::{JobId, RunReport, Shutdown};
+use tokio_util::task::AbortOnDropHandle;
 
 use cli::{Cli, Command, RunArgs};
 use fleet::Failure;
@@ -156,10 +157,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let component = Component::new(&args).await?;
     // The queue's load per kind for autoscalers, beside the worker's own metrics.
     let _load = match (&component.source, args.metrics_addr) {
-        (Source::Fleet(worker), Some(_)) => Some(AbortOnDrop(tokio::spawn(fleet::publish_load(
-            worker.queue().clone(),
-            Duration::from_secs(5),
-        )))),
+        (Source::Fleet(worker), Some(_)) => Some(AbortOnDropHandle::new(tokio::spawn(
+            fleet::publish_load(worker.queue().clone(), Duration::from_secs(5)),
+        ))),
         _ => None,
     };
     let backend = component.prover.ntt.backend().to_string();
@@ -410,13 +410,4 @@ fn tree_rounds(
             roots: Some(roots),
         },
     ]
-}
-
-/// Stops a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -12,7 +12,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pjp_core::{Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Picked};
+use pjp_core::{
+    ErrorClass, Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Picked,
+};
 
 fn every(n: u64, counter: &AtomicU64) -> bool {
     let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
@@ -43,8 +45,8 @@ impl<P: JobPicker> JobPicker for SwallowReleases<P> {
         Ok(())
     }
 
-    fn is_retryable(&self, error: &P::Error) -> bool {
-        self.0.is_retryable(error)
+    fn classify(&self, error: &P::Error) -> ErrorClass {
+        self.0.classify(error)
     }
 }
 
@@ -104,8 +106,8 @@ where
         self.inner.release(meta).await
     }
 
-    fn is_retryable(&self, error: &P::Error) -> bool {
-        self.inner.is_retryable(error)
+    fn classify(&self, error: &P::Error) -> ErrorClass {
+        self.inner.classify(error)
     }
 }
 
@@ -145,7 +147,7 @@ impl<S: JobSaver> JobSaver for DroppingSaver<S> {
         self.inner.save(result, meta).await
     }
 
-    fn is_retryable(&self, error: &S::Error) -> bool {
-        self.inner.is_retryable(error)
+    fn classify(&self, error: &S::Error) -> ErrorClass {
+        self.inner.classify(error)
     }
 }

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use pjp_core::memory::{FailurePolicy, JobOptions, JobStatus, MemoryQueue, QueueError, QueueMeta};
-use pjp_core::{ExecError, Job, JobId, JobPicker, JobSaver, Picked, Runtime};
+use pjp_core::{ErrorClass, ExecError, Job, JobId, JobPicker, JobSaver, Picked, Runtime};
 
 /// How a case queues a job: the durable queue's row knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,11 @@ pub enum Outcome {
 pub enum Write {
     /// Written (or a repeat of a write that went through).
     Done,
-    /// Rejected: the claim no longer holds the job.
+    /// Rejected: the claim no longer holds the job. An adapter reports this
+    /// exactly when the queue's saver [classifies](pjp_core::JobSaver::classify)
+    /// the error as [`ErrorClass::LostClaim`],
+    /// so that every queue passing the contract makes the runner count a
+    /// fenced save the same way (dropped, counted in `report.fenced`).
     Fenced,
 }
 
@@ -715,9 +719,10 @@ impl DurableQueue for ModelQueue {
             Outcome::Failed => Err(ExecError::Failed("permanent".to_owned())),
             Outcome::Cancelled => Err(ExecError::Cancelled),
         };
-        match self.queue.saver().save(&result, claim).await {
+        let saver = self.queue.saver();
+        match saver.save(&result, claim).await {
             Ok(()) => Ok(Write::Done),
-            Err(QueueError::Fenced { .. }) => Ok(Write::Fenced),
+            Err(error) if saver.classify(&error) == ErrorClass::LostClaim => Ok(Write::Fenced),
             Err(other) => Err(other),
         }
     }

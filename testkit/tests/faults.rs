@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pjp_core::{BackoffPolicy, ExecError, JobRunner, RetryPolicy, Shutdown};
+use pjp_core::{BackoffPolicy, ErrorClass, ExecError, JobRunner, RetryPolicy, Shutdown};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::{
     ExecFault, ExecFaults, ExecutorExt, FaultError, IoFaults, Ledger, MemoryQueue, PickerExt,
@@ -74,7 +74,7 @@ async fn an_outage_fails_every_call_inside_its_window() -> anyhow::Result<()> {
     for _ in 0..3 {
         assert!(matches!(picker.pick().await, Err(FaultError::Outage)));
     }
-    assert!(picker.is_retryable(&FaultError::Outage));
+    assert_eq!(picker.classify(&FaultError::Outage), ErrorClass::Transient);
     assert_eq!(queue.pending(), 3);
     Ok(())
 }

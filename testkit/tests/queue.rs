@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pjp_core::{JobId, JobPicker, JobSaver, Picked, Runtime, TaskHandle, TaskPanicked};
+use pjp_core::{ErrorClass, JobId, JobPicker, JobSaver, Picked, Runtime, TaskHandle, TaskPanicked};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::{MemoryQueue, QueueError, QueueMeta};
 
@@ -116,7 +116,15 @@ async fn expired_leases_are_handed_out_again_and_stale_claims_fenced() -> anyhow
         1,
         "the stale release left the new claim alone"
     );
-    assert!(!picker.is_retryable(&QueueError::UnknownJob(JobId::new(9))));
+    assert_eq!(
+        picker.classify(&QueueError::UnknownJob(JobId::new(9))),
+        ErrorClass::Permanent
+    );
+    let fenced = QueueError::Fenced {
+        job: first.meta.id,
+        attempt: 1,
+    };
+    assert_eq!(saver.classify(&fenced), ErrorClass::LostClaim);
 
     saver.save(&Ok(10), &again.meta).await?;
     // A retried save of the same attempt is idempotent.

@@ -209,10 +209,6 @@ impl<I: Send + 'static> JobPicker for BoxPicker<I> {
         self.inner.on_abandon().await;
     }
 
-    fn is_retryable(&self, error: &BoxError) -> bool {
-        error.class() == ErrorClass::Transient
-    }
-
     fn classify(&self, error: &BoxError) -> ErrorClass {
         error.class()
     }

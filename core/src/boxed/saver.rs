@@ -150,10 +150,6 @@ where
         self.inner.save_many(batch).await
     }
 
-    fn is_retryable(&self, error: &BoxError) -> bool {
-        error.class() == ErrorClass::Transient
-    }
-
     fn classify(&self, error: &BoxError) -> ErrorClass {
         error.class()
     }

@@ -127,9 +127,15 @@ where
 
     /// The class of a picker error; a `classify` that panics means `Permanent`.
     pub(crate) fn classify_pick_error(&self, error: &P::Error) -> ErrorClass {
-        guard(|| self.picker.classify(error)).unwrap_or_else(|message| {
+        self.try_classify_pick_error(error)
+            .unwrap_or(ErrorClass::Permanent)
+    }
+
+    /// The class of a picker error, or the message of the panic of a
+    /// `classify` that panicked (logged here).
+    pub(crate) fn try_classify_pick_error(&self, error: &P::Error) -> Result<ErrorClass, String> {
+        guard(|| self.picker.classify(error)).inspect_err(|message| {
             tracing::error!(stage = %self.config.stage, %message, "JobPicker::classify panicked");
-            ErrorClass::Permanent
         })
     }
 
@@ -206,11 +212,11 @@ impl<P, X, S, R> Context<P, X, S, R>
 where
     S: JobSaver,
 {
-    /// The class of a saver error; a `classify` that panics means `Permanent`.
-    pub(crate) fn classify_save_error(&self, error: &S::Error) -> ErrorClass {
-        guard(|| self.saver.classify(error)).unwrap_or_else(|message| {
+    /// The class of a saver error, or the message of the panic of a
+    /// `classify` that panicked (logged here).
+    pub(crate) fn classify_save_error(&self, error: &S::Error) -> Result<ErrorClass, String> {
+        guard(|| self.saver.classify(error)).inspect_err(|message| {
             tracing::error!(stage = %self.config.stage, %message, "JobSaver::classify panicked");
-            ErrorClass::Permanent
         })
     }
 }

@@ -124,12 +124,25 @@ pub(crate) async fn pick_loop<P, X, S, R>(
                 drop(permit);
                 ctx.stats.pick_errors.fetch_add(1, Relaxed);
                 ctx.meters.pick_errors.increment(1);
-                if ctx.classify_pick_error(&error) != ErrorClass::Transient {
-                    ctx.fail(RunErrorKind::PickFailed {
-                        source: Box::new(error),
-                    });
-                    ctx.stop_picking.cancel();
-                    break;
+                match ctx.try_classify_pick_error(&error) {
+                    Ok(ErrorClass::Transient) => {}
+                    Ok(_) => {
+                        ctx.fail(RunErrorKind::PickFailed {
+                            source: Box::new(error),
+                        });
+                        ctx.stop_picking.cancel();
+                        break;
+                    }
+                    // Reported as what it is: the user's callback broke, not the pick.
+                    Err(message) => {
+                        let error = crate::guard::describe(&error);
+                        ctx.fail(RunErrorKind::CallbackPanicked {
+                            callback: "JobPicker::classify",
+                            message: format!("{message} (classifying the pick error: {error})"),
+                        });
+                        ctx.stop_picking.cancel();
+                        break;
+                    }
                 }
                 let delay = errors.next_delay(ctx.runtime.random_u64());
                 let error = crate::guard::describe(&error);

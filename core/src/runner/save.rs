@@ -199,9 +199,19 @@ where
         .iter()
         .map(|_| match outcomes.next() {
             Some(Ok(())) => Attempt::Saved,
-            Some(Err(error)) => Attempt::Failed {
-                class: ctx.classify_save_error(&error),
-                error: describe(&error),
+            Some(Err(error)) => match ctx.classify_save_error(&error) {
+                Ok(class) => Attempt::Failed {
+                    class,
+                    error: describe(&error),
+                },
+                // Reported as what it is: the user's callback broke, not the save.
+                Err(message) => Attempt::Failed {
+                    class: ErrorClass::Permanent,
+                    error: format!(
+                        "`JobSaver::classify` panicked: {message} (classifying the save error: {})",
+                        describe(&error)
+                    ),
+                },
             },
             None => Attempt::Failed {
                 class: ErrorClass::Transient,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::guard::lock;
-use crate::{Job, JobMeta, JobPicker, Picked, ReleaseReason};
+use crate::{ErrorClass, Job, JobMeta, JobPicker, Picked, ReleaseReason};
 
 use super::{Shared, StageError};
 
@@ -101,8 +101,8 @@ where
         }
     }
 
-    fn is_retryable(&self, _error: &StageError) -> bool {
-        false
+    fn classify(&self, _error: &StageError) -> ErrorClass {
+        ErrorClass::Permanent
     }
 
     fn pick_is_cancel_safe(&self) -> bool {

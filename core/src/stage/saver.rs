@@ -70,10 +70,6 @@ where
         }
     }
 
-    fn is_retryable(&self, error: &Self::Error) -> bool {
-        self.classify(error) == ErrorClass::Transient
-    }
-
     fn classify(&self, error: &Self::Error) -> ErrorClass {
         match error {
             StageSaveError::Stage(StageError::DownstreamGone) => ErrorClass::DownstreamGone,

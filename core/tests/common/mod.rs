@@ -70,8 +70,8 @@ impl JobPicker for FlakyPicker {
         self.inner.release(meta).await.map_err(Wrapped::Queue)
     }
 
-    fn is_retryable(&self, _error: &Wrapped) -> bool {
-        !self.fatal
+    fn classify(&self, _error: &Wrapped) -> pjp_core::ErrorClass {
+        pjp_core::ErrorClass::from_retryable(!self.fatal)
     }
 }
 
@@ -144,12 +144,21 @@ pub fn assert_all_saved_once(queue: &Queue, expect: impl Fn(u64) -> Result<u64, 
 }
 
 /// An executor that blocks every job until the gate opens, recording which inputs
-/// started.
-#[derive(Default)]
+/// started (an event a test can await).
 pub struct Gated {
     pub open: Mutex<bool>,
     pub cond: std::sync::Condvar,
-    pub started: Mutex<Vec<u64>>,
+    started: tokio::sync::watch::Sender<Vec<u64>>,
+}
+
+impl Default for Gated {
+    fn default() -> Self {
+        Self {
+            open: Mutex::new(false),
+            cond: std::sync::Condvar::new(),
+            started: tokio::sync::watch::Sender::new(Vec::new()),
+        }
+    }
 }
 
 impl Gated {
@@ -159,14 +168,15 @@ impl Gated {
     }
 
     pub fn started(&self) -> Vec<u64> {
-        self.started.lock().unwrap().clone()
+        self.started.borrow().clone()
     }
 
-    /// Waits (polling) until `n` jobs have started.
+    /// Waits until `n` jobs have started; fails the test if that takes more
+    /// than the hang guard.
     pub async fn wait_started(&self, n: usize) {
-        while self.started.lock().unwrap().len() < n {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        let mut started = self.started.subscribe();
+        let waited = within("jobs to start", started.wait_for(|s| s.len() >= n)).await;
+        assert!(waited.is_ok(), "the executor was dropped");
     }
 }
 
@@ -177,7 +187,7 @@ impl Executor for Gated {
     type Error = String;
 
     fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
-        self.started.lock().unwrap().push(input);
+        self.started.send_modify(|s| s.push(input));
         let mut open = self.open.lock().unwrap();
         while !*open {
             open = self.cond.wait(open).unwrap();

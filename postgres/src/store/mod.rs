@@ -169,6 +169,11 @@ impl PayloadStore {
     /// store.check_writable("probes/worker-1").await?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: dropped part-way, the probe object may be left behind under its key (it is
+    /// small, and written again by the next check).
     pub async fn check_writable(&self, key: &str) -> Result<(), QueueError> {
         let path = parse_key(key)?;
         let error = |source| QueueError::Store {

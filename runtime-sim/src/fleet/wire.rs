@@ -178,10 +178,6 @@ impl JobPicker for Wire<QueuePicker<Input, Output, Failure>> {
             .await
     }
 
-    fn is_retryable(&self, error: &WireError) -> bool {
-        class(error) == ErrorClass::Transient
-    }
-
     fn classify(&self, error: &WireError) -> ErrorClass {
         class(error)
     }
@@ -214,10 +210,6 @@ impl JobSaver for Wire<QueueSaver<Input, Output, Failure>> {
             Err(_) => {}
         }
         saved
-    }
-
-    fn is_retryable(&self, error: &WireError) -> bool {
-        class(error) == ErrorClass::Transient
     }
 
     fn classify(&self, error: &WireError) -> ErrorClass {

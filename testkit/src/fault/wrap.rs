@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use pjp_core::{
     ErrorClass, Executor, JobMeta, JobPicker, JobResult, JobSaver, PickManyResult, PickResult,
-    ReleaseReason, Runtime,
+    ReleaseReason, Runtime, SaveBatch, SaveResults,
 };
 
 use super::{ExecFault, ExecFaults, FaultError, IoFaults, unit};
@@ -56,6 +56,24 @@ impl<T, R: Runtime> Faulty<T, R> {
         (self.faults.error_rate > 0.0 && unit(self.runtime.random_u64()) < self.faults.error_rate)
             .then_some(FaultError::Injected)
     }
+
+    /// One injected fault for a whole batch (a batch statement fails whole),
+    /// repeated for each of its `n` jobs.
+    fn batch_fault<E>(&self, n: usize) -> Option<Vec<Result<(), FaultError<E>>>> {
+        let fault = self.fault::<E>()?;
+        let outage = matches!(fault, FaultError::Outage);
+        Some(
+            (0..n)
+                .map(|_| {
+                    Err(if outage {
+                        FaultError::Outage
+                    } else {
+                        FaultError::Injected
+                    })
+                })
+                .collect(),
+        )
+    }
 }
 
 impl<P: JobPicker, R: Runtime> JobPicker for Faulty<P, R> {
@@ -105,12 +123,25 @@ impl<P: JobPicker, R: Runtime> JobPicker for Faulty<P, R> {
             .map_err(FaultError::Inner)
     }
 
-    async fn on_abandon(&self) {
-        self.inner.on_abandon().await;
+    async fn release_many(
+        &self,
+        metas: Vec<P::Metadata>,
+        reason: ReleaseReason,
+    ) -> Vec<Result<(), Self::Error>> {
+        if self.faults.releases
+            && let Some(faults) = self.batch_fault(metas.len())
+        {
+            return faults;
+        }
+        let outcomes = self.inner.release_many(metas, reason).await;
+        outcomes
+            .into_iter()
+            .map(|o| o.map_err(FaultError::Inner))
+            .collect()
     }
 
-    fn is_retryable(&self, error: &Self::Error) -> bool {
-        self.classify(error) == ErrorClass::Transient
+    async fn on_abandon(&self) {
+        self.inner.on_abandon().await;
     }
 
     fn classify(&self, error: &Self::Error) -> ErrorClass {
@@ -145,8 +176,18 @@ impl<S: JobSaver, R: Runtime> JobSaver for Faulty<S, R> {
             .map_err(FaultError::Inner)
     }
 
-    fn is_retryable(&self, error: &Self::Error) -> bool {
-        self.classify(error) == ErrorClass::Transient
+    async fn save_many(
+        &self,
+        batch: &SaveBatch<'_, S::Output, S::Failure, S::Metadata>,
+    ) -> SaveResults<Self::Error> {
+        if let Some(faults) = self.batch_fault(batch.len()) {
+            return faults;
+        }
+        let outcomes = self.inner.save_many(batch).await;
+        outcomes
+            .into_iter()
+            .map(|o| o.map_err(FaultError::Inner))
+            .collect()
     }
 
     fn classify(&self, error: &Self::Error) -> ErrorClass {

@@ -112,10 +112,6 @@ impl<P: JobPicker> JobPicker for Recorded<P> {
         self.inner.on_abandon().await;
     }
 
-    fn is_retryable(&self, error: &P::Error) -> bool {
-        self.inner.is_retryable(error)
-    }
-
     fn classify(&self, error: &P::Error) -> ErrorClass {
         self.inner.classify(error)
     }
@@ -154,10 +150,6 @@ impl<S: JobSaver> JobSaver for Recorded<S> {
             }
         }
         outcomes
-    }
-
-    fn is_retryable(&self, error: &S::Error) -> bool {
-        self.inner.is_retryable(error)
     }
 
     fn classify(&self, error: &S::Error) -> ErrorClass {
