@@ -24,7 +24,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use pjp_core::{JobRunner, Shutdown};
 use pjp_gpu::{BackendChoice, CpuNtt, CudaNtt, Direction, NttConfig, NttExecutor, NttJob, field};
 use pjp_runtime_tokio::TokioRuntime;
-use pjp_testkit::{MemoryQueue, QueueMeta};
+use pjp_testkit::MemoryQueue;
 
 const SIZES: [u32; 3] = [16, 20, 22];
 const RUNNER_JOBS: usize = 64;
@@ -151,7 +151,7 @@ fn jobs() -> Vec<NttJob> {
         .collect()
 }
 
-async fn through_runner(executor: NttExecutor<QueueMeta>, jobs: Vec<NttJob>) -> u64 {
+async fn through_runner(executor: NttExecutor, jobs: Vec<NttJob>) -> u64 {
     let queue = MemoryQueue::closed_with(jobs);
     #[allow(clippy::expect_used)]
     let runner = JobRunner::builder(queue.picker(), executor, queue.saver())
@@ -176,11 +176,10 @@ fn runner(c: &mut Criterion, gpu_present: bool) {
         backends.push(("cuda", BackendChoice::Cuda));
     }
     for (name, choice) in backends {
-        let executor: NttExecutor<QueueMeta> =
-            match NttExecutor::new(NttConfig::new().backend(choice)) {
-                Ok(executor) => executor,
-                Err(e) => panic!("{name} executor: {e}"),
-            };
+        let executor: NttExecutor = match NttExecutor::new(NttConfig::new().backend(choice)) {
+            Ok(executor) => executor,
+            Err(e) => panic!("{name} executor: {e}"),
+        };
         group.bench_function(
             BenchmarkId::new(format!("pjp_runner_{name}"), &label),
             |b| {

@@ -28,8 +28,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pjp_core::{BackoffPolicy, Executor, JobPicker, JobRunner, JobSaver, Picked, Shutdown};
-use pjp_postgres::{NewJob, PgJob, PgQueue, WorkerConfig};
+use pjp_core::{
+    BackoffPolicy, Executor, JobContext, JobId, JobPicker, JobRunner, JobSaver, Picked, Shutdown,
+};
+use pjp_postgres::{NewJob, PgQueue, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
 use sqlx::PgPool;
 
@@ -41,10 +43,9 @@ struct Noop;
 impl Executor for Noop {
     type Input = Bytes;
     type Output = Bytes;
-    type Metadata = PgJob;
     type Error = String;
 
-    fn execute(&self, input: Bytes, _meta: &PgJob) -> Result<Bytes, String> {
+    fn execute(&self, input: Bytes, _job: &JobContext) -> Result<Bytes, String> {
         Ok(input)
     }
 }
@@ -178,16 +179,10 @@ impl Bench {
                         let Some((id, token, payload)) = row else {
                             return done;
                         };
+                        let job_id = JobId::new(u64::try_from(id).unwrap_or_default());
                         let output = Noop.execute(
                             Bytes::from(payload.unwrap_or_default()),
-                            &PgJob {
-                                id,
-                                token,
-                                attempts: 0,
-                                lost_leases: 0,
-                                kind: pjp_postgres::JobKind::none(),
-                                batch: 0,
-                            },
+                            &JobContext::new(job_id, 1),
                         );
                         sqlx::query(complete)
                             .bind(id)

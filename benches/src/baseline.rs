@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use pjp_core::{ExecError, Executor, JobPicker, JobSaver};
+use pjp_core::{ExecError, Executor, JobContext, JobPicker, JobSaver};
 use tokio::sync::mpsc;
 
 use crate::components::pick_one;
@@ -13,13 +13,13 @@ use crate::components::pick_one;
 pub async fn sequential<P, E, S>(picker: &P, executor: &E, saver: &S) -> u64
 where
     P: JobPicker,
-    E: Executor<Input = P::Input, Metadata = P::Metadata>,
+    E: Executor<Input = P::Input>,
     S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = P::Metadata>,
 {
     let mut saved = 0;
     while let Some(job) = pick_one(picker).await {
         let result = executor
-            .execute(job.input, &job.meta)
+            .execute(job.input, &JobContext::of(&job.meta))
             .map_err(ExecError::Failed);
         if saver.save(&result, &job.meta).await.is_ok() {
             saved += 1;
@@ -38,7 +38,7 @@ pub async fn spawn_blocking_per_job<P, E, S>(
 ) -> u64
 where
     P: JobPicker,
-    E: Executor<Input = P::Input, Metadata = P::Metadata>,
+    E: Executor<Input = P::Input>,
     S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = P::Metadata>,
 {
     let mut tasks = Vec::new();
@@ -48,8 +48,8 @@ where
             let mut saved = 0u64;
             while let Some(job) = pick_one(&*picker).await {
                 let exec = executor.clone();
-                let meta = job.meta.clone();
-                let result = tokio::task::spawn_blocking(move || exec.execute(job.input, &meta))
+                let context = JobContext::of(&job.meta);
+                let result = tokio::task::spawn_blocking(move || exec.execute(job.input, &context))
                     .await
                     .map_err(|e| ExecError::Panicked {
                         message: e.to_string(),
@@ -80,7 +80,7 @@ pub async fn bare_threads<P, E, S>(
 ) -> u64
 where
     P: JobPicker,
-    E: Executor<Input = P::Input, Metadata = P::Metadata>,
+    E: Executor<Input = P::Input>,
     S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = P::Metadata>,
 {
     const CAPACITY: usize = 256;
@@ -94,7 +94,7 @@ where
         threads.push(std::thread::spawn(move || {
             while let Some(job) = rx.blocking_recv() {
                 let result = executor
-                    .execute(job.input, &job.meta)
+                    .execute(job.input, &JobContext::of(&job.meta))
                     .map_err(ExecError::Failed);
                 if done_tx.blocking_send((result, job.meta)).is_err() {
                     break;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use pjp_core::{Executor, Job, JobPicker};
-use pjp_testkit::{MemoryQueue, QueueMeta};
+use pjp_core::{Executor, Job, JobContext, JobPicker};
+use pjp_testkit::MemoryQueue;
 
 /// The in-memory queue the benchmarks use: `u64` in, `u64` out.
 pub type Queue = MemoryQueue<u64, u64, String>;
@@ -16,10 +16,9 @@ pub struct NoOp;
 impl Executor for NoOp {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         Ok(input)
     }
 }
@@ -31,10 +30,9 @@ pub struct Spin(pub Duration);
 impl Executor for Spin {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         let start = Instant::now();
         while start.elapsed() < self.0 {
             std::hint::spin_loop();

@@ -6,21 +6,52 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::JobId;
 use crate::guard::lock;
+use crate::{JobId, JobMeta};
 
-/// What an executor can ask about the job it runs
-/// ([`Executor::execute_with`](crate::Executor::execute_with)).
-#[derive(Debug, Clone, Default)]
+/// What an executor knows of the job it runs: its id, which attempt this is,
+/// and whether it was cancelled ([`Executor::execute`](crate::Executor::execute)).
+///
+/// ```
+/// use pjp_core::{JobContext, JobId};
+///
+/// let job = JobContext::new(JobId::new(7), 2);
+/// assert_eq!((job.id(), job.attempt()), (JobId::new(7), 2));
+/// assert!(!job.is_cancelled(), "a context made by hand is never cancelled");
+/// ```
+#[derive(Debug, Clone)]
 pub struct JobContext {
+    id: JobId,
+    attempt: u32,
     cancel: Option<CancellationToken>,
 }
 
 impl JobContext {
-    /// A context whose job is never cancelled (for code that runs an executor
-    /// itself, outside a runner).
-    pub fn detached() -> Self {
-        Self::default()
+    /// The context of job `id` at `attempt`, never cancelled: for code that
+    /// runs an executor itself, outside a runner (a test, a benchmark).
+    pub fn new(id: JobId, attempt: u32) -> Self {
+        Self {
+            id,
+            attempt,
+            cancel: None,
+        }
+    }
+
+    /// The context of the job `meta` names, never cancelled: for code that
+    /// runs an executor on picked jobs itself.
+    pub fn of(meta: &impl JobMeta) -> Self {
+        Self::new(meta.job_id(), meta.attempt())
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// Which attempt at the job this is, starting at 1 (as the picker's
+    /// metadata says: [`JobMeta::attempt`](crate::JobMeta::attempt)).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
     }
 
     /// Whether the job was cancelled: nobody will accept its result (its lease
@@ -31,12 +62,24 @@ impl JobContext {
             .is_some_and(CancellationToken::is_cancelled)
     }
 
-    /// Resolves once the job is cancelled (never, for a detached context).
+    /// Resolves once the job is cancelled (never, for a context made by hand).
     pub async fn cancelled(&self) {
         match &self.cancel {
             Some(token) => token.cancelled().await,
             None => std::future::pending().await,
         }
+    }
+}
+
+/// A context names its job as metadata does, so that code keyed by
+/// [`JobMeta`] (a ledger, a span) takes either.
+impl JobMeta for JobContext {
+    fn job_id(&self) -> JobId {
+        self.id
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt
     }
 }
 
@@ -87,11 +130,13 @@ impl JobCancels {
     }
 
     /// Registers a job as it starts; the guard deregisters it.
-    pub(crate) fn start(&self, job: JobId) -> (JobContext, Running<'_>) {
+    pub(crate) fn start(&self, job: JobId, attempt: u32) -> (JobContext, Running<'_>) {
         let token = CancellationToken::new();
         lock(&self.running).insert(job, token.clone());
         (
             JobContext {
+                id: job,
+                attempt,
                 cancel: Some(token),
             },
             Running { set: self, job },

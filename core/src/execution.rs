@@ -28,8 +28,6 @@ pub trait Execution: sealed::Sealed + Send + Sync + 'static {
     type Output: Send + Sync + 'static;
     /// The executor's error.
     type Failure: fmt::Display + fmt::Debug + Send + Sync + 'static;
-    /// The job metadata.
-    type Metadata: JobMeta;
 
     /// Whether workers need threads of their own (blocking work runs inline).
     #[doc(hidden)]
@@ -43,18 +41,19 @@ pub trait Execution: sealed::Sealed + Send + Sync + 'static {
     /// delivered as [`ExecError::Cancelled`].
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
-    fn execute_job<R, D, Fut>(
+    fn execute_job<R, M, D, Fut>(
         &self,
         runtime: &R,
         input: Self::Input,
-        meta: Self::Metadata,
+        meta: M,
         job: JobContext,
         timeout: Option<Duration>,
         deliver: D,
     ) -> impl Future<Output = bool> + Send
     where
         R: Runtime,
-        D: FnOnce(JobResult<Self::Output, Self::Failure>, Self::Metadata) -> Fut + Send,
+        M: JobMeta,
+        D: FnOnce(JobResult<Self::Output, Self::Failure>, M) -> Fut + Send,
         Fut: Future<Output = ()> + Send;
 }
 
@@ -122,24 +121,24 @@ impl<E: Executor> Execution for Blocking<E> {
     type Input = E::Input;
     type Output = E::Output;
     type Failure = E::Error;
-    type Metadata = E::Metadata;
 
     fn needs_dedicated_workers(&self) -> bool {
         true
     }
 
-    async fn execute_job<R, D, Fut>(
+    async fn execute_job<R, M, D, Fut>(
         &self,
         runtime: &R,
         input: E::Input,
-        meta: E::Metadata,
+        meta: M,
         job: JobContext,
         timeout: Option<Duration>,
         deliver: D,
     ) -> bool
     where
         R: Runtime,
-        D: FnOnce(JobResult<E::Output, E::Error>, E::Metadata) -> Fut + Send,
+        M: JobMeta,
+        D: FnOnce(JobResult<E::Output, E::Error>, M) -> Fut + Send,
         Fut: Future<Output = ()> + Send,
     {
         let cost = match guard(|| self.0.cost_hint(&input)) {
@@ -152,13 +151,13 @@ impl<E: Executor> Execution for Blocking<E> {
         };
         let Some(limit) = timeout else {
             let exec = &*self.0;
-            let (job_meta, context) = (&meta, &job);
+            let context = &job;
             // Flatten inside the closure so that no `Box<dyn Any>` crosses an
             // await point (that trips rustc's higher-ranked `Send` inference).
             let result = runtime
                 .run_blocking(cost, move || {
                     flatten(catch_unwind(AssertUnwindSafe(|| {
-                        exec.execute_with(input, job_meta, context)
+                        exec.execute(input, context)
                     })))
                 })
                 .await;
@@ -166,12 +165,9 @@ impl<E: Executor> Execution for Blocking<E> {
             return false;
         };
         let exec = Arc::clone(&self.0);
-        let owned_meta = meta.clone();
         let context = job.clone();
         let work = runtime
-            .spawn_blocking(cost, move || {
-                exec.execute_with(input, &owned_meta, &context)
-            })
+            .spawn_blocking(cost, move || exec.execute(input, &context))
             .map(|done| match done {
                 Ok(result) => result.map_err(ExecError::Failed),
                 Err(panicked) => Err(ExecError::Panicked {
@@ -203,30 +199,30 @@ impl<E: AsyncExecutor> Execution for Async<E> {
     type Input = E::Input;
     type Output = E::Output;
     type Failure = E::Error;
-    type Metadata = E::Metadata;
 
     fn needs_dedicated_workers(&self) -> bool {
         false
     }
 
-    async fn execute_job<R, D, Fut>(
+    async fn execute_job<R, M, D, Fut>(
         &self,
         runtime: &R,
         input: E::Input,
-        meta: E::Metadata,
+        meta: M,
         job: JobContext,
         timeout: Option<Duration>,
         deliver: D,
     ) -> bool
     where
         R: Runtime,
-        D: FnOnce(JobResult<E::Output, E::Error>, E::Metadata) -> Fut + Send,
+        M: JobMeta,
+        D: FnOnce(JobResult<E::Output, E::Error>, M) -> Fut + Send,
         Fut: Future<Output = ()> + Send,
     {
         let result = {
             // An async job is dropped at its timeout or its cancellation:
             // nothing keeps running.
-            let run = AssertUnwindSafe(self.0.execute(input, &meta))
+            let run = AssertUnwindSafe(self.0.execute(input, &job))
                 .catch_unwind()
                 .map(flatten);
             let work = async {

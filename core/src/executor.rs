@@ -5,27 +5,28 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::{JobContext, JobMeta};
+use crate::JobContext;
 
 /// The heavy payload of a component: turns one job's input into its output.
 ///
 /// `execute` is synchronous and may block for as long as the work takes (witness
 /// generation, a GPU proof): the runner calls it on the runtime's blocking workers,
 /// never on an async task. Errors and panics become failure results that the saver
-/// records; they never stop the runner.
+/// records; they never stop the runner. The executor sees the job through a
+/// [`JobContext`] (its id, which attempt this is, whether it was cancelled), not
+/// through the picker's metadata, so one executor runs behind any queue.
 ///
 /// ```
-/// use pjp_core::{Executor, JobId};
+/// use pjp_core::{Executor, JobContext};
 ///
 /// struct Square;
 ///
 /// impl Executor for Square {
 ///     type Input = u64;
 ///     type Output = u64;
-///     type Metadata = JobId;
 ///     type Error = std::convert::Infallible;
 ///
-///     fn execute(&self, input: u64, _meta: &JobId) -> Result<u64, Self::Error> {
+///     fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, Self::Error> {
 ///         Ok(input * input)
 ///     }
 /// }
@@ -35,33 +36,16 @@ pub trait Executor: Send + Sync + 'static {
     type Input: Send + 'static;
     /// What the saver stores.
     type Output: Send + Sync + 'static;
-    /// The job's metadata, passed through from picker to saver.
-    type Metadata: JobMeta;
     /// Why a job failed. Saved as [`ExecError::Failed`](crate::ExecError::Failed).
     type Error: fmt::Display + fmt::Debug + Send + Sync + 'static;
 
     /// Executes one job. Runs on a blocking worker; may block.
-    fn execute(
-        &self,
-        input: Self::Input,
-        meta: &Self::Metadata,
-    ) -> Result<Self::Output, Self::Error>;
-
-    /// Executes one job, able to see whether it was cancelled
-    /// ([`JobContext::is_cancelled`]): the runner calls this one. Override it
-    /// in an executor that runs long enough to be worth stopping (check the
-    /// context between rounds of a proof); the default calls
-    /// [`execute`](Self::execute). A job cancelled while it runs is saved as
-    /// [`ExecError::Cancelled`](crate::ExecError::Cancelled) whatever it returns.
-    fn execute_with(
-        &self,
-        input: Self::Input,
-        meta: &Self::Metadata,
-        job: &JobContext,
-    ) -> Result<Self::Output, Self::Error> {
-        let _ = job;
-        self.execute(input, meta)
-    }
+    ///
+    /// A long proof should check [`JobContext::is_cancelled`] between rounds
+    /// and stop early: a job cancelled while it runs (its lease was lost) is
+    /// saved as [`ExecError::Cancelled`](crate::ExecError::Cancelled) whatever
+    /// it returns.
+    fn execute(&self, input: Self::Input, job: &JobContext) -> Result<Self::Output, Self::Error>;
 
     /// The modeled cost of executing `input`, used by simulated runtimes to advance
     /// virtual time (real runtimes ignore it). Defaults to zero.
@@ -77,17 +61,16 @@ pub trait Executor: Send + Sync + 'static {
 /// `execute` on an ordinary task, so it must not block the thread.
 ///
 /// ```
-/// use pjp_core::{AsyncExecutor, JobId};
+/// use pjp_core::{AsyncExecutor, JobContext};
 ///
 /// struct Echo;
 ///
 /// impl AsyncExecutor for Echo {
 ///     type Input = String;
 ///     type Output = String;
-///     type Metadata = JobId;
 ///     type Error = std::io::Error;
 ///
-///     async fn execute(&self, input: String, _meta: &JobId) -> Result<String, Self::Error> {
+///     async fn execute(&self, input: String, _job: &JobContext) -> Result<String, Self::Error> {
 ///         Ok(input)
 ///     }
 /// }
@@ -97,8 +80,6 @@ pub trait AsyncExecutor: Send + Sync + 'static {
     type Input: Send + 'static;
     /// What the saver stores.
     type Output: Send + Sync + 'static;
-    /// The job's metadata, passed through from picker to saver.
-    type Metadata: JobMeta;
     /// Why a job failed. Saved as [`ExecError::Failed`](crate::ExecError::Failed).
     type Error: fmt::Display + fmt::Debug + Send + Sync + 'static;
 
@@ -106,37 +87,24 @@ pub trait AsyncExecutor: Send + Sync + 'static {
     ///
     /// # Cancellation safety
     ///
-    /// The runner drops this future when the job's timeout fires; the job is then
-    /// saved as timed out. Work that must not be cut off half-way should not hold
+    /// The runner drops this future when the job's timeout fires (the job is
+    /// then saved as timed out) or when the job is cancelled (saved as
+    /// cancelled). Work that must not be cut off half-way should not hold
     /// state that a drop would corrupt.
     fn execute(
         &self,
         input: Self::Input,
-        meta: &Self::Metadata,
+        job: &JobContext,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
 }
 
 impl<E: Executor + ?Sized> Executor for std::sync::Arc<E> {
     type Input = E::Input;
     type Output = E::Output;
-    type Metadata = E::Metadata;
     type Error = E::Error;
 
-    fn execute(
-        &self,
-        input: Self::Input,
-        meta: &Self::Metadata,
-    ) -> Result<Self::Output, Self::Error> {
-        (**self).execute(input, meta)
-    }
-
-    fn execute_with(
-        &self,
-        input: Self::Input,
-        meta: &Self::Metadata,
-        job: &JobContext,
-    ) -> Result<Self::Output, Self::Error> {
-        (**self).execute_with(input, meta, job)
+    fn execute(&self, input: Self::Input, job: &JobContext) -> Result<Self::Output, Self::Error> {
+        (**self).execute(input, job)
     }
 
     fn cost_hint(&self, input: &Self::Input) -> Duration {
@@ -147,14 +115,13 @@ impl<E: Executor + ?Sized> Executor for std::sync::Arc<E> {
 impl<E: AsyncExecutor + ?Sized> AsyncExecutor for std::sync::Arc<E> {
     type Input = E::Input;
     type Output = E::Output;
-    type Metadata = E::Metadata;
     type Error = E::Error;
 
     fn execute(
         &self,
         input: Self::Input,
-        meta: &Self::Metadata,
+        job: &JobContext,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send {
-        (**self).execute(input, meta)
+        (**self).execute(input, job)
     }
 }

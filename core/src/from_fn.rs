@@ -22,16 +22,16 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 
-use crate::{AsyncExecutor, Executor, JobMeta, JobResult, JobSaver};
+use crate::{AsyncExecutor, Executor, JobContext, JobMeta, JobResult, JobSaver};
 
 /// The types a closure component stands for. `fn(…) -> …` keeps the wrapper
 /// `Send + Sync` whatever they are.
-type Types<I, M, O, E> = PhantomData<fn(I, M) -> (O, E)>;
+type Types<I, O, E> = PhantomData<fn(I) -> (O, E)>;
 
 /// An [`Executor`] made from a closure by [`executor_fn`].
-pub struct ExecutorFn<F, I, O, E, M> {
+pub struct ExecutorFn<F, I, O, E> {
     f: F,
-    types: Types<I, M, O, E>,
+    types: Types<I, O, E>,
 }
 
 /// Makes an [`Executor`] from a synchronous closure `input -> Result<output, error>`.
@@ -39,16 +39,16 @@ pub struct ExecutorFn<F, I, O, E, M> {
 /// The closure runs on the runtime's blocking workers, as
 /// [`Executor::execute`] does, and may block for as long as the work takes. An
 /// error (or a panic) is saved as the job's failure. For an executor that
-/// checks for cancellation between rounds, implement [`Executor`] and
-/// override [`execute_with`](Executor::execute_with).
+/// checks for cancellation between rounds, implement [`Executor`]: its
+/// `execute` sees the job's [`JobContext`].
 ///
 /// ```
-/// use pjp_core::{Executor, JobId, executor_fn};
+/// use pjp_core::{Executor, JobContext, JobId, executor_fn};
 ///
 /// let double = executor_fn(|n: u64| Ok::<_, String>(n * 2));
-/// assert_eq!(Executor::execute(&double, 21, &JobId::new(1)), Ok(42));
+/// assert_eq!(double.execute(21, &JobContext::new(JobId::new(1), 1)), Ok(42));
 /// ```
-pub fn executor_fn<F, I, O, E, M>(f: F) -> ExecutorFn<F, I, O, E, M>
+pub fn executor_fn<F, I, O, E>(f: F) -> ExecutorFn<F, I, O, E>
 where
     F: Fn(I) -> Result<O, E> + Send + Sync + 'static,
 {
@@ -58,34 +58,32 @@ where
     }
 }
 
-impl<F, I, O, E, M> Executor for ExecutorFn<F, I, O, E, M>
+impl<F, I, O, E> Executor for ExecutorFn<F, I, O, E>
 where
     F: Fn(I) -> Result<O, E> + Send + Sync + 'static,
     I: Send + 'static,
     O: Send + Sync + 'static,
     E: fmt::Display + fmt::Debug + Send + Sync + 'static,
-    M: JobMeta,
 {
     type Input = I;
     type Output = O;
-    type Metadata = M;
     type Error = E;
 
-    fn execute(&self, input: I, _meta: &M) -> Result<O, E> {
+    fn execute(&self, input: I, _job: &JobContext) -> Result<O, E> {
         (self.f)(input)
     }
 }
 
-impl<F, I, O, E, M> fmt::Debug for ExecutorFn<F, I, O, E, M> {
+impl<F, I, O, E> fmt::Debug for ExecutorFn<F, I, O, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorFn").finish_non_exhaustive()
     }
 }
 
 /// An [`AsyncExecutor`] made from a closure by [`async_executor_fn`].
-pub struct AsyncExecutorFn<F, I, O, E, M> {
+pub struct AsyncExecutorFn<F, I, O, E> {
     f: F,
-    types: Types<I, M, O, E>,
+    types: Types<I, O, E>,
 }
 
 /// Makes an [`AsyncExecutor`] from a closure `input -> future of Result<output, error>`,
@@ -93,16 +91,16 @@ pub struct AsyncExecutorFn<F, I, O, E, M> {
 /// [`JobRunner::builder_async`](crate::JobRunner::builder_async).
 ///
 /// ```
-/// use pjp_core::{AsyncExecutor, JobId, async_executor_fn};
+/// use pjp_core::{AsyncExecutor, JobContext, JobId, async_executor_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let echo = async_executor_fn(|s: String| async move { Ok::<_, std::io::Error>(s) });
-/// let out = AsyncExecutor::execute(&echo, "hi".to_string(), &JobId::new(1)).await;
+/// let out = echo.execute("hi".to_string(), &JobContext::new(JobId::new(1), 1)).await;
 /// assert_eq!(out.ok().as_deref(), Some("hi"));
 /// # }
 /// ```
-pub fn async_executor_fn<F, Fut, I, O, E, M>(f: F) -> AsyncExecutorFn<F, I, O, E, M>
+pub fn async_executor_fn<F, Fut, I, O, E>(f: F) -> AsyncExecutorFn<F, I, O, E>
 where
     F: Fn(I) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, E>> + Send,
@@ -113,26 +111,24 @@ where
     }
 }
 
-impl<F, Fut, I, O, E, M> AsyncExecutor for AsyncExecutorFn<F, I, O, E, M>
+impl<F, Fut, I, O, E> AsyncExecutor for AsyncExecutorFn<F, I, O, E>
 where
     F: Fn(I) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, E>> + Send,
     I: Send + 'static,
     O: Send + Sync + 'static,
     E: fmt::Display + fmt::Debug + Send + Sync + 'static,
-    M: JobMeta,
 {
     type Input = I;
     type Output = O;
-    type Metadata = M;
     type Error = E;
 
-    fn execute(&self, input: I, _meta: &M) -> impl Future<Output = Result<O, E>> + Send {
+    fn execute(&self, input: I, _job: &JobContext) -> impl Future<Output = Result<O, E>> + Send {
         (self.f)(input)
     }
 }
 
-impl<F, I, O, E, M> fmt::Debug for AsyncExecutorFn<F, I, O, E, M> {
+impl<F, I, O, E> fmt::Debug for AsyncExecutorFn<F, I, O, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncExecutorFn").finish_non_exhaustive()
     }
@@ -141,7 +137,7 @@ impl<F, I, O, E, M> fmt::Debug for AsyncExecutorFn<F, I, O, E, M> {
 /// A [`JobSaver`] made from a closure by [`saver_fn`].
 pub struct SaverFn<F, O, X, E, M> {
     f: F,
-    types: Types<O, M, X, E>,
+    types: PhantomData<fn(O, X, M) -> E>,
 }
 
 /// Makes a [`JobSaver`] from a synchronous closure

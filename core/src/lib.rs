@@ -33,7 +33,9 @@
 //! ```
 //! use std::collections::VecDeque;
 //! use std::sync::Mutex;
-//! use pjp_core::{Executor, Job, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked, Shutdown};
+//! use pjp_core::{
+//!     Executor, Job, JobContext, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked, Shutdown,
+//! };
 //!
 //! // Where jobs come from.
 //! struct Queue(Mutex<VecDeque<u64>>);
@@ -62,10 +64,9 @@
 //! impl Executor for Square {
 //!     type Input = u64;
 //!     type Output = u64;
-//!     type Metadata = JobId;
 //!     type Error = String;
 //!
-//!     fn execute(&self, n: u64, _meta: &JobId) -> Result<u64, String> {
+//!     fn execute(&self, n: u64, _job: &JobContext) -> Result<u64, String> {
 //!         n.checked_mul(n).ok_or_else(|| format!("{n} squared overflows"))
 //!     }
 //! }

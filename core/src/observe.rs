@@ -15,17 +15,16 @@
 //! use std::sync::Arc;
 //! use pjp_core::memory::MemoryQueue;
 //! use pjp_core::observe::{Activity, Recorder, Role};
-//! use pjp_core::{Executor, JobRunner, Shutdown};
+//! use pjp_core::{Executor, JobContext, JobRunner, Shutdown};
 //!
 //! struct Double;
 //!
 //! impl Executor for Double {
 //!     type Input = u64;
 //!     type Output = u64;
-//!     type Metadata = pjp_core::memory::QueueMeta;
 //!     type Error = std::convert::Infallible;
 //!
-//!     fn execute(&self, n: u64, _meta: &Self::Metadata) -> Result<u64, Self::Error> {
+//!     fn execute(&self, n: u64, _job: &JobContext) -> Result<u64, Self::Error> {
 //!         Ok(n * 2)
 //!     }
 //! }

@@ -6,7 +6,7 @@ mod common;
 use std::future::Future;
 
 use common::{Doubler, Queue};
-use pjp_core::{JobRunner, RetryPolicy, Shutdown};
+use pjp_core::{JobContext, JobRunner, RetryPolicy, Shutdown};
 use pjp_runtime_tokio::TokioRuntime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,9 +99,8 @@ fn runner_futures_are_send_with_realistic_types() {
     impl pjp_core::Executor for Hash {
         type Input = Bytes;
         type Output = std::sync::Arc<Bytes>;
-        type Metadata = pjp_testkit::QueueMeta;
         type Error = String;
-        fn execute(&self, input: Bytes, _: &Self::Metadata) -> Result<Self::Output, String> {
+        fn execute(&self, input: Bytes, _job: &JobContext) -> Result<Self::Output, String> {
             Ok(std::sync::Arc::new(input))
         }
     }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use pjp_core::boxed::{AnyMeta, BoxError, BoxPicker, BoxSaver, ForeignMeta};
 use pjp_core::memory::{MemoryQueue, QueueMeta};
 use pjp_core::{
-    ErrorClass, Executor, Job, JobId, JobMeta, JobPicker, JobResult, JobRunner, JobSaver, Picked,
-    ReleaseReason, SaveBatch, SaveResults, Shutdown,
+    ErrorClass, Executor, Job, JobContext, JobId, JobMeta, JobPicker, JobResult, JobRunner,
+    JobSaver, Picked, ReleaseReason, SaveBatch, SaveResults, Shutdown,
 };
 use pjp_runtime_tokio::TokioRuntime;
 
@@ -20,12 +20,10 @@ struct Triple;
 impl Executor for Triple {
     type Input = u64;
     type Output = u64;
-    type Metadata = AnyMeta;
     type Error = Infallible;
 
-    fn execute(&self, n: u64, meta: &AnyMeta) -> Result<u64, Infallible> {
-        assert_eq!(meta.job_id().get(), n, "the id survives the box");
-        assert!(meta.downcast_ref::<QueueMeta>().is_some());
+    fn execute(&self, n: u64, job: &JobContext) -> Result<u64, Infallible> {
+        assert_eq!(job.id().get(), n, "the id survives the box");
         Ok(3 * n)
     }
 }

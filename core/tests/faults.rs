@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{Doubler, Gated, Queue, eventually, within};
 use pjp_core::{
-    Executor, Job, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked, RunErrorKind,
-    Shutdown, StopReason, stage,
+    Executor, Job, JobContext, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked,
+    RunErrorKind, Shutdown, StopReason, stage,
 };
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::{QueueError, QueueMeta, QueuePicker};
@@ -353,14 +353,13 @@ struct HangsOnZero {
 impl Executor for HangsOnZero {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, job: &JobContext) -> Result<u64, String> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         if input == 0 {
-            let _ = self.gate.execute(input, _meta);
+            let _ = self.gate.execute(input, job);
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
         Ok(input)
@@ -560,19 +559,9 @@ struct UntilCancelled {
 impl Executor for UntilCancelled {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
-        Ok(input)
-    }
-
-    fn execute_with(
-        &self,
-        input: u64,
-        _meta: &QueueMeta,
-        job: &pjp_core::JobContext,
-    ) -> Result<u64, String> {
+    fn execute(&self, input: u64, job: &JobContext) -> Result<u64, String> {
         if input != 0 {
             return Ok(input);
         }
@@ -712,10 +701,9 @@ impl Drop for SetOnDrop {
 impl pjp_core::AsyncExecutor for PendsUntilDropped {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    async fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    async fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         if input != 0 {
             return Ok(input);
         }
@@ -782,10 +770,9 @@ struct MakesBombs;
 impl Executor for MakesBombs {
     type Input = u64;
     type Output = Bomb;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<Bomb, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<Bomb, String> {
         Ok(Bomb {
             id: input,
             live: true,

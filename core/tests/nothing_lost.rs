@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::{Doubler, FlakyPicker, FlakySaver, Queue, assert_all_saved_once, eventually, within};
 use pjp_core::{
-    BackoffPolicy, ExecError, JobId, JobRunner, RetryPolicy, RunErrorKind, Shutdown, StopReason,
+    BackoffPolicy, ExecError, JobContext, JobId, JobRunner, RetryPolicy, RunErrorKind, Shutdown,
+    StopReason,
 };
 use pjp_runtime_tokio::TokioRuntime;
 
@@ -217,9 +218,8 @@ async fn async_executor_errors_and_panics_are_results() -> anyhow::Result<()> {
     impl pjp_core::AsyncExecutor for Halve {
         type Input = u64;
         type Output = u64;
-        type Metadata = pjp_testkit::QueueMeta;
         type Error = String;
-        async fn execute(&self, n: u64, _meta: &Self::Metadata) -> Result<u64, String> {
+        async fn execute(&self, n: u64, _job: &JobContext) -> Result<u64, String> {
             tokio::task::yield_now().await;
             match n {
                 3 => panic!("three"),

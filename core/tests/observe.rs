@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use pjp_core::memory::{MemoryQueue, QueueError, QueueMeta, QueuePicker, QueueSaver};
 use pjp_core::observe::{Activity, ActivitySpan, Lane, Recorder, Role, RunObserver};
 use pjp_core::{
-    BackoffPolicy, Executor, Job, JobPicker, JobResult, JobRunner, JobSaver, Picked, RetryPolicy,
-    Runtime, Shutdown,
+    BackoffPolicy, Executor, Job, JobContext, JobPicker, JobResult, JobRunner, JobSaver, Picked,
+    RetryPolicy, Runtime, Shutdown,
 };
 use pjp_runtime_tokio::TokioRuntime;
 
@@ -26,10 +26,9 @@ struct Double {
 impl Executor for Double {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         self.runs.lock().unwrap().push(input);
         Ok(input * 2)
     }

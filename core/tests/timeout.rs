@@ -5,9 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Doubler, Gated, Queue, eventually, within};
-use pjp_core::{AsyncExecutor, ExecError, Executor, JobRunner, Shutdown};
+use pjp_core::{AsyncExecutor, ExecError, Executor, JobContext, JobRunner, Shutdown};
 use pjp_runtime_tokio::TokioRuntime;
-use pjp_testkit::QueueMeta;
 
 /// Job 0 blocks until the gate opens; the others return at once.
 #[derive(Default)]
@@ -16,12 +15,11 @@ struct HangsOnZero(Gated);
 impl Executor for HangsOnZero {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, job: &JobContext) -> Result<u64, String> {
         if input == 0 {
-            let _ = self.0.execute(input, meta);
+            let _ = self.0.execute(input, job);
         }
         Ok(input)
     }
@@ -87,10 +85,9 @@ struct Sleeper;
 impl AsyncExecutor for Sleeper {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    async fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    async fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         tokio::time::sleep(Duration::from_millis(input)).await;
         Ok(input)
     }

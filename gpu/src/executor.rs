@@ -1,11 +1,10 @@
 //! [`NttExecutor`]: batched Goldilocks NTTs as a [`pjp_core::Executor`].
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pjp_core::{Executor, JobId, JobMeta};
+use pjp_core::{Executor, JobContext};
 use rayon::prelude::*;
 
 use crate::{
@@ -31,21 +30,21 @@ const PAR_CHECK_LEN: usize = 1 << 20;
 /// the backend.
 ///
 /// ```
-/// use pjp_core::{Executor, JobId};
+/// use pjp_core::{Executor, JobContext, JobId};
 /// use pjp_gpu::{Direction, NttExecutor, NttJob};
 ///
-/// let executor: NttExecutor = NttExecutor::cpu();
+/// let executor = NttExecutor::cpu();
 /// println!("NTT backend: {}", executor.backend());
 /// let job = NttJob::single(Direction::Forward, vec![0, 1, 0, 0])?;
-/// let out = executor.execute(job, &JobId::new(1))?;
+/// let out = executor.execute(job, &JobContext::new(JobId::new(1), 1))?;
 /// // x ↦ (1, ω, ω², ω³) with ω = ω₄.
 /// assert_eq!(out.coeffs[0], 1);
 /// assert_eq!(out.coeffs[2], pjp_gpu::field::P - 1);
 /// # Ok::<(), pjp_gpu::NttError>(())
 /// ```
-pub struct NttExecutor<M = JobId> {
+#[derive(Clone)]
+pub struct NttExecutor {
     engine: Arc<Engine>,
-    _meta: PhantomData<fn() -> M>,
 }
 
 struct Engine {
@@ -56,16 +55,7 @@ struct Engine {
     cost_model: CostModel,
 }
 
-impl<M> Clone for NttExecutor<M> {
-    fn clone(&self) -> Self {
-        Self {
-            engine: Arc::clone(&self.engine),
-            _meta: PhantomData,
-        }
-    }
-}
-
-impl<M> fmt::Debug for NttExecutor<M> {
+impl fmt::Debug for NttExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NttExecutor")
             .field("backend", &self.engine.backend)
@@ -74,7 +64,7 @@ impl<M> fmt::Debug for NttExecutor<M> {
     }
 }
 
-impl<M> NttExecutor<M> {
+impl NttExecutor {
     /// Builds an executor as `config` says.
     pub fn new(config: NttConfig) -> Result<Self, BackendError> {
         if config.max_log_n > field::TWO_ADICITY {
@@ -160,7 +150,6 @@ impl<M> NttExecutor<M> {
     fn from_engine(engine: Engine) -> Self {
         Self {
             engine: Arc::new(engine),
-            _meta: PhantomData,
         }
     }
 
@@ -245,15 +234,14 @@ impl<M> NttExecutor<M> {
     }
 }
 
-impl<M: JobMeta> Executor for NttExecutor<M> {
+impl Executor for NttExecutor {
     type Input = NttJob;
     type Output = NttOutput;
-    type Metadata = M;
     type Error = NttError;
 
-    fn execute(&self, input: NttJob, meta: &M) -> Result<NttOutput, NttError> {
+    fn execute(&self, input: NttJob, job: &JobContext) -> Result<NttOutput, NttError> {
         tracing::trace!(
-            job_id = %meta.job_id(),
+            job_id = %job.id(),
             log_n = input.log_n,
             batch = input.batch,
             direction = %input.direction,

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use pjp_core::{ExecError, Executor, JobId, JobRunner, Shutdown};
+use pjp_core::{ExecError, Executor, JobContext, JobId, JobRunner, Shutdown};
 use pjp_gpu::{
     Backend, BackendChoice, BackendError, BackendKind, CostModel, CpuNtt, Direction, NttConfig,
     NttError, NttExecutor, NttJob, NttOutput, field,
 };
-use pjp_testkit::{MemoryQueue, QueueMeta};
+use pjp_testkit::MemoryQueue;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -17,7 +17,7 @@ fn cpu_executor() -> NttExecutor {
 }
 
 fn run(executor: &NttExecutor, job: NttJob) -> Result<NttOutput, NttError> {
-    executor.execute(job, &JobId::new(7))
+    executor.execute(job, &JobContext::new(JobId::new(7), 1))
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn backend_choice_parses_and_cuda_fails_typed_without_a_gpu() -> TestResult {
         Err(BackendError::InvalidChoice { .. })
     ));
     assert!(matches!(
-        NttExecutor::<JobId>::new(NttConfig::new().max_log_n(33)),
+        NttExecutor::new(NttConfig::new().max_log_n(33)),
         Err(BackendError::MaxSizeTooLarge { max_log_n: 33 })
     ));
 
@@ -164,7 +164,7 @@ fn backend_choice_parses_and_cuda_fails_typed_without_a_gpu() -> TestResult {
     // with a typed error — never a panic.
     let auto: NttExecutor = NttExecutor::new(NttConfig::new())?;
     println!("auto chose: {}", auto.backend());
-    match NttExecutor::<JobId>::new(NttConfig::new().backend(BackendChoice::Cuda)) {
+    match NttExecutor::new(NttConfig::new().backend(BackendChoice::Cuda)) {
         Ok(cuda) => assert_eq!(cuda.backend().kind(), BackendKind::Cuda),
         Err(BackendError::CudaUnavailable(e)) => {
             assert_eq!(auto.backend().kind(), BackendKind::Cpu);
@@ -198,7 +198,7 @@ fn cost_hint_models_n_log_n_batch() {
         (hint(10, 1) - model.fixed) * 2048
     );
     assert!(
-        NttExecutor::<JobId>::cpu().cost_hint(&NttJob::new(20, Direction::Forward, 1, vec![]))
+        NttExecutor::cpu().cost_hint(&NttJob::new(20, Direction::Forward, 1, vec![]))
             > Duration::ZERO
     );
 }
@@ -215,8 +215,7 @@ async fn runner_saves_results_and_bad_jobs_as_failures() -> TestResult {
     ));
     jobs.push(NttJob::new(3, Direction::Forward, 2, vec![1; 7]));
     let queue = MemoryQueue::closed_with(jobs.clone());
-    let executor: NttExecutor<QueueMeta> =
-        NttExecutor::new(NttConfig::new().backend(BackendChoice::Cpu))?;
+    let executor: NttExecutor = NttExecutor::new(NttConfig::new().backend(BackendChoice::Cpu))?;
     let runner = JobRunner::builder(queue.picker(), executor, queue.saver())
         .workers(2)
         .build()?;

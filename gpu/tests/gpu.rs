@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use pjp_core::{Executor, JobId, JobRunner, Shutdown};
+use pjp_core::{Executor, JobContext, JobId, JobRunner, Shutdown};
 use pjp_gpu::{
     BackendChoice, BackendError, BackendKind, CpuNtt, CudaNtt, Direction, NttConfig, NttExecutor,
     NttJob, field,
@@ -135,7 +135,7 @@ fn executor_with_cuda_required_runs_on_the_gpu() -> TestResult {
     let input = field::sample(4 << 16, 3);
     let out = executor.execute(
         NttJob::new(16, Direction::Forward, 4, input.clone()),
-        &JobId::new(0),
+        &JobContext::new(JobId::new(0), 1),
     )?;
     assert_eq!(out.backend, BackendKind::Cuda);
     let mut expected = input;
@@ -146,8 +146,7 @@ fn executor_with_cuda_required_runs_on_the_gpu() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runner_with_gpu_executor_saves_every_job() -> TestResult {
-    let executor: NttExecutor<pjp_testkit::QueueMeta> =
-        NttExecutor::new(NttConfig::new().backend(BackendChoice::Auto))?;
+    let executor: NttExecutor = NttExecutor::new(NttConfig::new().backend(BackendChoice::Auto))?;
     if executor.backend().kind() != BackendKind::Cuda {
         assert!(
             !require_gpu(),

@@ -96,7 +96,10 @@ impl Contact {
 
 impl Heartbeat {
     pub(crate) async fn run(self: Arc<Self>) {
-        let mut beat = tokio::time::interval(self.config.heartbeat_interval);
+        // No lease is held at start: the first beat is one interval away (an
+        // immediate one would only race the first claims).
+        let period = self.config.heartbeat_interval;
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut rescue = tokio::time::interval(self.config.rescue_interval);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         rescue.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -35,9 +35,8 @@
 //! # impl pjp_core::Executor for Prove {
 //! #     type Input = bytes::Bytes;
 //! #     type Output = Vec<u8>;
-//! #     type Metadata = pjp_postgres::PgJob;
 //! #     type Error = String;
-//! #     fn execute(&self, i: bytes::Bytes, _: &pjp_postgres::PgJob) -> Result<Vec<u8>, String> {
+//! #     fn execute(&self, i: bytes::Bytes, _job: &pjp_core::JobContext) -> Result<Vec<u8>, String> {
 //! #         Ok(i.to_vec())
 //! #     }
 //! # }

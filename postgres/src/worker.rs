@@ -380,19 +380,16 @@ impl WorkerShared {
 ///
 /// ```no_run
 /// # async fn demo() -> anyhow::Result<()> {
-/// use pjp_core::{Executor, JobRunner, Shutdown};
+/// use pjp_core::{Executor, JobContext, JobRunner, Shutdown};
 /// use pjp_postgres::{PgQueue, WorkerConfig};
 /// use pjp_runtime_tokio::TokioRuntime;
-///
-/// use pjp_postgres::PgJob;
 ///
 /// struct Echo;
 /// impl Executor for Echo {
 ///     type Input = bytes::Bytes;
 ///     type Output = bytes::Bytes;
-///     type Metadata = PgJob;
 ///     type Error = String;
-///     fn execute(&self, input: bytes::Bytes, _: &PgJob) -> Result<bytes::Bytes, String> {
+///     fn execute(&self, input: bytes::Bytes, _job: &JobContext) -> Result<bytes::Bytes, String> {
 ///         Ok(input)
 ///     }
 /// }

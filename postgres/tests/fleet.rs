@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{TestDb, until};
-use pjp_core::{BackoffPolicy, Executor, JobRunner, Shutdown};
-use pjp_postgres::{NewJob, PgJob, PgQueue, WorkerConfig};
+use pjp_core::{BackoffPolicy, Executor, JobContext, JobRunner, Shutdown};
+use pjp_postgres::{NewJob, PgQueue, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
 
 const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -35,10 +35,9 @@ struct Spin;
 impl Executor for Spin {
     type Input = Bytes;
     type Output = Bytes;
-    type Metadata = PgJob;
     type Error = String;
 
-    fn execute(&self, input: Bytes, _meta: &PgJob) -> Result<Bytes, String> {
+    fn execute(&self, input: Bytes, _job: &JobContext) -> Result<Bytes, String> {
         std::thread::sleep(Duration::from_millis(4));
         Ok(input)
     }

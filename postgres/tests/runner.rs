@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{TestDb, fast, until};
-use pjp_core::{BackoffPolicy, Executor, JobRunner, RunReport, Shutdown};
-use pjp_postgres::{NewJob, PayloadStore, PgJob, PgWorker};
+use pjp_core::{BackoffPolicy, Executor, JobContext, JobRunner, RunReport, Shutdown};
+use pjp_postgres::{NewJob, PayloadStore, PgWorker};
 use pjp_runtime_tokio::TokioRuntime;
 
 /// Echoes its input; panics on `poison`; counts executions.
@@ -24,10 +24,9 @@ struct Echo {
 impl Executor for Echo {
     type Input = Bytes;
     type Output = Bytes;
-    type Metadata = PgJob;
     type Error = String;
 
-    fn execute(&self, input: Bytes, _meta: &PgJob) -> Result<Bytes, String> {
+    fn execute(&self, input: Bytes, _job: &JobContext) -> Result<Bytes, String> {
         self.runs.fetch_add(1, Ordering::Relaxed);
         assert!(input.as_ref() != b"poison", "poison job");
         if !self.spin.is_zero() {

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
 use pjp_core::memory::{QueueError, QueueMeta};
 use pjp_core::{
-    Async, AsyncExecutor, BackoffPolicy, ErrorClass, ExecError, JobCancels, JobId, JobKind,
-    JobMeta, JobResult, JobRunner, JobSaver,
+    Async, AsyncExecutor, BackoffPolicy, ErrorClass, ExecError, JobCancels, JobContext, JobId,
+    JobKind, JobMeta, JobResult, JobRunner, JobSaver,
 };
 use pjp_gpu::CpuNtt;
 use pjp_postgres::{PgQueue, PgWorker};
@@ -196,13 +196,12 @@ pub(crate) struct Aggregator {
 impl AsyncExecutor for Aggregator {
     type Input = Bytes;
     type Output = Vec<u8>;
-    type Metadata = AnyMeta;
     type Error = AggregateError;
 
-    async fn execute(&self, input: Bytes, meta: &AnyMeta) -> Result<Vec<u8>, AggregateError> {
+    async fn execute(&self, input: Bytes, context: &JobContext) -> Result<Vec<u8>, AggregateError> {
         let job: AggregateJob = serde_json::from_slice(&input)
             .map_err(|e| AggregateError::Invalid(format!("malformed aggregation job: {e}")))?;
-        let mut proof = self.children.aggregate(meta.job_id()).await?;
+        let mut proof = self.children.aggregate(context.id()).await?;
         if proof.children.len() as u64 != job.circuits {
             return Err(AggregateError::Invalid(format!(
                 "batch {}: {} children, expected {}",
@@ -360,7 +359,7 @@ mod tests {
     use super::*;
     use crate::job::{Proof, ProofJob};
     use pjp_core::memory::{JobOptions, JobStatus};
-    use pjp_core::{Executor, JobPicker, Picked};
+    use pjp_core::{Executor, JobContext, JobPicker, Picked};
 
     /// A tree of three proofs in the embedded queue, proved and saved
     /// through the run's store: the aggregation's root is the Merkle root
@@ -391,7 +390,7 @@ mod tests {
         );
         queue.close();
         let store = Arc::new(ResultStore::new(4, 0).settling(queue.clone()));
-        let ntt = pjp_gpu::NttExecutor::<AnyMeta>::cpu();
+        let ntt = pjp_gpu::NttExecutor::cpu();
         let Picked::Some(picked) = queue
             .picker()
             .except_kinds([kind(AGGREGATE)])
@@ -406,7 +405,7 @@ mod tests {
             let meta = AnyMeta::new(picked.meta);
             let proof = Proof {
                 job,
-                output: ntt.execute(job.ntt_job(), &meta)?,
+                output: ntt.execute(job.ntt_job(), &JobContext::of(&meta))?,
             };
             stored.push(proof.to_bytes());
             assert_eq!(
@@ -426,9 +425,9 @@ mod tests {
                 store: Arc::clone(&store),
             },
         };
-        let meta = AnyMeta::new(aggregation.meta);
+        let context = JobContext::of(&aggregation.meta);
         let bytes = aggregator
-            .execute(aggregation.input, &meta)
+            .execute(aggregation.input, &context)
             .await
             .map_err(anyhow::Error::msg)?;
         let proof = AggregateProof::from_bytes(&bytes).expect("an aggregate proof");
@@ -437,7 +436,9 @@ mod tests {
         let ids: Vec<i64> = children.iter().map(|c| c.get() as i64).collect();
         assert_eq!(proof.children, ids);
         // The leaves were taken: a second aggregation over them is refused.
-        let again = aggregator.execute(Bytes::from(parent_bytes()), &meta).await;
+        let again = aggregator
+            .execute(Bytes::from(parent_bytes()), &context)
+            .await;
         assert!(again.is_err_and(|e| e.to_string().contains("has no proof")));
         Ok(())
     }
@@ -527,8 +528,9 @@ mod tests {
         let executor = Aggregator {
             children: Children::Fleet(cut_off),
         };
-        let meta = AnyMeta::new(parent.meta);
-        let failed = executor.execute(parent.input.clone(), &meta).await;
+        let failed = executor
+            .execute(parent.input.clone(), &JobContext::of(&parent.meta))
+            .await;
         let error = match failed {
             Err(error) => error,
             Ok(_) => anyhow::bail!("the aggregation read its children through a cut link"),

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use pjp_core::Executor;
-use pjp_core::boxed::AnyMeta;
+use pjp_core::{Executor, JobContext};
 use pjp_gpu::{NttError, NttExecutor};
 
 use crate::job::{PayloadError, Proof, Witness, splitmix64};
@@ -74,17 +73,16 @@ impl FaultRates {
 /// Stage two's executor.
 #[derive(Debug, Clone)]
 pub(crate) struct CircuitProver {
-    pub(crate) ntt: NttExecutor<AnyMeta>,
+    pub(crate) ntt: NttExecutor,
     pub(crate) faults: FaultRates,
 }
 
 impl Executor for CircuitProver {
     type Input = Arc<Witness>;
     type Output = Proof;
-    type Metadata = AnyMeta;
     type Error = ProveError;
 
-    fn execute(&self, witness: Arc<Witness>, meta: &AnyMeta) -> Result<Proof, ProveError> {
+    fn execute(&self, witness: Arc<Witness>, context: &JobContext) -> Result<Proof, ProveError> {
         let job = witness.job;
         match self.faults.decide(job.job) {
             Fault::Panic => panic!("injected panic (--panic-rate) in job {}", job.job),
@@ -93,7 +91,7 @@ impl Executor for CircuitProver {
         }
         // The stage channel has usually dropped its reference by now: no copy.
         let witness = Arc::try_unwrap(witness).unwrap_or_else(|shared| (*shared).clone());
-        let output = self.ntt.execute(witness.ntt, meta)?;
+        let output = self.ntt.execute(witness.ntt, context)?;
         Ok(Proof { job, output })
     }
 

@@ -17,9 +17,9 @@ use pjp_core::memory::{JobOptions, MemoryQueue};
 use pjp_core::observe::Recorder;
 use pjp_core::stage::{StagePicker, StageSaver};
 use pjp_core::{
-    BackoffPolicy, Blocking, ExecError, Executor, JobCancels, JobId, JobPicker, JobResult,
-    JobRunner, JobSaver, LatencySummary, Picked, Progress, RunError, RunReport, RunnerBuilder,
-    Shutdown, StopReason, stage,
+    BackoffPolicy, Blocking, ExecError, Executor, JobCancels, JobContext, JobId, JobPicker,
+    JobResult, JobRunner, JobSaver, LatencySummary, Picked, Progress, RunError, RunReport,
+    RunnerBuilder, Shutdown, StopReason, stage,
 };
 use pjp_gpu::{NttConfig, NttExecutor};
 use pjp_postgres::{PayloadStore, PgQueue, PgWorker, WorkerConfig};
@@ -475,8 +475,9 @@ fn prove_whole_job(
     meta: &AnyMeta,
 ) -> JobResult<Proof, ProveError> {
     let caught = catch_unwind(AssertUnwindSafe(|| {
-        let witness = WitnessGenerator.execute(payload, meta)?;
-        component.prover.execute(witness, meta)
+        let context = JobContext::of(meta);
+        let witness = WitnessGenerator.execute(payload, &context)?;
+        component.prover.execute(witness, &context)
     }));
     match caught {
         Ok(result) => result.map_err(ExecError::Failed),

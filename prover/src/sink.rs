@@ -204,7 +204,7 @@ mod tests {
     use crate::job::{ProofJob, StoredProof};
     use bytes::Bytes;
     use pjp_core::memory::{MemoryQueue, QueueMeta};
-    use pjp_core::{Executor, JobPicker, Picked};
+    use pjp_core::{Executor, JobContext, JobPicker, Picked};
 
     type Queue = MemoryQueue<Bytes, Vec<u8>, SavedFailure>;
 
@@ -219,7 +219,7 @@ mod tests {
     async fn proofs_are_stored_as_bytes_and_failures_keep_their_class() -> anyhow::Result<()> {
         let queue: Queue = MemoryQueue::closed_with((0..4).map(|_| Bytes::new()));
         let sink = FleetSink::new(queue.saver(), 1);
-        let ntt = pjp_gpu::NttExecutor::<QueueMeta>::cpu();
+        let ntt = pjp_gpu::NttExecutor::cpu();
         let job = ProofJob {
             job: 0,
             log_n: 3,
@@ -229,7 +229,7 @@ mod tests {
         let meta = claim(&queue).await;
         let proof = Proof {
             job,
-            output: ntt.execute(job.ntt_job(), &meta)?,
+            output: ntt.execute(job.ntt_job(), &JobContext::of(&meta))?,
         };
         let mut wrong = proof.clone();
         wrong.output.coeffs[0] = pjp_gpu::field::add(wrong.output.coeffs[0], 1);

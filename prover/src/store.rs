@@ -325,12 +325,12 @@ impl ResultStore {
 mod tests {
     use super::*;
     use crate::job::ProofJob;
-    use pjp_core::Executor;
+    use pjp_core::{Executor, JobContext};
 
     #[tokio::test]
     async fn a_wrong_result_is_a_failed_job() -> anyhow::Result<()> {
         let store = ResultStore::new(2, 1);
-        let ntt = pjp_gpu::NttExecutor::<AnyMeta>::cpu();
+        let ntt = pjp_gpu::NttExecutor::cpu();
         let meta = |id| AnyMeta::new(JobId::new(id));
         let job = |n| ProofJob {
             job: n,
@@ -340,11 +340,11 @@ mod tests {
         };
         let good = Proof {
             job: job(0),
-            output: ntt.execute(job(0).ntt_job(), &meta(0))?,
+            output: ntt.execute(job(0).ntt_job(), &JobContext::of(&meta(0)))?,
         };
         let mut bad = Proof {
             job: job(1),
-            output: ntt.execute(job(1).ntt_job(), &meta(1))?,
+            output: ntt.execute(job(1).ntt_job(), &JobContext::of(&meta(1)))?,
         };
         bad.output.coeffs[3] = pjp_gpu::field::add(bad.output.coeffs[3], 1);
         store.save(&Ok(good.clone()), &meta(0)).await?;

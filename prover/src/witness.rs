@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pjp_core::Executor;
-use pjp_core::boxed::AnyMeta;
+use pjp_core::{Executor, JobContext};
 
 use crate::job::{PayloadError, ProofJob, Witness};
 
@@ -18,10 +17,9 @@ pub(crate) struct WitnessGenerator;
 impl Executor for WitnessGenerator {
     type Input = Bytes;
     type Output = Arc<Witness>;
-    type Metadata = AnyMeta;
     type Error = PayloadError;
 
-    fn execute(&self, payload: Bytes, _meta: &AnyMeta) -> Result<Arc<Witness>, PayloadError> {
+    fn execute(&self, payload: Bytes, _job: &JobContext) -> Result<Arc<Witness>, PayloadError> {
         let job = ProofJob::decode(&payload)?;
         Ok(Arc::new(Witness {
             job,
@@ -37,7 +35,7 @@ mod tests {
 
     #[test]
     fn a_payload_becomes_its_witness_and_garbage_is_a_failure() {
-        let meta = AnyMeta::new(JobId::new(1));
+        let meta = JobContext::new(JobId::new(1), 1);
         let job = ProofJob {
             job: 1,
             log_n: 3,

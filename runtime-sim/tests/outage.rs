@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use pjp_core::{Executor, JobResult, JobRunner, JobSaver, Runtime, Shutdown, StopReason};
+use pjp_core::{
+    Executor, JobContext, JobResult, JobRunner, JobSaver, Runtime, Shutdown, StopReason,
+};
 use pjp_runtime_sim::{SimConfig, SimRuntime, simulate};
 use pjp_testkit::{MemoryQueue, QueueError, QueueMeta, QueueSaver};
 
@@ -18,10 +20,9 @@ struct Double;
 impl Executor for Double {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         Ok(input * 2)
     }
 

@@ -73,7 +73,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::join_all;
 use pjp_core::{
-    ExecError, Executor, Job, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked, Runtime,
+    ExecError, Executor, Job, JobContext, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked,
+    Runtime,
 };
 
 /// Which promise a check covers.
@@ -550,24 +551,26 @@ fn describe<O: fmt::Debug, E: fmt::Display>(result: &Result<O, E>) -> String {
 /// in a row and once concurrently with the others, on `runtime`'s blocking
 /// pool; every run must give the same result (outputs compared with `==`,
 /// errors by message), and none may panic.
-pub async fn check_executor<R, E>(
+pub async fn check_executor<R, E, M>(
     runtime: &R,
     executor: E,
-    jobs: Vec<Job<E::Input, E::Metadata>>,
+    jobs: Vec<Job<E::Input, M>>,
 ) -> Result<ConformanceReport, ConformanceError>
 where
     R: Runtime,
     E: Executor,
+    M: JobMeta,
     E::Input: Clone,
     E::Output: PartialEq + fmt::Debug,
 {
     let executor = Arc::new(executor);
     let mut tally = Tally::new("executor");
-    let run = |job: &Job<E::Input, E::Metadata>| {
+    let run = |job: &Job<E::Input, M>| {
         let executor = Arc::clone(&executor);
-        let (input, meta) = (job.input.clone(), job.meta.clone());
+        let input = job.input.clone();
+        let context = JobContext::new(job.meta.job_id(), job.meta.attempt());
         let cost = executor.cost_hint(&input);
-        runtime.spawn_blocking(cost, move || executor.execute(input, &meta))
+        runtime.spawn_blocking(cost, move || executor.execute(input, &context))
     };
 
     let mut first = Vec::new();

@@ -1,12 +1,8 @@
 //! [`Workload`]: an executor of known cost, for tests, benches and simulations.
 
-use std::fmt;
-use std::marker::PhantomData;
 use std::time::Duration;
 
-use pjp_core::{Executor, JobMeta};
-
-use crate::QueueMeta;
+use pjp_core::{Executor, JobContext};
 
 /// An executor that returns its input after a known cost.
 ///
@@ -18,21 +14,20 @@ use crate::QueueMeta;
 ///
 /// ```
 /// use std::time::Duration;
-/// use pjp_core::Executor;
-/// use pjp_testkit::{QueueMeta, Workload};
+/// use pjp_core::{Executor, JobContext, JobId};
+/// use pjp_testkit::Workload;
 ///
-/// let work: Workload = Workload::modeled(Duration::from_millis(20));
+/// let work = Workload::modeled(Duration::from_millis(20));
 /// assert_eq!(work.cost_hint(&7), Duration::from_millis(20));
-/// let meta = QueueMeta { id: 7.into(), attempt: 1 };
-/// assert_eq!(work.execute(7, &meta), Ok(7));
+/// assert_eq!(work.execute(7, &JobContext::new(JobId::new(7), 1)), Ok(7));
 /// ```
-pub struct Workload<M = QueueMeta> {
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
     cost: Duration,
     sleep: bool,
-    _meta: PhantomData<fn() -> M>,
 }
 
-impl<M> Workload<M> {
+impl Workload {
     /// No cost at all.
     pub fn noop() -> Self {
         Self::modeled(Duration::ZERO)
@@ -40,11 +35,7 @@ impl<M> Workload<M> {
 
     /// A job costs `cost` of modeled time.
     pub fn modeled(cost: Duration) -> Self {
-        Self {
-            cost,
-            sleep: false,
-            _meta: PhantomData,
-        }
+        Self { cost, sleep: false }
     }
 
     /// A job costs `cost`, and the worker sleeps that long for real.
@@ -61,32 +52,12 @@ impl<M> Workload<M> {
     }
 }
 
-impl<M> Clone for Workload<M> {
-    fn clone(&self) -> Self {
-        Self {
-            cost: self.cost,
-            sleep: self.sleep,
-            _meta: PhantomData,
-        }
-    }
-}
-
-impl<M> fmt::Debug for Workload<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Workload")
-            .field("cost", &self.cost)
-            .field("sleep", &self.sleep)
-            .finish()
-    }
-}
-
-impl<M: JobMeta> Executor for Workload<M> {
+impl Executor for Workload {
     type Input = u64;
     type Output = u64;
-    type Metadata = M;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &M) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         if self.sleep && !self.cost.is_zero() {
             std::thread::sleep(self.cost);
         }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pjp_core::{Executor, Job, JobId, JobPicker, JobResult, JobSaver, Picked};
+use pjp_core::{Executor, Job, JobContext, JobId, JobPicker, JobResult, JobSaver, Picked};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::broken::{DroppingSaver, DuplicatingPicker, SwallowReleases};
 use pjp_testkit::conformance::{self, Check};
@@ -214,10 +214,9 @@ struct Counter(AtomicU64);
 impl Executor for Counter {
     type Input = u64;
     type Output = u64;
-    type Metadata = JobId;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &JobId) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         if input == 3 {
             panic!("cannot handle 3");
         }
@@ -233,7 +232,7 @@ async fn executors_are_checked_for_determinism_and_panics() -> anyhow::Result<()
             .map(|i| Job::new(i, JobId::new(i)))
             .collect::<Vec<_>>()
     };
-    let report = conformance::check_executor(&rt, Workload::<JobId>::noop(), jobs(8)).await?;
+    let report = conformance::check_executor(&rt, Workload::noop(), jobs(8)).await?;
     assert_eq!(report.passed.len(), 3);
 
     let broken = conformance::check_executor(&rt, Counter(AtomicU64::new(0)), jobs(6))

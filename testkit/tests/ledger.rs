@@ -5,12 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use pjp_core::{Executor, JobId, JobRunner, Shutdown, StopReason};
+use pjp_core::{Executor, JobContext, JobId, JobRunner, Shutdown, StopReason};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::broken::{DroppingSaver, DuplicatingPicker, SwallowReleases};
-use pjp_testkit::{
-    ExecutorExt, Ledger, MemoryQueue, PickerExt, QueueMeta, SaverExt, Violation, Workload,
-};
+use pjp_testkit::{ExecutorExt, Ledger, MemoryQueue, PickerExt, SaverExt, Violation, Workload};
 
 type Queue = MemoryQueue<u64, u64, String>;
 
@@ -131,10 +129,9 @@ impl Gate {
 impl Executor for &'static Gate {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         while !*open {
             open = self.opened.wait(open).unwrap_or_else(|e| e.into_inner());

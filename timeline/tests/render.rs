@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pjp_core::memory::{MemoryQueue, QueueMeta};
+use pjp_core::memory::MemoryQueue;
 use pjp_core::observe::{Activity, ActivitySpan, Lane, Recorder, Role};
-use pjp_core::{Executor, JobRunner, Runtime, Shutdown};
+use pjp_core::{Executor, JobContext, JobRunner, Runtime, Shutdown};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_timeline::{Timeline, TimelineError, compare};
 
@@ -193,10 +193,9 @@ struct Inc;
 impl Executor for Inc {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = std::convert::Infallible;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, Self::Error> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, Self::Error> {
         Ok(input + 1)
     }
 }

@@ -22,26 +22,24 @@
 //! nothing next to a database round trip, but measurable on no-op jobs, so
 //! keep concrete types where there is only one queue.
 //!
-//! Executors that run behind a boxed picker take `&AnyMeta`, which gives them
-//! [`JobMeta::job_id`](crate::JobMeta::job_id) and
-//! [`attempt`](crate::JobMeta::attempt) whatever the queue, and
-//! [`AnyMeta::downcast_ref`] for the rare executor that needs the queue's own
-//! metadata.
+//! Executors need nothing to run behind a boxed picker: they see a
+//! [`JobContext`](crate::JobContext) (id, attempt, cancellation) whatever the
+//! queue. A saver behind the box gets its own metadata back from
+//! [`AnyMeta`] ([`AnyMeta::downcast_ref`]).
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
+//! use pjp_core::boxed::{BoxPicker, BoxSaver};
 //! use pjp_core::memory::MemoryQueue;
-//! use pjp_core::{Executor, JobMeta, JobRunner, Shutdown};
+//! use pjp_core::{Executor, JobContext, JobRunner, Shutdown};
 //!
-//! struct Double;
+//! struct Double; // whatever the queue: an executor sees a JobContext
 //! impl Executor for Double {
 //!     type Input = u64;
 //!     type Output = u64;
-//!     type Metadata = AnyMeta; // whatever the queue
 //!     type Error = Infallible;
-//!     fn execute(&self, n: u64, meta: &AnyMeta) -> Result<u64, Infallible> {
-//!         assert_eq!(meta.job_id().get(), n);
+//!     fn execute(&self, n: u64, job: &JobContext) -> Result<u64, Infallible> {
+//!         assert_eq!(job.id().get(), n);
 //!         Ok(2 * n)
 //!     }
 //! }

@@ -161,14 +161,13 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
     /// use std::sync::Arc;
     /// use pjp_core::memory::MemoryQueue;
     /// use pjp_core::observe::Recorder;
-    /// # use pjp_core::{Executor, JobRunner};
+    /// # use pjp_core::{Executor, JobContext, JobRunner};
     /// # struct Echo;
     /// # impl Executor for Echo {
     /// #     type Input = u64;
     /// #     type Output = u64;
-    /// #     type Metadata = pjp_core::memory::QueueMeta;
     /// #     type Error = std::convert::Infallible;
-    /// #     fn execute(&self, n: u64, _: &Self::Metadata) -> Result<u64, Self::Error> { Ok(n) }
+    /// #     fn execute(&self, n: u64, _job: &JobContext) -> Result<u64, Self::Error> { Ok(n) }
     /// # }
     ///
     /// let queue: MemoryQueue<u64, u64> = MemoryQueue::closed_with(1..=3);

@@ -62,8 +62,8 @@ pub struct JobRunner<P, X, S> {
 impl<P, E, S> JobRunner<P, Blocking<E>, S>
 where
     E: Executor,
-    P: JobPicker<Input = E::Input, Metadata = E::Metadata>,
-    S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = E::Metadata>,
+    P: JobPicker<Input = E::Input>,
+    S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = P::Metadata>,
 {
     /// Starts building a runner for a synchronous (CPU/GPU-bound) executor.
     ///
@@ -78,8 +78,8 @@ where
 impl<P, E, S> JobRunner<P, Async<E>, S>
 where
     E: AsyncExecutor,
-    P: JobPicker<Input = E::Input, Metadata = E::Metadata>,
-    S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = E::Metadata>,
+    P: JobPicker<Input = E::Input>,
+    S: JobSaver<Output = E::Output, Failure = E::Error, Metadata = P::Metadata>,
 {
     /// Starts building a runner for an executor that awaits. The parts must
     /// fit together, as for [`builder`](JobRunner::builder).
@@ -147,8 +147,8 @@ impl<P, X, S> JobRunner<P, X, S> {
 impl<P, X, S> JobRunner<P, X, S>
 where
     X: Execution,
-    P: JobPicker<Input = X::Input, Metadata = X::Metadata>,
-    S: JobSaver<Output = X::Output, Failure = X::Failure, Metadata = X::Metadata>,
+    P: JobPicker<Input = X::Input>,
+    S: JobSaver<Output = X::Output, Failure = X::Failure, Metadata = P::Metadata>,
 {
     /// Runs until the picker is exhausted or `shutdown` drains or abandons the run,
     /// and every picked job is saved or released.
@@ -316,6 +316,7 @@ where
             Picked::Exhausted => return Ok(Step::Exhausted),
         };
         self.stats.claim();
+        let attempt = crate::guard::guard(|| meta.attempt()).unwrap_or(1);
         let job = match crate::guard::guard(|| meta.job_id()) {
             Ok(job) => job,
             Err(message) => {
@@ -340,7 +341,7 @@ where
                 runtime,
                 input,
                 meta,
-                crate::JobContext::detached(),
+                crate::JobContext::new(job, attempt),
                 self.config.job_timeout,
                 |result, meta| {
                     *lock(&delivered) = Some((result, meta));

@@ -10,7 +10,7 @@ use super::context::Context;
 use super::latency::{latency_histogram, merge, record};
 use super::pick::Queued;
 use crate::observe::{Activity, Lane, Role};
-use crate::{Execution, JobContext, JobId, JobPicker, JobResult, Runtime};
+use crate::{Execution, JobContext, JobId, JobMeta, JobPicker, JobResult, Runtime};
 
 /// An executed job on its way to a saver.
 pub(crate) struct Done<O, F, M> {
@@ -24,11 +24,11 @@ pub(crate) struct Done<O, F, M> {
 /// One executor worker, number `index`.
 pub(crate) async fn work_loop<P, X, S, R>(
     ctx: Arc<Context<P, X, S, R>>,
-    queue: async_channel::Receiver<Queued<X::Input, X::Metadata>>,
-    results: async_channel::Sender<Done<X::Output, X::Failure, X::Metadata>>,
+    queue: async_channel::Receiver<Queued<X::Input, P::Metadata>>,
+    results: async_channel::Sender<Done<X::Output, X::Failure, P::Metadata>>,
     index: usize,
 ) where
-    P: JobPicker<Input = X::Input, Metadata = X::Metadata>,
+    P: JobPicker<Input = X::Input>,
     X: Execution,
     S: Send + Sync + 'static,
     R: Runtime,
@@ -89,12 +89,14 @@ pub(crate) async fn work_loop<P, X, S, R>(
             }
         };
         // Tracked only when the user asked for a handle: no cost otherwise.
+        // The attempt is the user's callback: a panic in it means attempt 1.
+        let attempt = crate::guard::guard(|| job.meta.attempt()).unwrap_or(1);
         let (context, _running) = match &ctx.config.job_cancels {
             Some(cancels) => {
-                let (context, running) = cancels.start(id);
+                let (context, running) = cancels.start(id, attempt);
                 (context, Some(running))
             }
-            None => (JobContext::detached(), None),
+            None => (JobContext::new(id, attempt), None),
         };
         let straggled = ctx
             .execution

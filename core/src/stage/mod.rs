@@ -35,10 +35,10 @@
 //! use pjp_core::{stage, JobRunner, Shutdown};
 //! use pjp_testkit::MemoryQueue;
 //! # struct Witness; struct Prove;
-//! # impl pjp_core::Executor for Witness { type Input = u64; type Output = Vec<u64>; type Metadata = pjp_testkit::QueueMeta; type Error = String;
-//! #   fn execute(&self, seed: u64, _: &Self::Metadata) -> Result<Vec<u64>, String> { Ok(vec![seed; 4]) } }
-//! # impl pjp_core::Executor for Prove { type Input = Vec<u64>; type Output = Vec<u64>; type Metadata = pjp_testkit::QueueMeta; type Error = String;
-//! #   fn execute(&self, w: Vec<u64>, _: &Self::Metadata) -> Result<Vec<u64>, String> { Ok(w) } }
+//! # impl pjp_core::Executor for Witness { type Input = u64; type Output = Vec<u64>; type Error = String;
+//! #   fn execute(&self, seed: u64, _: &pjp_core::JobContext) -> Result<Vec<u64>, String> { Ok(vec![seed; 4]) } }
+//! # impl pjp_core::Executor for Prove { type Input = Vec<u64>; type Output = Vec<u64>; type Error = String;
+//! #   fn execute(&self, w: Vec<u64>, _: &pjp_core::JobContext) -> Result<Vec<u64>, String> { Ok(w) } }
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() -> anyhow::Result<()> {
 //! let jobs: MemoryQueue<u64, Vec<u64>, String> = MemoryQueue::closed_with(0..100);

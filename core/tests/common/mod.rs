@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pjp_core::{Executor, Job, JobPicker, JobResult, JobSaver, Picked};
+use pjp_core::{Executor, Job, JobContext, JobPicker, JobResult, JobSaver, Picked};
 use pjp_testkit::{MemoryQueue, QueueMeta, QueuePicker, QueueSaver};
 
 pub type Queue = MemoryQueue<u64, u64, String>;
@@ -22,10 +22,9 @@ pub struct Doubler {
 impl Executor for Doubler {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         if !self.sleep.is_zero() {
             std::thread::sleep(self.sleep);
         }
@@ -183,10 +182,9 @@ impl Gated {
 impl Executor for Gated {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         self.started.send_modify(|s| s.push(input));
         let mut open = self.open.lock().unwrap();
         while !*open {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use madsim::runtime::{Handle, NodeHandle};
 use pjp_core::memory::{JobOptions, JobStatus, MemoryQueue, QueueMeta};
 use pjp_core::observe::Recorder;
-use pjp_core::{AsyncExecutor, JobId, JobRunner, Runtime, Shutdown};
+use pjp_core::{AsyncExecutor, JobContext, JobId, JobRunner, Runtime, Shutdown};
 use tokio::sync::{Notify, mpsc};
 
 use super::report::{FleetReport, Marker, NodeSpans};
@@ -49,10 +49,9 @@ struct FleetExec {
 impl AsyncExecutor for FleetExec {
     type Input = u64;
     type Output = u64;
-    type Metadata = QueueMeta;
     type Error = String;
 
-    async fn execute(&self, input: u64, _meta: &QueueMeta) -> Result<u64, String> {
+    async fn execute(&self, input: u64, _job: &JobContext) -> Result<u64, String> {
         if self.poison == Some(input) {
             // The process dies: nothing after this runs on the node.
             let _ = self.kill.send(self.node);

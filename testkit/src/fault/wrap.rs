@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use pjp_core::{
-    ErrorClass, Executor, JobMeta, JobPicker, JobResult, JobSaver, PickManyResult, PickResult,
+    ErrorClass, Executor, JobContext, JobPicker, JobResult, JobSaver, PickManyResult, PickResult,
     ReleaseReason, Runtime, SaveBatch, SaveResults,
 };
 
@@ -229,7 +229,6 @@ impl<E, R: Runtime> FaultyExecutor<E, R> {
 impl<E: Executor, R: Runtime> Executor for FaultyExecutor<E, R> {
     type Input = E::Input;
     type Output = E::Output;
-    type Metadata = E::Metadata;
     type Error = ExecFault<E::Error>;
 
     /// Executes, unless the plan injects a failure or a panic.
@@ -238,30 +237,18 @@ impl<E: Executor, R: Runtime> Executor for FaultyExecutor<E, R> {
     ///
     /// With probability `panic_rate`, deliberately: the runner saves the job
     /// as panicked.
-    fn execute(&self, input: E::Input, meta: &E::Metadata) -> Result<E::Output, Self::Error> {
-        self.execute_with(input, meta, &pjp_core::JobContext::detached())
-    }
-
-    /// As [`execute`](Self::execute), passing the job's context on.
-    fn execute_with(
-        &self,
-        input: E::Input,
-        meta: &E::Metadata,
-        job: &pjp_core::JobContext,
-    ) -> Result<E::Output, Self::Error> {
+    fn execute(&self, input: E::Input, job: &JobContext) -> Result<E::Output, Self::Error> {
         let f = &self.faults;
         if f.panic_rate > 0.0 || f.error_rate > 0.0 {
             let draw = unit(self.runtime.random_u64());
             if draw < f.panic_rate {
-                panic!("injected panic in job {}", meta.job_id());
+                panic!("injected panic in job {}", job.id());
             }
             if draw < f.panic_rate + f.error_rate {
                 return Err(ExecFault::Injected);
             }
         }
-        self.inner
-            .execute_with(input, meta, job)
-            .map_err(ExecFault::Inner)
+        self.inner.execute(input, job).map_err(ExecFault::Inner)
     }
 
     fn cost_hint(&self, input: &E::Input) -> Duration {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use pjp_core::{
-    ErrorClass, Executor, Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Picked,
-    ReleaseReason, SaveBatch, SaveResults,
+    ErrorClass, Executor, Job, JobContext, JobPicker, JobResult, JobSaver, PickManyResult,
+    PickResult, Picked, ReleaseReason, SaveBatch, SaveResults,
 };
 
 use super::Ledger;
@@ -160,22 +160,11 @@ impl<S: JobSaver> JobSaver for Recorded<S> {
 impl<E: Executor> Executor for Recorded<E> {
     type Input = E::Input;
     type Output = E::Output;
-    type Metadata = E::Metadata;
     type Error = E::Error;
 
-    fn execute(&self, input: E::Input, meta: &E::Metadata) -> Result<E::Output, E::Error> {
-        self.ledger.record_execution(meta);
-        self.inner.execute(input, meta)
-    }
-
-    fn execute_with(
-        &self,
-        input: E::Input,
-        meta: &E::Metadata,
-        job: &pjp_core::JobContext,
-    ) -> Result<E::Output, E::Error> {
-        self.ledger.record_execution(meta);
-        self.inner.execute_with(input, meta, job)
+    fn execute(&self, input: E::Input, job: &JobContext) -> Result<E::Output, E::Error> {
+        self.ledger.record_execution(job);
+        self.inner.execute(input, job)
     }
 
     fn cost_hint(&self, input: &E::Input) -> Duration {
