@@ -54,7 +54,7 @@ impl ErrorClass {
 }
 
 /// Why the runner hands a job back to its picker
-/// ([`JobPicker::release_for`](crate::JobPicker::release_for)).
+/// ([`JobPicker::release`](crate::JobPicker::release)).
 ///
 /// A durable queue uses it to decide what a release costs: none of these is the
 /// job's own fault, so none should burn one of its attempts, but a queue may

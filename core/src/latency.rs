@@ -308,12 +308,8 @@ impl<P: JobPicker, R: Runtime> JobPicker for Latent<P, R> {
         self.remote(self.inner.pick_many(max)).await
     }
 
-    async fn release(&self, meta: P::Metadata) -> Result<(), P::Error> {
-        self.remote(self.inner.release(meta)).await
-    }
-
-    async fn release_for(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
-        self.remote(self.inner.release_for(meta, reason)).await
+    async fn release(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
+        self.remote(self.inner.release(meta, reason)).await
     }
 
     /// One round trip for the whole batch.

@@ -34,7 +34,8 @@
 //! use std::collections::VecDeque;
 //! use std::sync::Mutex;
 //! use pjp_core::{
-//!     Executor, Job, JobContext, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked, Shutdown,
+//!     Executor, Job, JobContext, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked,
+//!     ReleaseReason, Shutdown,
 //! };
 //!
 //! // Where jobs come from.
@@ -52,7 +53,7 @@
 //!         })
 //!     }
 //!
-//!     async fn release(&self, meta: JobId) -> Result<(), Self::Error> {
+//!     async fn release(&self, meta: JobId, _reason: ReleaseReason) -> Result<(), Self::Error> {
 //!         self.0.lock().unwrap().push_back(meta.get());
 //!         Ok(())
 //!     }

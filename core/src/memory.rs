@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub use crate::ClaimOrder;
 use crate::{
     ErrorClass, ExecError, Job, JobId, JobKind, JobMeta, JobPicker, JobResult, JobSaver,
-    KindFilter, Picked, Runtime,
+    KindFilter, Picked, ReleaseReason, Runtime,
 };
 
 /// The metadata of a [`MemoryQueue`] job: its id and which attempt this is.
@@ -1277,7 +1277,7 @@ where
         })
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), QueueError> {
+    async fn release(&self, meta: QueueMeta, _reason: ReleaseReason) -> Result<(), QueueError> {
         let mut inner = self.shared.lock();
         let leased = inner.lease.is_some();
         let id = meta.id.get();

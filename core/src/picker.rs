@@ -42,7 +42,7 @@ pub type PickManyResult<I, M, E> = Result<Picked<Vec<Job<I, M>>>, E>;
 /// ```
 /// use std::collections::VecDeque;
 /// use std::sync::Mutex;
-/// use pjp_core::{Job, JobId, JobPicker, Picked};
+/// use pjp_core::{Job, JobId, JobPicker, Picked, ReleaseReason};
 ///
 /// struct Numbers(Mutex<VecDeque<u64>>);
 ///
@@ -59,7 +59,7 @@ pub type PickManyResult<I, M, E> = Result<Picked<Vec<Job<I, M>>>, E>;
 ///         })
 ///     }
 ///
-///     async fn release(&self, meta: JobId) -> Result<(), Self::Error> {
+///     async fn release(&self, meta: JobId, _reason: ReleaseReason) -> Result<(), Self::Error> {
 ///         self.0.lock().unwrap().push_front(meta.get());
 ///         Ok(())
 ///     }
@@ -112,29 +112,22 @@ pub trait JobPicker: Send + Sync + 'static {
     }
 
     /// Hands a claimed but unexecuted job back to the source, so that another
-    /// worker (or a later run) can take it. Called on abandon for every job the
-    /// runner had picked but not started, and for a job whose save gave up.
-    fn release(&self, meta: Self::Metadata)
-    -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// Hands a job back, saying why. The runner always calls this one; the
-    /// default calls [`release`](Self::release). A durable queue overrides it,
-    /// so that a release on abandon or shutdown burns no attempt, and a job
-    /// whose saves gave up keeps a record of it.
-    fn release_for(
+    /// worker (or a later run) can take it, saying why. Called on abandon for
+    /// every job the runner had picked but not started, and for a job whose
+    /// save gave up. A durable queue reads the reason, so that a release on
+    /// abandon or shutdown burns no attempt and a job whose saves gave up
+    /// keeps a record of it; a simple source may ignore it.
+    fn release(
         &self,
         meta: Self::Metadata,
         reason: ReleaseReason,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        let _ = reason;
-        self.release(meta)
-    }
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Hands a batch of jobs back in one round trip where the backend allows
     /// (one statement releasing every lease). Resolves to one outcome per job,
     /// in order; the runner retries the ones that failed transiently one by
     /// one. The runner calls it on abandon, for the jobs queued unstarted. The
-    /// default calls [`release_for`](Self::release_for) for each.
+    /// default calls [`release`](Self::release) for each.
     fn release_many(
         &self,
         metas: Vec<Self::Metadata>,
@@ -143,7 +136,7 @@ pub trait JobPicker: Send + Sync + 'static {
         async move {
             let mut outcomes = Vec::with_capacity(metas.len());
             for meta in metas {
-                outcomes.push(self.release_for(meta, reason).await);
+                outcomes.push(self.release(meta, reason).await);
             }
             outcomes
         }
@@ -198,16 +191,9 @@ impl<P: JobPicker + ?Sized> JobPicker for std::sync::Arc<P> {
     fn release(
         &self,
         meta: Self::Metadata,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        (**self).release(meta)
-    }
-
-    fn release_for(
-        &self,
-        meta: Self::Metadata,
         reason: ReleaseReason,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        (**self).release_for(meta, reason)
+        (**self).release(meta, reason)
     }
 
     fn release_many(

@@ -199,7 +199,7 @@ impl JobPicker for ShortAnswers {
         Ok(Picked::Exhausted)
     }
 
-    async fn release(&self, _: JobId) -> Result<(), std::io::Error> {
+    async fn release(&self, _: JobId, _reason: ReleaseReason) -> Result<(), std::io::Error> {
         self.released.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -226,7 +226,10 @@ async fn a_short_batch_answer_is_a_transient_error_for_the_unanswered_job() {
     assert_eq!(error.class(), ErrorClass::Transient);
     assert!(error.to_string().contains("job 2"), "{error}");
     // `release` reaches the concrete picker's own `release`.
-    picker.release(AnyMeta::new(JobId::new(9))).await.unwrap();
+    picker
+        .release(AnyMeta::new(JobId::new(9)), ReleaseReason::Abandon)
+        .await
+        .unwrap();
     assert_eq!(inner.released.load(Ordering::Relaxed), 1);
 }
 

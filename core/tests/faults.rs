@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Doubler, Gated, Queue, eventually, within};
 use pjp_core::{
     Executor, Job, JobContext, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked,
-    RunErrorKind, Shutdown, StopReason, stage,
+    ReleaseReason, RunErrorKind, Shutdown, StopReason, stage,
 };
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::{QueueError, QueueMeta, QueuePicker};
@@ -32,7 +32,7 @@ impl JobPicker for Upstream {
         Ok(Picked::Exhausted)
     }
 
-    async fn release(&self, meta: JobId) -> Result<(), std::io::Error> {
+    async fn release(&self, meta: JobId, _reason: ReleaseReason) -> Result<(), std::io::Error> {
         self.0.lock().unwrap().push(meta);
         Ok(())
     }
@@ -188,8 +188,8 @@ impl JobPicker for SlowReply {
         Ok(claimed)
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), QueueError> {
-        self.inner.release(meta).await
+    async fn release(&self, meta: QueueMeta, reason: ReleaseReason) -> Result<(), QueueError> {
+        self.inner.release(meta, reason).await
     }
 }
 
@@ -246,7 +246,7 @@ impl JobPicker for ExhaustedOnce {
         })
     }
 
-    async fn release(&self, _meta: QueueMeta) -> Result<(), QueueError> {
+    async fn release(&self, _meta: QueueMeta, _reason: ReleaseReason) -> Result<(), QueueError> {
         Ok(())
     }
 }
@@ -301,7 +301,7 @@ impl JobPicker for Generous {
         })
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), QueueError> {
+    async fn release(&self, meta: QueueMeta, _reason: ReleaseReason) -> Result<(), QueueError> {
         self.0.lock().unwrap().push_back(meta.id.get());
         Ok(())
     }
@@ -516,7 +516,7 @@ impl JobPicker for PanickyPickClassifier {
         Err(QueueError::UnknownJob(JobId::new(7)))
     }
 
-    async fn release(&self, _meta: QueueMeta) -> Result<(), QueueError> {
+    async fn release(&self, _meta: QueueMeta, _reason: ReleaseReason) -> Result<(), QueueError> {
         Ok(())
     }
 
@@ -631,19 +631,19 @@ impl JobPicker for CountsBatches {
         self.inner.pick().await
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), QueueError> {
-        self.inner.release(meta).await
+    async fn release(&self, meta: QueueMeta, reason: ReleaseReason) -> Result<(), QueueError> {
+        self.inner.release(meta, reason).await
     }
 
     async fn release_many(
         &self,
         metas: Vec<QueueMeta>,
-        _reason: pjp_core::ReleaseReason,
+        reason: pjp_core::ReleaseReason,
     ) -> Vec<Result<(), QueueError>> {
         self.batches.lock().unwrap().push(metas.len());
         let mut outcomes = Vec::new();
         for meta in metas {
-            outcomes.push(self.inner.release(meta).await);
+            outcomes.push(self.inner.release(meta, reason).await);
         }
         outcomes
     }

@@ -11,7 +11,7 @@ use pjp_core::memory::{MemoryQueue, QueueError, QueueMeta, QueuePicker, QueueSav
 use pjp_core::observe::{Activity, ActivitySpan, Lane, Recorder, Role, RunObserver};
 use pjp_core::{
     BackoffPolicy, Executor, Job, JobContext, JobPicker, JobResult, JobRunner, JobSaver, Picked,
-    RetryPolicy, Runtime, Shutdown,
+    ReleaseReason, RetryPolicy, Runtime, Shutdown,
 };
 use pjp_runtime_tokio::TokioRuntime;
 
@@ -56,8 +56,8 @@ impl JobPicker for EmptyFirst {
         self.inner.pick().await
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), QueueError> {
-        self.inner.release(meta).await
+    async fn release(&self, meta: QueueMeta, reason: ReleaseReason) -> Result<(), QueueError> {
+        self.inner.release(meta, reason).await
     }
 }
 

@@ -301,7 +301,7 @@ impl JobPicker for PgPicker {
                 Some(job) => {
                     // pick_many(1) claims at most one; a second would be a bug.
                     for extra in batch.drain(..) {
-                        self.release_for(extra.meta, ReleaseReason::Abandon).await?;
+                        self.release(extra.meta, ReleaseReason::Abandon).await?;
                     }
                     Picked::Some(job)
                 }
@@ -349,11 +349,7 @@ impl JobPicker for PgPicker {
         Ok(Picked::Empty)
     }
 
-    async fn release(&self, meta: PgJob) -> Result<(), QueueError> {
-        self.release_for(meta, ReleaseReason::Abandon).await
-    }
-
-    async fn release_for(&self, meta: PgJob, reason: ReleaseReason) -> Result<(), QueueError> {
+    async fn release(&self, meta: PgJob, reason: ReleaseReason) -> Result<(), QueueError> {
         let mut outcomes = self.release_many(vec![meta], reason).await;
         outcomes.pop().unwrap_or(Ok(()))
     }

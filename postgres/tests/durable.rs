@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::TestDb;
 use pjp_core::memory::JobStatus;
-use pjp_core::{ErrorClass, ExecError, JobId, JobPicker, JobSaver};
+use pjp_core::{ErrorClass, ExecError, JobId, JobPicker, JobSaver, ReleaseReason};
 use pjp_postgres::{NewJob, PgJob, PgSaver, PgWorker, QueueError, WorkerConfig};
 use pjp_testkit::durable::{
     Case, DurableQueue, JobSpec, JobView, Outcome, Write, check_durable_queue,
@@ -122,7 +122,7 @@ impl DurableQueue for PgUnderTest {
     }
 
     async fn release(&self, worker: &Worker, claim: &PgJob) -> Result<(), QueueError> {
-        worker.picker.release(*claim).await
+        worker.picker.release(*claim, ReleaseReason::Abandon).await
     }
 
     async fn advance(&self, by: Duration) -> Result<(), QueueError> {

@@ -356,7 +356,7 @@ async fn an_expired_lease_is_rescued_without_burning_an_attempt_and_the_stale_sa
     assert_eq!(a.stats().fenced, 1);
     // A stale release changes nothing either.
     a_picker
-        .release_for(stale, ReleaseReason::Abandon)
+        .release(stale, ReleaseReason::Abandon)
         .await
         .unwrap();
     assert_eq!(db.queue.job(id).await.unwrap().unwrap().status, "running");
@@ -509,7 +509,7 @@ async fn releases_burn_nothing_and_the_job_comes_back_at_once() {
         outcome.unwrap();
     }
     picker
-        .release_for(metas[3], ReleaseReason::SaveGaveUp)
+        .release(metas[3], ReleaseReason::SaveGaveUp)
         .await
         .unwrap();
     assert_eq!(worker.leases_held(), 0);

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pjp_core::{
     ErrorClass, Job, JobPicker, JobResult, JobSaver, PickManyResult, PickResult, Picked,
+    ReleaseReason,
 };
 
 fn every(n: u64, counter: &AtomicU64) -> bool {
@@ -41,7 +42,7 @@ impl<P: JobPicker> JobPicker for SwallowReleases<P> {
         self.0.pick_many(max)
     }
 
-    async fn release(&self, _meta: P::Metadata) -> Result<(), P::Error> {
+    async fn release(&self, _meta: P::Metadata, _reason: ReleaseReason) -> Result<(), P::Error> {
         Ok(())
     }
 
@@ -102,8 +103,8 @@ where
         Ok(picked)
     }
 
-    async fn release(&self, meta: P::Metadata) -> Result<(), P::Error> {
-        self.inner.release(meta).await
+    async fn release(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
+        self.inner.release(meta, reason).await
     }
 
     fn classify(&self, error: &P::Error) -> ErrorClass {

@@ -15,7 +15,7 @@
 //! ```
 //! use std::collections::{HashMap, VecDeque};
 //! use std::sync::{Arc, Mutex};
-//! use pjp_core::{Job, JobId, JobPicker, JobResult, JobSaver, Picked};
+//! use pjp_core::{Job, JobId, JobPicker, JobResult, JobSaver, Picked, ReleaseReason};
 //! use pjp_testkit::conformance;
 //!
 //! // A picker over a shared list, and a saver that upserts by job id.
@@ -30,7 +30,7 @@
 //!             None => Picked::Exhausted,
 //!         })
 //!     }
-//!     async fn release(&self, meta: JobId) -> Result<(), Self::Error> {
+//!     async fn release(&self, meta: JobId, _reason: ReleaseReason) -> Result<(), Self::Error> {
 //!         self.0.lock().unwrap().push_back(meta.get());
 //!         Ok(())
 //!     }
@@ -74,7 +74,7 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 use pjp_core::{
     ExecError, Executor, Job, JobContext, JobId, JobMeta, JobPicker, JobResult, JobSaver, Picked,
-    Runtime,
+    ReleaseReason, Runtime,
 };
 
 /// Which promise a check covers.
@@ -363,7 +363,7 @@ where
         };
         let (id, attempt) = (first.meta.job_id(), first.meta.attempt());
         picker
-            .release(first.meta)
+            .release(first.meta, ReleaseReason::Abandon)
             .await
             .map_err(|e| format!("release failed: {e}"))?;
         runtime.sleep(options.settle).await;

@@ -43,7 +43,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use pjp_core::memory::{FailurePolicy, JobOptions, JobStatus, MemoryQueue, QueueError, QueueMeta};
-use pjp_core::{ErrorClass, ExecError, Job, JobId, JobPicker, JobSaver, Picked, Runtime};
+use pjp_core::{
+    ErrorClass, ExecError, Job, JobId, JobPicker, JobSaver, Picked, ReleaseReason, Runtime,
+};
 
 /// How a case queues a job: the durable queue's row knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -729,7 +731,10 @@ impl DurableQueue for ModelQueue {
 
     async fn release(&self, worker: &ModelWorker, claim: &QueueMeta) -> Result<(), QueueError> {
         worker.held().retain(|c| c != claim);
-        self.queue.picker().release(*claim).await
+        self.queue
+            .picker()
+            .release(*claim, ReleaseReason::Abandon)
+            .await
     }
 
     async fn advance(&self, by: Duration) -> Result<(), QueueError> {

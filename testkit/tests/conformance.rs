@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pjp_core::{Executor, Job, JobContext, JobId, JobPicker, JobResult, JobSaver, Picked};
+use pjp_core::{
+    Executor, Job, JobContext, JobId, JobPicker, JobResult, JobSaver, Picked, ReleaseReason,
+};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::broken::{DroppingSaver, DuplicatingPicker, SwallowReleases};
 use pjp_testkit::conformance::{self, Check};
@@ -32,7 +34,7 @@ impl JobPicker for ListPicker {
         })
     }
 
-    async fn release(&self, meta: JobId) -> Result<(), Self::Error> {
+    async fn release(&self, meta: JobId, _reason: ReleaseReason) -> Result<(), Self::Error> {
         lock(&self.0).push_back(meta.get());
         Ok(())
     }
@@ -53,8 +55,8 @@ impl JobPicker for ClaimThenWait {
         picked
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), Self::Error> {
-        self.0.picker().release(meta).await
+    async fn release(&self, meta: QueueMeta, reason: ReleaseReason) -> Result<(), Self::Error> {
+        self.0.picker().release(meta, reason).await
     }
 }
 

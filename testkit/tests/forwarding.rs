@@ -52,13 +52,12 @@ impl JobPicker for Probe {
         Ok(Picked::Some(vec![Job::new(1, JobId::new(1))]))
     }
 
-    async fn release(&self, _meta: JobId) -> Result<(), ProbeError> {
-        self.called("release");
-        Ok(())
-    }
-
-    async fn release_for(&self, _meta: JobId, _reason: ReleaseReason) -> Result<(), ProbeError> {
-        self.called("release_for");
+    async fn release(&self, _meta: JobId, reason: ReleaseReason) -> Result<(), ProbeError> {
+        // The reason must come through the wrapper unchanged.
+        self.called(match reason {
+            ReleaseReason::SaveGaveUp => "release(SaveGaveUp)",
+            _ => "release(another reason)",
+        });
         Ok(())
     }
 
@@ -122,9 +121,8 @@ async fn picker_forwards<W: JobPicker<Input = u64>>(name: &str, log: &Log, wrapp
         Ok(Picked::Some(mut jobs)) => jobs.pop().unwrap().meta,
         _ => panic!("{name}: pick_many found nothing"),
     };
-    let reason = ReleaseReason::Abandon;
-    assert!(wrapped.release(meta.clone()).await.is_ok());
-    assert!(wrapped.release_for(meta.clone(), reason).await.is_ok());
+    let reason = ReleaseReason::SaveGaveUp;
+    assert!(wrapped.release(meta.clone(), reason).await.is_ok());
     let outcomes = wrapped.release_many(vec![meta.clone(), meta], reason).await;
     assert_eq!(outcomes.len(), 2, "{name}");
     wrapped.on_abandon().await;
@@ -132,8 +130,7 @@ async fn picker_forwards<W: JobPicker<Input = u64>>(name: &str, log: &Log, wrapp
         *log.lock().unwrap(),
         [
             "pick_many",
-            "release",
-            "release_for",
+            "release(SaveGaveUp)",
             "release_many",
             "on_abandon"
         ],

@@ -5,7 +5,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pjp_core::{ErrorClass, JobId, JobPicker, JobSaver, Picked, Runtime, TaskHandle, TaskPanicked};
+use pjp_core::{
+    ErrorClass, JobId, JobPicker, JobSaver, Picked, ReleaseReason, Runtime, TaskHandle,
+    TaskPanicked,
+};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::{MemoryQueue, QueueError, QueueMeta};
 
@@ -110,7 +113,10 @@ async fn expired_leases_are_handed_out_again_and_stale_claims_fenced() -> anyhow
         attempt: 1,
     };
     assert_eq!(saver.save(&Ok(10), &first.meta).await, Err(stale));
-    assert_eq!(picker.release(first.meta).await, Ok(()));
+    assert_eq!(
+        picker.release(first.meta, ReleaseReason::Abandon).await,
+        Ok(())
+    );
     assert_eq!(
         queue.claimed(),
         1,
@@ -140,7 +146,7 @@ async fn without_leases_the_queue_keeps_its_old_behaviour() -> anyhow::Result<()
     let queue = Queue::closed_with([1, 2, 3]);
     let (picker, saver) = (queue.picker(), queue.saver());
     let a = job(picker.pick().await?);
-    picker.release(a.meta).await?;
+    picker.release(a.meta, ReleaseReason::Abandon).await?;
     let again = job(picker.pick().await?);
     assert_eq!((again.meta.id, again.meta.attempt), (a.meta.id, 2));
     // Every save is stored, so a runner that saves twice shows up.
@@ -150,10 +156,13 @@ async fn without_leases_the_queue_keeps_its_old_behaviour() -> anyhow::Result<()
     assert_eq!(queue.pick_counts(), vec![2, 0, 0]);
     assert_eq!(
         picker
-            .release(QueueMeta {
-                id: JobId::new(7),
-                attempt: 1
-            })
+            .release(
+                QueueMeta {
+                    id: JobId::new(7),
+                    attempt: 1
+                },
+                ReleaseReason::Abandon
+            )
             .await,
         Err(QueueError::UnknownJob(JobId::new(7)))
     );

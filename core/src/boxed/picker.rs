@@ -47,12 +47,7 @@ impl<I: Send + 'static> BoxPicker<I> {
 trait ErasedPicker<I>: Send + Sync {
     fn pick(&self) -> BoxFuture<'_, PickResult<I, AnyMeta, BoxError>>;
     fn pick_many(&self, max: usize) -> BoxFuture<'_, PickManyResult<I, AnyMeta, BoxError>>;
-    fn release(&self, meta: AnyMeta) -> BoxFuture<'_, Result<(), BoxError>>;
-    fn release_for(
-        &self,
-        meta: AnyMeta,
-        reason: ReleaseReason,
-    ) -> BoxFuture<'_, Result<(), BoxError>>;
+    fn release(&self, meta: AnyMeta, reason: ReleaseReason) -> BoxFuture<'_, Result<(), BoxError>>;
     fn release_many(
         &self,
         metas: Vec<AnyMeta>,
@@ -107,22 +102,11 @@ impl<P: JobPicker> ErasedPicker<P::Input> for Erased<P> {
         })
     }
 
-    fn release(&self, meta: AnyMeta) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async move {
-            let meta = Self::concrete(&meta)?;
-            self.0.release(meta).await.map_err(|e| self.error(e))
-        })
-    }
-
-    fn release_for(
-        &self,
-        meta: AnyMeta,
-        reason: ReleaseReason,
-    ) -> BoxFuture<'_, Result<(), BoxError>> {
+    fn release(&self, meta: AnyMeta, reason: ReleaseReason) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move {
             let meta = Self::concrete(&meta)?;
             self.0
-                .release_for(meta, reason)
+                .release(meta, reason)
                 .await
                 .map_err(|e| self.error(e))
         })
@@ -189,12 +173,8 @@ impl<I: Send + 'static> JobPicker for BoxPicker<I> {
         self.inner.pick_many(max).await
     }
 
-    async fn release(&self, meta: AnyMeta) -> Result<(), BoxError> {
-        self.inner.release(meta).await
-    }
-
-    async fn release_for(&self, meta: AnyMeta, reason: ReleaseReason) -> Result<(), BoxError> {
-        self.inner.release_for(meta, reason).await
+    async fn release(&self, meta: AnyMeta, reason: ReleaseReason) -> Result<(), BoxError> {
+        self.inner.release(meta, reason).await
     }
 
     async fn release_many(

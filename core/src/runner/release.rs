@@ -28,7 +28,7 @@ where
         let mut backoff = Backoff::new(policy.backoff());
         let mut attempt = 1;
         let released = loop {
-            let result = AssertUnwindSafe(self.picker.release_for(meta.clone(), reason))
+            let result = AssertUnwindSafe(self.picker.release(meta.clone(), reason))
                 .catch_unwind()
                 .await;
             match result {

@@ -161,7 +161,7 @@ where
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// Object-safe view of an upstream picker's `release_for`.
+/// Object-safe view of an upstream picker's `release`.
 trait Release<M>: Send + Sync + 'static {
     fn release(&self, meta: M, reason: ReleaseReason) -> BoxFuture<'_, Result<(), StageError>>;
 }
@@ -173,7 +173,7 @@ impl<P: JobPicker> Release<P::Metadata> for P {
         reason: ReleaseReason,
     ) -> BoxFuture<'_, Result<(), StageError>> {
         Box::pin(async move {
-            JobPicker::release_for(self, meta, reason)
+            JobPicker::release(self, meta, reason)
                 .await
                 .map_err(|e| StageError::Upstream(Box::new(e)))
         })

@@ -78,11 +78,7 @@ where
         }
     }
 
-    async fn release(&self, meta: M) -> Result<(), StageError> {
-        self.shared.hand_back(meta, ReleaseReason::Abandon).await
-    }
-
-    async fn release_for(&self, meta: M, reason: ReleaseReason) -> Result<(), StageError> {
+    async fn release(&self, meta: M, reason: ReleaseReason) -> Result<(), StageError> {
         self.shared.hand_back(meta, reason).await
     }
 

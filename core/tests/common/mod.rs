@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pjp_core::{Executor, Job, JobContext, JobPicker, JobResult, JobSaver, Picked};
+use pjp_core::{Executor, Job, JobContext, JobPicker, JobResult, JobSaver, Picked, ReleaseReason};
 use pjp_testkit::{MemoryQueue, QueueMeta, QueuePicker, QueueSaver};
 
 pub type Queue = MemoryQueue<u64, u64, String>;
@@ -65,8 +65,11 @@ impl JobPicker for FlakyPicker {
         self.inner.pick().await.map_err(Wrapped::Queue)
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), Wrapped> {
-        self.inner.release(meta).await.map_err(Wrapped::Queue)
+    async fn release(&self, meta: QueueMeta, reason: ReleaseReason) -> Result<(), Wrapped> {
+        self.inner
+            .release(meta, reason)
+            .await
+            .map_err(Wrapped::Queue)
     }
 
     fn classify(&self, _error: &Wrapped) -> pjp_core::ErrorClass {
@@ -220,8 +223,8 @@ impl<P: JobPicker> JobPicker for Observed<P> {
         picked
     }
 
-    async fn release(&self, meta: P::Metadata) -> Result<(), P::Error> {
-        self.inner.release(meta).await
+    async fn release(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
+        self.inner.release(meta, reason).await
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use pjp_core::memory::{QueueError, QueueMeta, QueuePicker, QueueSaver};
-use pjp_core::{ErrorClass, Job, JobPicker, JobResult, JobSaver, Picked, Runtime};
+use pjp_core::{ErrorClass, Job, JobPicker, JobResult, JobSaver, Picked, ReleaseReason, Runtime};
 use pjp_testkit::LatencyProfile;
 
 use crate::SimRuntime;
@@ -169,12 +169,12 @@ impl JobPicker for Wire<QueuePicker<Input, Output, Failure>> {
         Ok(picked)
     }
 
-    async fn release(&self, meta: QueueMeta) -> Result<(), WireError> {
+    async fn release(&self, meta: QueueMeta, reason: ReleaseReason) -> Result<(), WireError> {
         // Forgotten first: a release whose reply is lost leaves a claim the
         // node no longer heartbeats, so it expires and comes back.
         self.link.held.forget(&meta);
         self.link
-            .call(async || self.inner.release(meta).await)
+            .call(async || self.inner.release(meta, reason).await)
             .await
     }
 

@@ -98,27 +98,14 @@ impl<P: JobPicker, R: Runtime> JobPicker for Faulty<P, R> {
         self.inner.pick_many(max).await.map_err(FaultError::Inner)
     }
 
-    async fn release(&self, meta: P::Metadata) -> Result<(), Self::Error> {
-        if self.faults.releases
-            && let Some(fault) = self.fault()
-        {
-            return Err(fault);
-        }
-        self.inner.release(meta).await.map_err(FaultError::Inner)
-    }
-
-    async fn release_for(
-        &self,
-        meta: P::Metadata,
-        reason: ReleaseReason,
-    ) -> Result<(), Self::Error> {
+    async fn release(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), Self::Error> {
         if self.faults.releases
             && let Some(fault) = self.fault()
         {
             return Err(fault);
         }
         self.inner
-            .release_for(meta, reason)
+            .release(meta, reason)
             .await
             .map_err(FaultError::Inner)
     }

@@ -70,20 +70,10 @@ impl<P: JobPicker> JobPicker for Recorded<P> {
         picked
     }
 
-    async fn release(&self, meta: P::Metadata) -> Result<(), P::Error> {
+    async fn release(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
         self.ledger.record_release(&meta);
         let failed = meta.clone();
-        let released = self.inner.release(meta).await;
-        if released.is_err() {
-            self.ledger.record_release_failed(&failed);
-        }
-        released
-    }
-
-    async fn release_for(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
-        self.ledger.record_release(&meta);
-        let failed = meta.clone();
-        let released = self.inner.release_for(meta, reason).await;
+        let released = self.inner.release(meta, reason).await;
         if released.is_err() {
             self.ledger.record_release_failed(&failed);
         }
