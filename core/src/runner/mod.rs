@@ -67,9 +67,10 @@ where
 {
     /// Starts building a runner for a synchronous (CPU/GPU-bound) executor.
     ///
-    /// The three parts must fit together (the picker's input and metadata are
-    /// the executor's, the saver takes the executor's output and error): a
-    /// mismatch is a compile error here, where the parts are chosen.
+    /// The three parts must fit together (the picker hands the executor its
+    /// input, the saver takes the executor's output and error and the
+    /// picker's metadata): a mismatch is a compile error here, where the
+    /// parts are chosen.
     pub fn builder(picker: P, executor: E, saver: S) -> RunnerBuilder<P, Blocking<E>, S> {
         RunnerBuilder::new(picker, Blocking::new(executor), saver)
     }
