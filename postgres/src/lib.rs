@@ -87,22 +87,18 @@
 
 #![forbid(unsafe_code)]
 
-mod admin;
-mod enqueue;
+mod client;
 mod error;
-mod fanout;
-mod gc;
-mod heartbeat;
-mod listen;
-mod picker;
-mod queue;
 mod redact;
-mod saver;
-mod schema;
+mod save;
 mod sql;
 mod store;
 mod worker;
-mod write;
+
+// The modules by their own names, whatever folder holds them.
+use client::{admin, enqueue, gc, queue, schema};
+use save::{fanout, saver, write};
+use worker::{heartbeat, listen, picker};
 
 pub use admin::{ChildResult, DeadJob, JobRow, KindLoad, Purged, QueueStats, ResultRef};
 pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};

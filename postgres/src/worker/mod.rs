@@ -1,6 +1,10 @@
 //! [`PgWorker`]: one process's membership in the queue: its leases, its
 //! heartbeat, its wake-ups. Pickers and savers come from it.
 
+pub(crate) mod heartbeat;
+pub(crate) mod listen;
+pub(crate) mod picker;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
