@@ -107,23 +107,36 @@ impl<I, O, F> Inner<I, O, F> {
     }
 
     fn push(&mut self, input: I, options: JobOptions) -> u64 {
+        let (id, _) = self.add_row(input, &options, Slot::Pending, None, 0);
+        self.enqueue(id, options.delay);
+        id
+    }
+
+    /// Stores a new job's input and row; returns its id and its line.
+    fn add_row(
+        &mut self,
+        input: I,
+        options: &JobOptions,
+        slot: Slot,
+        parent: Option<u64>,
+        waiting_on: u32,
+    ) -> (u64, u16) {
         let id = self.inputs.len() as u64;
         let line = self.lines.line_of(options.kind);
         self.inputs.push(input);
         self.rows.push(Row {
-            slot: Slot::Pending,
-            options: RowOptions::from(&options),
+            slot,
+            options: RowOptions::from(options),
             claims: 0,
             attempts: 0,
             lost_leases: 0,
             deadline: None,
             last_write: None,
-            parent: None,
-            waiting_on: 0,
+            parent,
+            waiting_on,
             line,
         });
-        self.enqueue(id, options.delay);
-        id
+        (id, line)
     }
 
     /// Adds a parent waiting for `children` jobs (its children are pushed
@@ -135,21 +148,7 @@ impl<I, O, F> Inner<I, O, F> {
         children: u32,
         parent: Option<u64>,
     ) -> u64 {
-        let id = self.inputs.len() as u64;
-        let line = self.lines.line_of(options.kind);
-        self.inputs.push(input);
-        self.rows.push(Row {
-            slot: Slot::Waiting,
-            options: RowOptions::from(&options),
-            claims: 0,
-            attempts: 0,
-            lost_leases: 0,
-            deadline: None,
-            last_write: None,
-            parent,
-            waiting_on: children,
-            line,
-        });
+        let (id, line) = self.add_row(input, &options, Slot::Waiting, parent, children);
         self.waiting += 1;
         if let Some(line) = self.lines.line(line) {
             line.waiting += 1;
