@@ -23,17 +23,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::job::StoredProof;
-use crate::pipeline::EmbeddedQueue;
-use crate::store::ResultStore;
+use crate::store::{EmbeddedQueue, ResultStore};
 
 /// The kind of the basic proofs of a tree.
-pub(crate) const BASIC: &str = "basic";
+pub const BASIC: &str = "basic";
 /// The kind of a batch's aggregation job.
-pub(crate) const AGGREGATE: &str = "aggregate";
+pub const AGGREGATE: &str = "aggregate";
 
 /// Why an aggregation did not close its batch.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum AggregateError {
+pub enum AggregateError {
     /// The job or its children are wrong (a child not succeeded, a proof
     /// that does not verify): a failure of the job, which uses an attempt.
     #[error("{0}")]
@@ -46,51 +45,53 @@ pub(crate) enum AggregateError {
 impl AggregateError {
     /// A failure of the infrastructure (a dropped connection, a killed
     /// backend, a store outage), not of the job: retried without an attempt.
-    pub(crate) fn is_infrastructure(&self) -> bool {
+    pub fn is_infrastructure(&self) -> bool {
         matches!(self, Self::Unavailable(e) if e.class() == ErrorClass::Transient)
     }
 }
 
 /// An aggregation job's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AggregateJob {
+pub struct AggregateJob {
     /// The batch it closes.
-    pub(crate) aggregate: u64,
+    pub aggregate: u64,
     /// Basic proofs it waits for.
-    pub(crate) circuits: u64,
+    pub circuits: u64,
 }
 
 /// An aggregation's result: the Merkle root over its children's proofs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AggregateProof {
+pub struct AggregateProof {
     /// The batch.
-    pub(crate) aggregate: u64,
+    pub aggregate: u64,
     /// The children's job ids, in the order of the leaves.
-    pub(crate) children: Vec<i64>,
+    pub children: Vec<i64>,
     /// SHA-256 Merkle root over the children's stored proofs, hex.
-    pub(crate) root: String,
+    pub root: String,
 }
 
 impl AggregateJob {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The proof as JSON, as it is stored.
+    pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
 impl AggregateProof {
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+    /// A stored proof read back; `None` when it is not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         serde_json::from_slice(bytes).ok()
     }
 }
 
 /// The Merkle root (SHA-256, the last node paired with itself on an odd
 /// level) over `leaves`, hex.
-pub(crate) fn merkle_root(leaves: &[Vec<u8>]) -> String {
+pub fn merkle_root(leaves: &[Vec<u8>]) -> String {
     merkle_root_of(leaves.iter().map(|l| Sha256::digest(l).into()).collect())
 }
 
 /// The same root from the leaves' digests (SHA-256 of each stored proof).
-pub(crate) fn merkle_root_of(mut level: Vec<[u8; 32]>) -> String {
+pub fn merkle_root_of(mut level: Vec<[u8; 32]>) -> String {
     if level.is_empty() {
         return String::new();
     }
@@ -110,7 +111,7 @@ pub(crate) fn merkle_root_of(mut level: Vec<[u8; 32]>) -> String {
 
 /// Checks every child's proof and commits to them: the root of the proofs
 /// it read, or why it could not.
-pub(crate) async fn aggregate(
+pub async fn aggregate(
     queue: &PgQueue,
     parent: i64,
 ) -> Result<AggregateProof, AggregateError> {
@@ -148,7 +149,7 @@ pub(crate) async fn aggregate(
 }
 
 /// Where an aggregation finds its children's proofs.
-pub(crate) enum Children {
+pub enum Children {
     /// A fleet: the children's rows on PostgreSQL, their proofs inline or
     /// in the object store; each one is checked again with the inverse NTT.
     Fleet(PgQueue),
@@ -156,7 +157,9 @@ pub(crate) enum Children {
     /// from the run's result store (each proof was hashed, and checked if
     /// in the sample, when it was saved; a rejected one failed its batch).
     Embedded {
+        /// The in-process queue the batch is in.
         queue: EmbeddedQueue,
+        /// The run's results, holding each proof's leaf.
         store: Arc<ResultStore>,
     },
 }
@@ -189,8 +192,9 @@ impl Children {
 }
 
 /// The aggregation executor: closes one batch.
-pub(crate) struct Aggregator {
-    pub(crate) children: Children,
+pub struct Aggregator {
+    /// Where the batch's proofs are.
+    pub children: Children,
 }
 
 impl AsyncExecutor for Aggregator {
@@ -215,18 +219,30 @@ impl AsyncExecutor for Aggregator {
     }
 }
 
+/// Why an aggregation runner could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    /// The runner's settings were refused.
+    #[error(transparent)]
+    Build(#[from] pjp_core::ConfigError),
+    /// The PostgreSQL picker could not be made (a bad queue name).
+    #[error(transparent)]
+    Queue(#[from] pjp_postgres::QueueError),
+}
+
 /// The runner that closes batches.
-pub(crate) type AggregationRunner =
+pub type AggregationRunner =
     JobRunner<BoxPicker<Bytes>, Async<Aggregator>, BoxSaver<Vec<u8>, AggregateError>>;
 
 /// The aggregation runner: claims only `aggregate` jobs (`picker`), beside
 /// the proving pipeline (which claims the other kinds).
-pub(crate) fn runner(
+pub fn runner(
     picker: BoxPicker<Bytes>,
     children: Children,
     saver: BoxSaver<Vec<u8>, AggregateError>,
     cancels: JobCancels,
-) -> anyhow::Result<AggregationRunner> {
+) -> Result<AggregationRunner, RunnerError> {
     Ok(
         JobRunner::builder_async(picker, Aggregator { children }, saver)
             .stage("aggregate")
@@ -242,11 +258,11 @@ pub(crate) fn runner(
 }
 
 /// The fleet worker's aggregation runner: `aggregate` jobs from PostgreSQL.
-pub(crate) fn fleet_runner(
+pub fn fleet_runner(
     worker: &PgWorker,
     queue: &str,
     exit_when_empty: bool,
-) -> anyhow::Result<AggregationRunner> {
+) -> Result<AggregationRunner, RunnerError> {
     let picker = worker
         .picker(queue)?
         .kinds([AGGREGATE])
@@ -272,13 +288,13 @@ fn fleet_saver(worker: &PgWorker) -> BoxSaver<Vec<u8>, AggregateError> {
 
 /// What the embedded run's aggregations closed: each batch's root.
 #[derive(Debug, Default)]
-pub(crate) struct Roots {
+pub struct Roots {
     closed: Mutex<BTreeMap<u64, String>>,
 }
 
 impl Roots {
     /// The root of every closed batch, by batch.
-    pub(crate) fn closed(&self) -> BTreeMap<u64, String> {
+    pub fn closed(&self) -> BTreeMap<u64, String> {
         self.closed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -288,9 +304,11 @@ impl Roots {
 
 /// The embedded run's aggregation saver: notes the batch's root, then
 /// settles the job in the in-process queue.
-pub(crate) struct RootSaver {
-    pub(crate) queue: EmbeddedQueue,
-    pub(crate) roots: Arc<Roots>,
+pub struct RootSaver {
+    /// The in-process queue the jobs are settled in.
+    pub queue: EmbeddedQueue,
+    /// Where each closed batch's root is noted.
+    pub roots: Arc<Roots>,
 }
 
 impl JobSaver for RootSaver {
@@ -329,11 +347,11 @@ impl JobSaver for RootSaver {
 }
 
 /// The embedded run's aggregation runner.
-pub(crate) fn embedded_runner(
+pub fn embedded_runner(
     queue: &EmbeddedQueue,
     store: Arc<ResultStore>,
     roots: Arc<Roots>,
-) -> anyhow::Result<AggregationRunner> {
+) -> Result<AggregationRunner, RunnerError> {
     let picker = queue.picker().kinds([kind(AGGREGATE)]);
     runner(
         BoxPicker::new(picker),
@@ -350,7 +368,7 @@ pub(crate) fn embedded_runner(
 }
 
 /// `name` as a [`JobKind`] (this prover's kinds are short constants).
-pub(crate) fn kind(name: &str) -> JobKind {
+pub fn kind(name: &str) -> JobKind {
     JobKind::new(name).unwrap_or_default()
 }
 

@@ -11,7 +11,7 @@ use crate::job::{PayloadError, Proof, Witness, splitmix64};
 /// Why proving a job failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum ProveError {
+pub enum ProveError {
     /// The NTT backend failed.
     #[error(transparent)]
     Ntt(#[from] NttError),
@@ -29,7 +29,7 @@ pub(crate) enum ProveError {
 
 impl ProveError {
     /// The stage the failure happened in.
-    pub(crate) fn stage(&self) -> &'static str {
+    pub fn stage(&self) -> &'static str {
         match self {
             Self::Witness(_) => "witness",
             Self::Ntt(_) | Self::Injected | Self::Internal(_) => "prove",
@@ -40,10 +40,13 @@ impl ProveError {
 /// Which jobs fail or panic on purpose, decided from the job id and seed so a
 /// run is reproducible.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct FaultRates {
-    pub(crate) fail: f64,
-    pub(crate) panic: f64,
-    pub(crate) seed: u64,
+pub struct FaultRates {
+    /// Fraction of jobs whose proving fails with [`ProveError::Injected`].
+    pub fail: f64,
+    /// Fraction of jobs whose proving panics.
+    pub panic: f64,
+    /// Seed of the draw.
+    pub seed: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -54,6 +57,15 @@ enum Fault {
 }
 
 impl FaultRates {
+    /// No injected faults.
+    pub fn none(seed: u64) -> Self {
+        Self {
+            fail: 0.0,
+            panic: 0.0,
+            seed,
+        }
+    }
+
     fn decide(&self, job: u64) -> Fault {
         if self.fail <= 0.0 && self.panic <= 0.0 {
             return Fault::None;
@@ -72,9 +84,11 @@ impl FaultRates {
 
 /// Stage two's executor.
 #[derive(Debug, Clone)]
-pub(crate) struct CircuitProver {
-    pub(crate) ntt: NttExecutor,
-    pub(crate) faults: FaultRates,
+pub struct CircuitProver {
+    /// The NTT backend the proofs run on.
+    pub ntt: NttExecutor,
+    /// The injected failures and panics.
+    pub faults: FaultRates,
 }
 
 impl Executor for CircuitProver {

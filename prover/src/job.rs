@@ -8,37 +8,57 @@ use pjp_gpu::{CpuNtt, Direction, NttJob, NttOutput, field};
 use serde::{Deserialize, Serialize};
 
 /// Elements one job may hold at most (2^28 × 8 bytes = 2 GiB).
-pub(crate) const MAX_ELEMENTS: u64 = 1 << 28;
+pub const MAX_ELEMENTS: u64 = 1 << 28;
+
+/// A job larger than [`MAX_ELEMENTS`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a job of {batch} polynomial(s) of 2^{log_n} coefficients is {elements} elements; the limit is 2^28"
+)]
+pub struct SizeError {
+    /// Polynomials per job.
+    pub batch: u64,
+    /// log2 of each polynomial's size.
+    pub log_n: u32,
+    /// Their product (saturated).
+    pub elements: u64,
+}
 
 /// Checks the shape every job of a run or an enqueue shares: the one rule
 /// both apply, so nothing is enqueued that no worker would prove.
-pub(crate) fn check_size(batch: u64, log_n: u32) -> Result<(), String> {
+///
+/// # Errors
+///
+/// [`SizeError`] when the job would hold more than [`MAX_ELEMENTS`].
+pub fn check_size(batch: u64, log_n: u32) -> Result<(), SizeError> {
     let elements = batch.checked_shl(log_n).unwrap_or(u64::MAX);
     if elements > MAX_ELEMENTS {
-        return Err(format!(
-            "a job of {batch} polynomial(s) of 2^{log_n} coefficients is {elements} elements; the limit is 2^28"
-        ));
+        return Err(SizeError {
+            batch,
+            log_n,
+            elements,
+        });
     }
     Ok(())
 }
 
 /// One proving job's payload: which synthetic witness to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ProofJob {
+pub struct ProofJob {
     /// The job's number (the witness derives from it and the seed).
-    pub(crate) job: u64,
+    pub job: u64,
     /// log2 of each polynomial's size.
-    pub(crate) log_n: u32,
+    pub log_n: u32,
     /// Polynomials per job.
-    pub(crate) batch: u64,
+    pub batch: u64,
     /// Seed of the synthetic witnesses.
-    pub(crate) seed: u64,
+    pub seed: u64,
 }
 
 /// Why a payload or a stored result is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum PayloadError {
+pub enum PayloadError {
     /// Not the JSON of a [`ProofJob`].
     #[error("malformed job payload: {0}")]
     Malformed(String),
@@ -46,7 +66,14 @@ pub(crate) enum PayloadError {
     #[error(
         "job {job}: {batch} polynomial(s) of 2^{log_n} coefficients is out of range (log_n 1..=24, batch ≥ 1, at most 2^28 elements)"
     )]
-    Shape { job: u64, log_n: u32, batch: u64 },
+    Shape {
+        /// The job's number.
+        job: u64,
+        /// log2 of each polynomial's size.
+        log_n: u32,
+        /// Polynomials per job.
+        batch: u64,
+    },
     /// A stored result that is not one this prover wrote.
     #[error("malformed result: {0}")]
     Result(String),
@@ -54,13 +81,13 @@ pub(crate) enum PayloadError {
 
 impl ProofJob {
     /// The payload's bytes on a queue.
-    pub(crate) fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Bytes {
         // Serialising four integers cannot fail.
         Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 
     /// A payload back from a queue, with its shape checked.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
         let job: Self =
             serde_json::from_slice(bytes).map_err(|e| PayloadError::Malformed(e.to_string()))?;
         job.check()?;
@@ -82,13 +109,13 @@ impl ProofJob {
 
     /// The job's witness: `batch` polynomials of `2^log_n` canonical field
     /// elements, from the job's seed.
-    pub(crate) fn witness(&self) -> Vec<u64> {
+    pub fn witness(&self) -> Vec<u64> {
         let len = usize::try_from(self.batch << self.log_n).unwrap_or(0);
         field::sample(len, job_seed(self.seed, JobId::new(self.job)))
     }
 
     /// The NTT job over its witness.
-    pub(crate) fn ntt_job(&self) -> NttJob {
+    pub fn ntt_job(&self) -> NttJob {
         NttJob::new(
             self.log_n,
             Direction::Forward,
@@ -99,12 +126,12 @@ impl ProofJob {
 }
 
 /// The seed of one job's witness.
-pub(crate) fn job_seed(run_seed: u64, job: JobId) -> u64 {
+pub fn job_seed(run_seed: u64, job: JobId) -> u64 {
     splitmix64(run_seed ^ splitmix64(job.get()))
 }
 
 /// SplitMix64: a tiny, well-mixed, deterministic generator step.
-pub(crate) fn splitmix64(x: u64) -> u64 {
+pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -113,16 +140,20 @@ pub(crate) fn splitmix64(x: u64) -> u64 {
 
 /// Stage one's output: a job's witness, ready for the NTT.
 #[derive(Debug, Clone)]
-pub(crate) struct Witness {
-    pub(crate) job: ProofJob,
-    pub(crate) ntt: NttJob,
+pub struct Witness {
+    /// The job it was built for.
+    pub job: ProofJob,
+    /// The polynomials, ready for the NTT.
+    pub ntt: NttJob,
 }
 
 /// Stage two's output: the NTT of a job's witness.
 #[derive(Debug, Clone)]
-pub(crate) struct Proof {
-    pub(crate) job: ProofJob,
-    pub(crate) output: NttOutput,
+pub struct Proof {
+    /// The job it proves.
+    pub job: ProofJob,
+    /// The NTT's output.
+    pub output: NttOutput,
 }
 
 /// The first bytes of a stored proof.
@@ -130,13 +161,13 @@ const MAGIC: &[u8; 4] = b"PJP1";
 
 impl Proof {
     /// Whether the proof is right: its inverse NTT gives back the witness.
-    pub(crate) fn verify(&self, cpu: &CpuNtt) -> Result<bool, String> {
+    pub fn verify(&self, cpu: &CpuNtt) -> Result<bool, String> {
         verify(cpu, &self.job, &self.output.coeffs)
     }
 
     /// The stored form: `PJP1`, the payload's JSON length (u32 LE), the
     /// payload's JSON, then the coefficients (u64 LE).
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let header = self.job.encode();
         let mut out = Vec::with_capacity(8 + header.len() + 8 * self.output.coeffs.len());
         out.extend_from_slice(MAGIC);
@@ -150,7 +181,7 @@ impl Proof {
 
     /// SHA-256 of the stored form ([`to_bytes`](Self::to_bytes)), without
     /// building it: the proof's leaf in its batch's Merkle root.
-    pub(crate) fn leaf(&self) -> [u8; 32] {
+    pub fn leaf(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let header = self.job.encode();
         let mut hasher = Sha256::new();
@@ -180,19 +211,21 @@ fn verify(cpu: &CpuNtt, job: &ProofJob, coeffs: &[u64]) -> Result<bool, String> 
 
 /// A proof read back from where a fleet worker stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredProof {
-    pub(crate) job: ProofJob,
-    pub(crate) coeffs: Vec<u64>,
+pub struct StoredProof {
+    /// The job it proves.
+    pub job: ProofJob,
+    /// The NTT's output coefficients.
+    pub coeffs: Vec<u64>,
 }
 
 impl StoredProof {
     /// Whether the stored proof is right.
-    pub(crate) fn verify(&self, cpu: &CpuNtt) -> Result<bool, String> {
+    pub fn verify(&self, cpu: &CpuNtt) -> Result<bool, String> {
         verify(cpu, &self.job, &self.coeffs)
     }
 
     /// Reads the form [`Proof::to_bytes`] writes.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
         let bad = |why: &str| PayloadError::Result(why.to_owned());
         let rest = bytes
             .strip_prefix(MAGIC)

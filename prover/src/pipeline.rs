@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pjp_core::boxed::{AnyMeta, BoxPicker, BoxSaver};
 use pjp_core::latency::Latent;
-use pjp_core::memory::{JobOptions, MemoryQueue};
+use pjp_core::memory::JobOptions;
 use pjp_core::observe::Recorder;
 use pjp_core::stage::{StagePicker, StageSaver};
 use pjp_core::{
@@ -27,70 +27,98 @@ use pjp_runtime_tokio::TokioRuntime;
 use pjp_timeline::Timeline;
 
 use crate::aggregate::{AGGREGATE, AggregateJob, BASIC, Roots, kind};
-use crate::circuit::{CircuitProver, FaultRates, ProveError};
-use crate::cli::{FleetArgs, RunArgs};
-use crate::fleet::Failure;
+use crate::circuit::{CircuitProver, ProveError};
+use crate::config::{ConfigError, FleetConfig, RunConfig};
 use crate::job::{Proof, ProofJob, Witness};
 use crate::sink::{FailuresOf, FleetSink, SavedFailure};
-use crate::store::{ResultStore, Tally};
+use crate::store::{EmbeddedQueue, ResultStore, Tally};
 use crate::witness::WitnessGenerator;
 
 /// Where jobs come from: any picker of payload bytes.
-pub(crate) type Origin = BoxPicker<Bytes>;
+pub type Origin = BoxPicker<Bytes>;
 /// Where results go: any saver of proofs.
-pub(crate) type Sink = BoxSaver<Proof, ProveError>;
-
-/// The embedded run's queue: payload bytes in, results settled as `()` or
-/// a failure's reason.
-pub(crate) type EmbeddedQueue = MemoryQueue<Bytes, (), String>;
+pub type Sink = BoxSaver<Proof, ProveError>;
 
 /// The queue a run serves.
-pub(crate) enum Source {
-    /// The in-process queue, seeded with `--jobs` payloads.
+pub enum Source {
+    /// The in-process queue, seeded with [`RunConfig::jobs`] payloads.
     Embedded(Embedded),
     /// A PostgreSQL queue shared by a fleet.
     Fleet(PgWorker),
 }
 
 /// The embedded run's queue and what its tree needs.
-pub(crate) struct Embedded {
-    pub(crate) queue: EmbeddedQueue,
+pub struct Embedded {
+    /// The in-process queue, seeded and closed.
+    pub queue: EmbeddedQueue,
     /// The results, and (in a tree run) the proofs' leaves.
-    pub(crate) store: Arc<ResultStore>,
-    /// Each batch's aggregation job (empty with `--circuits 0`).
-    pub(crate) batches: Vec<JobId>,
+    pub store: Arc<ResultStore>,
+    /// Each batch's aggregation job (empty with no circuits per batch).
+    pub batches: Vec<JobId>,
     /// The roots the aggregations committed to.
-    pub(crate) roots: Arc<Roots>,
+    pub roots: Arc<Roots>,
 }
 
-/// Everything a run sets up.
-pub(crate) struct Component {
-    pub(crate) origin: Origin,
-    pub(crate) sink: Sink,
-    pub(crate) source: Source,
-    pub(crate) tally: Arc<Tally>,
-    pub(crate) cancels: JobCancels,
-    pub(crate) prover: CircuitProver,
-    pub(crate) args: RunArgs,
+/// Why a [`Component`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The configuration cannot run.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The NTT backend asked for is not usable.
+    #[error("selecting the NTT backend: {0}")]
+    Backend(#[from] pjp_gpu::BackendError),
+    /// The PostgreSQL queue or its store could not be opened.
+    #[error(transparent)]
+    Queue(#[from] pjp_postgres::QueueError),
+    /// The object store cannot be written.
+    #[error("the store {url} cannot be written: {source}")]
+    StoreNotWritable {
+        /// The store, its password hidden.
+        url: String,
+        /// What the probe write said.
+        source: pjp_postgres::QueueError,
+    },
+}
+
+/// Everything a run sets up: the queue, where jobs come from and results
+/// go, the counts of what was saved, and the prover.
+pub struct Component {
+    /// Where jobs come from.
+    pub origin: Origin,
+    /// Where results go.
+    pub sink: Sink,
+    /// The queue served.
+    pub source: Source,
+    /// What the sink has saved so far.
+    pub tally: Arc<Tally>,
+    /// Cancellations of jobs whose lease was lost.
+    pub cancels: JobCancels,
+    /// Stage two's executor.
+    pub prover: CircuitProver,
+    /// What the run was told.
+    pub config: RunConfig,
 }
 
 impl Component {
     /// Selects the NTT backend and the queue: PostgreSQL with
-    /// `--database-url`, else the embedded one, seeded.
-    pub(crate) async fn new(args: &RunArgs) -> Result<Self, Failure> {
-        let ntt = NttExecutor::new(NttConfig::new().backend(args.backend))
-            .map_err(|e| Failure::runtime(format!("selecting the NTT backend: {e}")))?;
+    /// [`RunConfig::fleet`], else the embedded one, seeded.
+    ///
+    /// # Errors
+    ///
+    /// A config that cannot run, an unusable backend, or a queue or store
+    /// that cannot be opened.
+    pub async fn new(config: RunConfig) -> Result<Self, SetupError> {
+        config.validate()?;
+        let ntt = NttExecutor::new(NttConfig::new().backend(config.backend))?;
         let prover = CircuitProver {
             ntt,
-            faults: FaultRates {
-                fail: args.fail_rate,
-                panic: args.panic_rate,
-                seed: args.seed,
-            },
+            faults: config.faults,
         };
-        let (origin, sink, source, tally, cancels) = match &args.fleet.database_url {
-            None => embedded(args),
-            Some(url) => fleet(url, &args.fleet, args.verify_every).await?,
+        let (origin, sink, source, tally, cancels) = match &config.fleet {
+            None => embedded(&config),
+            Some(fleet_config) => fleet(fleet_config, config.verify_every).await?,
         };
         Ok(Self {
             origin,
@@ -99,18 +127,18 @@ impl Component {
             tally,
             cancels,
             prover,
-            args: args.clone(),
+            config,
         })
     }
 }
 
 type Parts = (Origin, Sink, Source, Arc<Tally>, JobCancels);
 
-/// The embedded queue, seeded with `--jobs` payloads: as proof trees of
-/// `--circuits` basic proofs under one aggregation each (the aggregation
-/// runner takes those), or flat with `--circuits 0`. Round trips modeled by
-/// `--pick-latency` and `--save-latency`.
-fn embedded(args: &RunArgs) -> Parts {
+/// The embedded queue, seeded with [`RunConfig::jobs`] payloads: as proof
+/// trees of [`RunConfig::circuits`] basic proofs under one aggregation each
+/// (the aggregation runner takes those), or flat with no circuits. Round
+/// trips modeled by the config's pick and save latencies.
+fn embedded(args: &RunConfig) -> Parts {
     let queue = EmbeddedQueue::new();
     let payload = |job| {
         ProofJob {
@@ -152,11 +180,11 @@ fn embedded(args: &RunArgs) -> Parts {
     let tally = Arc::clone(store.tally());
     // Every kind but the aggregations: the aggregation runner takes those.
     let picker = queue.picker().except_kinds([aggregate]);
-    let origin = BoxPicker::new(Latent::new(picker, &runtime, args.pick_profile()));
+    let origin = BoxPicker::new(Latent::new(picker, &runtime, args.pick_latency.clone()));
     let sink = BoxSaver::new(Latent::new(
         Arc::clone(&store),
         &runtime,
-        args.save_profile(),
+        args.save_latency.clone(),
     ));
     let source = Source::Embedded(Embedded {
         queue,
@@ -168,14 +196,14 @@ fn embedded(args: &RunArgs) -> Parts {
 }
 
 /// A PostgreSQL worker: claims leased, heartbeated jobs; stores results
-/// (in the object store above `--inline-limit`) with fenced completions.
-async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts, Failure> {
-    let mut builder = PgQueue::builder(url)
+/// (in the object store above the inline limit) with fenced completions.
+async fn fleet(fleet: &FleetConfig, verify_every: u64) -> Result<Parts, SetupError> {
+    let mut builder = PgQueue::builder(&fleet.database_url)
         .schema(&fleet.schema)
         .wait(fleet.db_wait)
         .max_connections(fleet.connections)
         .application_name("pjp-prover");
-    // The default id names the host and process; `--worker-id` names it.
+    // The default id names the host and process.
     let id = fleet
         .worker_id
         .clone()
@@ -188,8 +216,9 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
                 // nobody's blob to collect.
                 .check_writable(&format!("probes/{}/{id}", fleet.schema))
                 .await
-                .map_err(|e| {
-                    Failure::runtime(format!("the store {} cannot be written: {e}", store.url()))
+                .map_err(|source| SetupError::StoreNotWritable {
+                    url: store.url().to_owned(),
+                    source,
                 })?;
             store
         }
@@ -213,7 +242,7 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
     // on the kind-agnostic claim's index scan.
     let picker = worker
         .picker(&fleet.queue)?
-        .except_kinds([crate::aggregate::AGGREGATE])
+        .except_kinds([AGGREGATE])
         .exit_when_empty(fleet.exit_when_empty);
     let saver = worker
         .saver::<Vec<u8>, SavedFailure>()
@@ -231,10 +260,10 @@ async fn fleet(url: &str, fleet: &FleetArgs, verify_every: u64) -> Result<Parts,
 }
 
 /// How one stage's run ended.
-pub(crate) type StageResult = Result<RunReport, RunError>;
+pub type StageResult = Result<RunReport, RunError>;
 
 /// The report of a stage's run, failed or not.
-pub(crate) fn report_of(result: &StageResult) -> &RunReport {
+pub fn report_of(result: &StageResult) -> &RunReport {
     match result {
         Ok(report) => report,
         Err(error) => error.report(),
@@ -244,8 +273,9 @@ pub(crate) fn report_of(result: &StageResult) -> &RunReport {
 /// Live handles for the progress display: (stage, workers, progress). None
 /// for the sequential loop.
 #[derive(Default)]
-pub(crate) struct Live {
-    pub(crate) stages: Vec<(&'static str, u64, Progress)>,
+pub struct Live {
+    /// Each stage's name, worker count and live progress.
+    pub stages: Vec<(&'static str, usize, Progress)>,
 }
 
 type WitnessRunner = JobRunner<
@@ -257,25 +287,25 @@ type ProveRunner = JobRunner<StagePicker<Arc<Witness>, AnyMeta>, Blocking<Circui
 
 /// The two stages, built: a witness runner feeding a prover runner through a
 /// stage channel.
-pub(crate) struct Pipeline {
+pub struct Pipeline {
     witness: WitnessRunner,
     prove: ProveRunner,
-    witness_workers: u64,
-    prover_workers: u64,
+    witness_workers: usize,
+    prover_workers: usize,
     grace_period: Option<Duration>,
     recorders: Option<Recorders>,
 }
 
-/// What each stage's tasks did, when (`--timeline`).
+/// What each stage's tasks did, when ([`RunConfig::record_timeline`]).
 #[derive(Clone)]
-pub(crate) struct Recorders {
+pub struct Recorders {
     witness: Recorder,
     prove: Recorder,
 }
 
 impl Recorders {
     /// The run as a picture, times from `origin`.
-    pub(crate) fn timeline(&self, title: String, origin: std::time::Instant) -> Timeline {
+    pub fn timeline(&self, title: String, origin: std::time::Instant) -> Timeline {
         let mut timeline = Timeline::new(title);
         timeline
             .add_lanes("witness", origin, &self.witness.spans())
@@ -285,10 +315,14 @@ impl Recorders {
 }
 
 impl Pipeline {
-    pub(crate) fn build(component: &Component) -> anyhow::Result<Self> {
-        let args = &component.args;
-        let witness_workers = usize::try_from(args.witness_workers)?;
-        let prover_workers = usize::try_from(args.prover_workers)?;
+    /// Builds both runners over the component's queue and sink.
+    ///
+    /// # Errors
+    ///
+    /// A runner the config cannot build.
+    pub fn build(component: &Component) -> Result<Self, pjp_core::ConfigError> {
+        let args = &component.config;
+        let (witness_workers, prover_workers) = (args.witness_workers, args.prover_workers);
         let origin = component.origin.clone();
 
         // Room for each prover worker's next witness, so the prover never waits.
@@ -299,14 +333,14 @@ impl Pipeline {
             .workers(witness_workers)
             // Picks in flight and batched picks hide the queue's round trip
             // behind execution.
-            .prefetch(args.prefetch as usize)
-            .pickers(args.pickers as usize)
-            .pick_batch(args.pick_batch as usize)
+            .prefetch(args.prefetch)
+            .pickers(args.pickers)
+            .pick_batch(args.pick_batch)
             // Its outputs are witnesses (up to GiBs each): a short queue to
             // the stage channel, so that the generator is held back rather
             // than piling them up in memory.
-            .savers(args.savers as usize);
-        let recorders = args.timeline.as_ref().map(|_| Recorders {
+            .savers(args.savers);
+        let recorders = args.record_timeline.then(|| Recorders {
             witness: Recorder::new(),
             prove: Recorder::new(),
         });
@@ -320,9 +354,9 @@ impl Pipeline {
             .workers(prover_workers)
             .prefetch(prover_workers)
             // Batched saves in flight hide the sink's round trip.
-            .savers(args.savers as usize)
-            .save_batch(args.save_batch as usize)
-            .save_queue((args.savers * args.save_batch) as usize);
+            .savers(args.savers)
+            .save_batch(args.save_batch)
+            .save_queue(args.savers.saturating_mul(args.save_batch));
         let mut prove = with_queue(prove, component);
         if let Some(recorders) = &recorders {
             prove = prove.observer(Arc::new(recorders.prove.clone()));
@@ -332,19 +366,19 @@ impl Pipeline {
             recorders,
             witness,
             prove,
-            witness_workers: args.witness_workers,
-            prover_workers: args.prover_workers,
+            witness_workers,
+            prover_workers,
             grace_period: args.grace_period,
         })
     }
 
-    /// The stages' recorders, with `--timeline`.
-    pub(crate) fn recorders(&self) -> Option<Recorders> {
+    /// The stages' recorders, with [`RunConfig::record_timeline`].
+    pub fn recorders(&self) -> Option<Recorders> {
         self.recorders.clone()
     }
 
     /// Live progress handles.
-    pub(crate) fn live(&self) -> Live {
+    pub fn live(&self) -> Live {
         Live {
             stages: vec![
                 ("witness", self.witness_workers, self.witness.progress()),
@@ -357,7 +391,7 @@ impl Pipeline {
     /// stage finishes what the witness stage passed on, then stops. With a
     /// grace period, the whole pipeline abandons once that long has passed
     /// since the first signal.
-    pub(crate) async fn run(self, shutdown: Shutdown) -> Vec<StageResult> {
+    pub async fn run(self, shutdown: Shutdown) -> Vec<StageResult> {
         let Self {
             witness,
             prove,
@@ -422,12 +456,16 @@ where
 }
 
 /// Runs the same work as one plain loop: pick, generate, prove, save, repeat.
-/// The baseline the pipeline is compared with (`--sequential`). Panics are
-/// caught and saved as failures, as the runner does.
-pub(crate) async fn run_sequential(
+/// The baseline the pipeline is compared with. Panics are caught and saved
+/// as failures, as the runner does.
+///
+/// # Errors
+///
+/// A pick or a save that failed.
+pub async fn run_sequential(
     component: &Component,
     shutdown: Shutdown,
-) -> anyhow::Result<RunReport> {
+) -> Result<RunReport, SequentialError> {
     let (picker, saver) = (&component.origin, &component.sink);
     let started = Instant::now();
     let mut report = RunReport::default();
@@ -439,7 +477,7 @@ pub(crate) async fn run_sequential(
             report.stop = StopReason::Drained;
             break;
         }
-        let job = match picker.pick().await? {
+        let job = match picker.pick().await.map_err(SequentialError::Pick)? {
             Picked::Some(job) => job,
             // A queue that long-polls (PostgreSQL) has waited already.
             Picked::Empty => continue,
@@ -457,7 +495,10 @@ pub(crate) async fn run_sequential(
                 report.panicked += u64::from(error.is_panic());
             }
         }
-        saver.save(&result, &meta).await?;
+        saver
+            .save(&result, &meta)
+            .await
+            .map_err(SequentialError::Save)?;
         exec_times.push(executed);
         job_times.push(picked_at.elapsed());
     }
@@ -466,6 +507,18 @@ pub(crate) async fn run_sequential(
     report.exec_time = LatencySummary::from_samples(exec_times);
     report.job_latency = LatencySummary::from_samples(job_times);
     Ok(report)
+}
+
+/// Why the plain loop stopped early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SequentialError {
+    /// A pick failed.
+    #[error("picking: {0}")]
+    Pick(<Origin as JobPicker>::Error),
+    /// A save failed.
+    #[error("saving: {0}")]
+    Save(<Sink as JobSaver>::Error),
 }
 
 /// Both stages inline, with panics caught.

@@ -15,9 +15,11 @@ use crate::store::{Checked, JobRecord, Tally, Verifier, digest, failure_record};
 /// A failure as a durable queue stores it: its message, and whether retrying
 /// could help (a payload that does not decode never will).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SavedFailure {
-    pub(crate) message: String,
-    pub(crate) permanent: bool,
+pub struct SavedFailure {
+    /// What went wrong.
+    pub message: String,
+    /// Whether retrying cannot help (a malformed job).
+    pub permanent: bool,
 }
 
 impl fmt::Display for SavedFailure {
@@ -39,14 +41,15 @@ impl From<&ProveError> for SavedFailure {
 /// `S` (the PostgreSQL queue's fenced saver) as bytes
 /// ([`Proof::to_bytes`]), or as a [`SavedFailure`]. A proof that fails its
 /// check is saved as a failure. Counts what `S` accepted in a [`Tally`].
-pub(crate) struct FleetSink<S> {
+pub struct FleetSink<S> {
     inner: S,
     verifier: Verifier,
     tally: Arc<Tally>,
 }
 
 impl<S> FleetSink<S> {
-    pub(crate) fn new(inner: S, verify_every: u64) -> Self {
+    /// Saves through `inner`, verifying every `verify_every`-th proof first.
+    pub fn new(inner: S, verify_every: u64) -> Self {
         Self {
             inner,
             verifier: Verifier::new(verify_every),
@@ -54,7 +57,8 @@ impl<S> FleetSink<S> {
         }
     }
 
-    pub(crate) fn tally(&self) -> &Arc<Tally> {
+    /// What it has saved so far.
+    pub fn tally(&self) -> &Arc<Tally> {
         &self.tally
     }
 }
@@ -155,13 +159,14 @@ where
 /// through stage two's sink, as a [`ProveError::Witness`]. Only failures reach
 /// it (a stage channel sends outputs on); an output that did is a wiring bug,
 /// saved as a failure rather than dropped.
-pub(crate) struct FailuresOf<S, T> {
+pub struct FailuresOf<S, T> {
     sink: S,
     _output: PhantomData<fn(&T)>,
 }
 
 impl<S, T> FailuresOf<S, T> {
-    pub(crate) fn new(sink: S) -> Self {
+    /// Saves the failures of stage one through `sink`.
+    pub fn new(sink: S) -> Self {
         Self {
             sink,
             _output: PhantomData,

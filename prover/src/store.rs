@@ -12,40 +12,56 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pjp_core::boxed::AnyMeta;
-use pjp_core::memory::{QueueError, QueueMeta};
+use pjp_core::memory::{MemoryQueue, QueueError, QueueMeta};
 use pjp_core::{ExecError, JobId, JobMeta, JobResult, JobSaver};
 use pjp_gpu::CpuNtt;
 
 use crate::circuit::ProveError;
 use crate::job::Proof;
-use crate::pipeline::EmbeddedQueue;
+
+/// The embedded run's queue: payload bytes in, results settled as `()` or
+/// a failure's reason.
+pub type EmbeddedQueue = MemoryQueue<bytes::Bytes, (), String>;
 
 /// What happened to one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum JobRecord {
+pub enum JobRecord {
     /// Proved; `verified` if the sample check ran (and passed).
-    Proved { digest: u64, verified: bool },
+    Proved {
+        /// A digest of the proof's coefficients.
+        digest: u64,
+        /// Whether the sample check ran and passed.
+        verified: bool,
+    },
     /// Failed in `stage`.
     Failed {
+        /// The stage it failed in.
         stage: &'static str,
+        /// Why.
         reason: String,
+        /// Whether it was a panic.
         panicked: bool,
     },
 }
 
 /// Counts over the saved results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct StoreCounts {
-    pub(crate) succeeded: u64,
-    pub(crate) failed: u64,
-    pub(crate) panicked: u64,
-    pub(crate) verified: u64,
-    pub(crate) mismatches: u64,
+pub struct StoreCounts {
+    /// Jobs proved.
+    pub succeeded: u64,
+    /// Jobs failed (panics and check mismatches included).
+    pub failed: u64,
+    /// Of the failed, those that panicked.
+    pub panicked: u64,
+    /// Proofs checked with the inverse NTT, and found right.
+    pub verified: u64,
+    /// Proofs checked and found wrong.
+    pub mismatches: u64,
 }
 
 /// Running counts of what a sink saved, and the jobs whose check failed.
 #[derive(Debug, Default)]
-pub(crate) struct Tally {
+pub struct Tally {
     counts: Mutex<StoreCounts>,
     mismatches: Mutex<Vec<JobId>>,
 }
@@ -56,7 +72,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Tally {
     /// Counts one saved record.
-    pub(crate) fn count(&self, record: &JobRecord) {
+    pub fn count(&self, record: &JobRecord) {
         let mut counts = lock(&self.counts);
         match record {
             JobRecord::Proved { verified, .. } => {
@@ -71,26 +87,26 @@ impl Tally {
     }
 
     /// Notes a job whose result failed its check.
-    pub(crate) fn mismatch(&self, job: JobId) {
+    pub fn mismatch(&self, job: JobId) {
         lock(&self.mismatches).push(job);
     }
 
     /// The counts so far.
-    pub(crate) fn counts(&self) -> StoreCounts {
+    pub fn counts(&self) -> StoreCounts {
         let mut counts = *lock(&self.counts);
         counts.mismatches = lock(&self.mismatches).len() as u64;
         counts
     }
 
     /// Jobs whose sampled check failed.
-    pub(crate) fn mismatches(&self) -> Vec<JobId> {
+    pub fn mismatches(&self) -> Vec<JobId> {
         lock(&self.mismatches).clone()
     }
 }
 
 /// FNV-1a over the coefficients' bytes: a checksum to compare runs, not a
 /// cryptographic commitment.
-pub(crate) fn digest(coeffs: &[u64]) -> u64 {
+pub fn digest(coeffs: &[u64]) -> u64 {
     use std::hash::Hasher;
     let mut hasher = fnv::FnvHasher::default();
     for c in coeffs {
@@ -101,14 +117,14 @@ pub(crate) fn digest(coeffs: &[u64]) -> u64 {
 
 /// Checks every k-th job's proof (by job number) with the inverse NTT.
 #[derive(Debug, Clone)]
-pub(crate) struct Verifier {
+pub struct Verifier {
     every: u64,
     cpu: Arc<CpuNtt>,
 }
 
 /// What the check of one proof found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Checked {
+pub enum Checked {
     /// Not in the sample.
     Skipped,
     /// Right.
@@ -118,7 +134,8 @@ pub(crate) enum Checked {
 }
 
 impl Verifier {
-    pub(crate) fn new(every: u64) -> Self {
+    /// Checks every `every`-th proof (0: none).
+    pub fn new(every: u64) -> Self {
         Self {
             every,
             cpu: Arc::new(CpuNtt::new()),
@@ -127,7 +144,7 @@ impl Verifier {
 
     /// Checks `proof` if it is in the sample, off the async threads (it is
     /// CPU work).
-    pub(crate) async fn check(&self, proof: &Proof) -> Checked {
+    pub async fn check(&self, proof: &Proof) -> Checked {
         if self.every == 0 || !proof.job.job.is_multiple_of(self.every) {
             return Checked::Skipped;
         }
@@ -144,7 +161,7 @@ impl Verifier {
 }
 
 /// The record of a failed job.
-pub(crate) fn failure_record(error: &ExecError<ProveError>) -> JobRecord {
+pub fn failure_record(error: &ExecError<ProveError>) -> JobRecord {
     JobRecord::Failed {
         stage: match error {
             ExecError::Failed(e) => e.stage(),
@@ -159,7 +176,7 @@ pub(crate) fn failure_record(error: &ExecError<ProveError>) -> JobRecord {
 /// run it also settles each job in the embedded queue (a batch's last proof
 /// makes its aggregation claimable) and keeps each proof's leaf for it.
 #[derive(Debug)]
-pub(crate) struct ResultStore {
+pub struct ResultStore {
     records: Mutex<Vec<Option<JobRecord>>>,
     tally: Arc<Tally>,
     verifier: Verifier,
@@ -176,7 +193,8 @@ struct Tree {
 }
 
 impl ResultStore {
-    pub(crate) fn new(jobs: u64, verify_every: u64) -> Self {
+    /// A store for `jobs` results, checking every `verify_every`-th.
+    pub fn new(jobs: u64, verify_every: u64) -> Self {
         Self {
             records: Mutex::new(vec![None; usize::try_from(jobs).unwrap_or(0)]),
             tally: Arc::new(Tally::default()),
@@ -187,7 +205,7 @@ impl ResultStore {
 
     /// A store that settles every job in `queue` after recording it, and
     /// keeps the leaves of its proofs for their aggregations.
-    pub(crate) fn settling(mut self, queue: EmbeddedQueue) -> Self {
+    pub fn settling(mut self, queue: EmbeddedQueue) -> Self {
         self.tree = Some(Tree {
             queue,
             leaves: Mutex::new(HashMap::new()),
@@ -197,7 +215,7 @@ impl ResultStore {
 
     /// The leaves of `children`, in order, taken out of the store; or which
     /// child has none (it failed, or was never proved).
-    pub(crate) fn take_leaves(&self, children: &[JobId]) -> Result<Vec<[u8; 32]>, String> {
+    pub fn take_leaves(&self, children: &[JobId]) -> Result<Vec<[u8; 32]>, String> {
         let Some(tree) = &self.tree else {
             return Err("not a tree run: no leaves are kept".to_owned());
         };
@@ -218,7 +236,7 @@ impl ResultStore {
     }
 
     /// What the store counted.
-    pub(crate) fn tally(&self) -> &Arc<Tally> {
+    pub fn tally(&self) -> &Arc<Tally> {
         &self.tally
     }
 
@@ -238,7 +256,7 @@ impl ResultStore {
 
     /// The record of each job, by id (`None`: never finished).
     #[cfg(test)]
-    pub(crate) fn records(&self) -> Vec<Option<JobRecord>> {
+    pub fn records(&self) -> Vec<Option<JobRecord>> {
         lock(&self.records).clone()
     }
 }

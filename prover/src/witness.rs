@@ -12,7 +12,7 @@ use crate::job::{PayloadError, ProofJob, Witness};
 /// bytes come from the embedded queue and from PostgreSQL; a payload that
 /// does not decode is the job's failure, saved like any other.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct WitnessGenerator;
+pub struct WitnessGenerator;
 
 impl Executor for WitnessGenerator {
     type Input = Bytes;

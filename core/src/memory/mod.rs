@@ -31,7 +31,8 @@ mod saver;
 use lines::{Kinds, Lines};
 pub use meta::{JobState, JobStatus, QueueError, QueueMeta, SavedJob};
 use options::RowOptions;
-pub use options::{FailurePolicy, JobOptions};
+pub use crate::JobOptions;
+pub use options::FailurePolicy;
 pub use picker::QueuePicker;
 pub use saver::QueueSaver;
 

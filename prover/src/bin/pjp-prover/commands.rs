@@ -1,55 +1,20 @@
 //! The fleet commands on the PostgreSQL queue: `migrate`, `enqueue`,
-//! `status`, `requeue`, `purge`, `verify` (the worker itself is `run
-//! --database-url`, in the pipeline).
+//! `status`, `requeue`, `purge`, `gc`, `verify` (the worker itself is `run
+//! --database-url`, in [`crate::run`]).
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueError, QueueStats};
+use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueStats};
 use serde::Serialize;
 
-use crate::aggregate::{AGGREGATE, AggregateJob, AggregateProof, BASIC};
+use pjp_prover::aggregate::{AGGREGATE, AggregateJob, AggregateProof, BASIC};
 use crate::cli::{DbArgs, EnqueueArgs, GcArgs, PurgeArgs, RequeueArgs, StatusArgs, VerifyArgs};
-use crate::job::{ProofJob, StoredProof};
+use pjp_prover::job::{ProofJob, StoredProof};
 
-/// A fleet command's failure, with the exit code it maps to.
-pub(crate) struct Failure {
-    pub(crate) code: u8,
-    pub(crate) message: String,
-}
-
-impl From<QueueError> for Failure {
-    fn from(error: QueueError) -> Self {
-        // A malformed URL or name is a usage error; the rest happen at run time.
-        let code = if matches!(error, QueueError::Invalid { .. }) {
-            2
-        } else {
-            1
-        };
-        Self {
-            code,
-            message: error.to_string(),
-        }
-    }
-}
-
-impl Failure {
-    /// A failure at run time (exit 1).
-    pub(crate) fn runtime(message: impl Into<String>) -> Self {
-        Self {
-            code: 1,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn exit(self) -> ExitCode {
-        eprintln!("pjp-prover: error: {}", self.message);
-        ExitCode::from(self.code)
-    }
-}
+use crate::failure::Failure;
 
 async fn connect(db: &DbArgs) -> Result<PgQueue, Failure> {
     connect_with_store(db, None).await
@@ -540,7 +505,7 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             };
             if let Some(claimed) = AggregateProof::from_bytes(&bytes) {
                 // An aggregation: its root must be the one its children give.
-                match crate::aggregate::aggregate(&queue, id).await {
+                match pjp_prover::aggregate::aggregate(&queue, id).await {
                     Ok(again)
                         if again.root == claimed.root && again.children == claimed.children =>
                     {
@@ -587,44 +552,5 @@ pub(crate) async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::runtime("some results are missing or wrong"))
-    }
-}
-
-/// Publishes the queue's load per queue, kind and class as Prometheus gauges
-/// every `every` (a fleet worker with `--metrics-addr`): `pjp_queue_jobs`
-/// (`state` = queued / running), `pjp_queue_oldest_queued_seconds`,
-/// `pjp_queue_finished_last_minute` and `pjp_queue_drain_estimate_seconds`,
-/// labelled `queue`, `kind` and `class`. Every worker publishes the same
-/// numbers; scrape one, or aggregate with `max`.
-pub(crate) async fn publish_load(queue: PgQueue, every: Duration) {
-    loop {
-        match queue.load().await {
-            Ok(load) => {
-                for l in load {
-                    let labels = [
-                        ("queue", l.queue.clone()),
-                        ("kind", l.kind.clone()),
-                        ("class", l.resource_class.clone()),
-                    ];
-                    let with_state = |state: &'static str| {
-                        let mut all = labels.to_vec();
-                        all.push(("state", state.to_owned()));
-                        all
-                    };
-                    metrics::gauge!("pjp_queue_jobs", &with_state("queued")).set(l.queued as f64);
-                    metrics::gauge!("pjp_queue_jobs", &with_state("running")).set(l.running as f64);
-                    metrics::gauge!("pjp_queue_oldest_queued_seconds", &labels)
-                        .set(l.oldest_queued.map_or(0.0, |d| d.as_secs_f64()));
-                    metrics::gauge!("pjp_queue_finished_last_minute", &labels)
-                        .set(l.finished_last_minute as f64);
-                    if let Some(drain) = l.drain_estimate() {
-                        metrics::gauge!("pjp_queue_drain_estimate_seconds", &labels)
-                            .set(drain.as_secs_f64());
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "could not read the queue's load for metrics"),
-        }
-        tokio::time::sleep(every).await;
     }
 }

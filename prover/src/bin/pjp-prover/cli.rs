@@ -6,6 +6,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use pjp_core::latency::LatencyProfile;
 use pjp_gpu::BackendChoice;
+use pjp_prover::aggregate::{AGGREGATE, BASIC};
+use pjp_prover::circuit::FaultRates;
+use pjp_prover::job::check_size;
+use pjp_prover::{FleetConfig, RunConfig};
 
 /// The reference prover component of prover-job-processor.
 ///
@@ -441,57 +445,77 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
-    /// The pick round trip: `--pick-latency` plus up to `--latency-jitter` of it.
-    pub(crate) fn pick_profile(&self) -> LatencyProfile {
-        jittered(self.pick_latency, self.latency_jitter)
+    /// The run these flags ask for, checked: the combinations the per-flag
+    /// parsers cannot see are refused here, as usage errors.
+    pub(crate) fn config(&self) -> Result<RunConfig, String> {
+        let mut config = RunConfig::default();
+        config.jobs = self.jobs;
+        config.circuits = self.circuits;
+        config.log_n = self.log_n;
+        config.batch = self.batch;
+        config.seed = self.seed;
+        config.witness_workers = count(self.witness_workers)?;
+        config.prover_workers = count(self.prover_workers)?;
+        config.backend = self.backend;
+        config.faults = FaultRates {
+            fail: self.fail_rate,
+            panic: self.panic_rate,
+            seed: self.seed,
+        };
+        config.pick_latency = jittered(self.pick_latency, self.latency_jitter);
+        config.save_latency = jittered(self.save_latency, self.latency_jitter);
+        config.pickers = count(self.pickers)?;
+        config.pick_batch = count(self.pick_batch)?;
+        config.prefetch = count(self.prefetch)?;
+        config.savers = count(self.savers)?;
+        config.save_batch = count(self.save_batch)?;
+        config.verify_every = self.verify_every;
+        config.grace_period = self.grace_period;
+        config.record_timeline = self.timeline.is_some();
+        config.fleet = self.fleet.config()?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
     }
+}
 
-    /// The save round trip: `--save-latency` plus up to `--latency-jitter` of it.
-    pub(crate) fn save_profile(&self) -> LatencyProfile {
-        jittered(self.save_latency, self.latency_jitter)
-    }
-
-    /// Checks combinations the per-flag parsers cannot.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        self.fleet.check_kinds()?;
-        if self.fleet.lease_ttl <= self.fleet.heartbeat {
-            return Err(format!(
-                "--lease-ttl ({:?}) must exceed --heartbeat ({:?}), or live workers lose their jobs",
-                self.fleet.lease_ttl, self.fleet.heartbeat
-            ));
-        }
-        if self.pick_batch > self.prefetch {
-            return Err(format!(
-                "--pick-batch ({}) exceeds --prefetch ({}): a claimed batch must fit in the prefetch buffer",
-                self.pick_batch, self.prefetch
-            ));
-        }
-        if self.fail_rate + self.panic_rate > 1.0 {
-            return Err(format!(
-                "--fail-rate ({}) plus --panic-rate ({}) exceeds 1",
-                self.fail_rate, self.panic_rate
-            ));
-        }
-        crate::job::check_size(self.batch, self.log_n)
-    }
+/// A count flag as the config's `usize` (clap bounds them far below).
+fn count(value: u64) -> Result<usize, String> {
+    usize::try_from(value).map_err(|_| format!("{value} is too large for this machine"))
 }
 
 impl EnqueueArgs {
     /// Checks what clap cannot: a job's size, which `run` would reject.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        crate::job::check_size(self.batch, self.log_n)
+        check_size(self.batch, self.log_n).map_err(|e| e.to_string())
     }
 }
 
 impl FleetArgs {
-    /// Whether this worker closes batches (runs the aggregation runner).
-    pub(crate) fn aggregates(&self) -> bool {
-        self.kinds.is_empty() || self.kinds.iter().any(|k| k == crate::aggregate::AGGREGATE)
+    /// The fleet worker these flags ask for; `None` without `--database-url`.
+    fn config(&self) -> Result<Option<FleetConfig>, String> {
+        self.check_kinds()?;
+        let Some(url) = &self.database_url else {
+            return Ok(None);
+        };
+        let mut fleet = FleetConfig::new(url.clone());
+        fleet.schema = self.schema.clone();
+        fleet.queue = self.queue.clone();
+        fleet.db_wait = self.db_wait;
+        fleet.store_url = self.store_url.clone();
+        fleet.inline_limit = self.inline_limit;
+        fleet.connections = self.connections;
+        fleet.worker_id = self.worker_id.clone();
+        fleet.exit_when_empty = self.exit_when_empty;
+        fleet.aggregates = self.kinds.is_empty() || self.kinds.iter().any(|k| k == AGGREGATE);
+        fleet.heartbeat = self.heartbeat;
+        fleet.lease_ttl = self.lease_ttl;
+        fleet.rescue_interval = self.rescue_interval;
+        fleet.poll_interval = self.poll_interval;
+        Ok(Some(fleet))
     }
 
     /// `--kinds` names only kinds this prover knows, and a proving one.
-    pub(crate) fn check_kinds(&self) -> Result<(), String> {
-        use crate::aggregate::{AGGREGATE, BASIC};
+    fn check_kinds(&self) -> Result<(), String> {
         if let Some(unknown) = self
             .kinds
             .iter()
@@ -507,5 +531,30 @@ impl FleetArgs {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The flags' defaults are the library's: a run with no flags is
+    /// `RunConfig::default()`, a fleet worker `FleetConfig::new(url)`.
+    #[test]
+    fn the_flags_defaults_are_the_library_defaults() {
+        let url = "postgres://u@h/db";
+        let cli = Cli::try_parse_from(["pjp-prover", "run", "--database-url", url])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Run(args) = cli.command else {
+            panic!("not a run: {cli:?}");
+        };
+        let mut expected = RunConfig::default();
+        expected.fleet = Some(FleetConfig::new(url));
+        assert_eq!(
+            format!("{:?}", args.config()),
+            format!("{:?}", Ok::<_, String>(expected))
+        );
     }
 }

@@ -1,150 +1,27 @@
-//! `pjp-prover`: the reference prover component of prover-job-processor.
-//!
-//! `pjp-prover run` seeds an in-process queue with synthetic jobs and proves
-//! them with two chained runners — a witness generator (CPU) feeding a circuit
-//! prover (a Goldilocks NTT on the GPU when one is usable, else the CPU) — then
-//! prints a summary. See `pjp-prover run --help`. With `--database-url` the
-//! same pipeline is a fleet worker on a PostgreSQL queue.
-//!
-//! `migrate`, `enqueue`, `status`, `requeue`, `purge` and `verify` manage a
-//! PostgreSQL queue of proving jobs (see `pjp-prover help`).
-//!
-//! Exit codes: 0 done (or drained after a signal); 1 a runner failed, a
-//! result failed verification, or the database failed; 2 bad usage (a
-//! malformed URL included); 3 abandoned after a second signal (the released
-//! jobs are listed).
-
-#![forbid(unsafe_code)]
-
-mod aggregate;
-mod circuit;
-mod cli;
-mod fleet;
-mod job;
-mod pipeline;
-mod progress;
-mod sink;
-mod store;
-mod summary;
-mod witness;
+//! `pjp-prover run`: the component, its progress display and its summary.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use clap::Parser;
 use pjp_core::{JobId, RunReport, Shutdown};
+use pjp_postgres::PgQueue;
+use pjp_prover::pipeline::{self, Embedded, Live, Pipeline, StageResult};
+use pjp_prover::store::StoreCounts;
+use pjp_prover::{Component, RunConfig, Source, aggregate};
 use tokio_util::task::AbortOnDropHandle;
 
-use cli::{Cli, Command, RunArgs};
-use fleet::Failure;
-use pipeline::{Component, Source, StageResult};
-use summary::{Ending, FleetSummary, Round, StageSummary, Summary};
+use crate::cli::RunArgs;
+use crate::failure::Failure;
+use crate::progress;
+use crate::summary::{Ending, FleetSummary, Round, StageSummary, Summary};
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => return usage_error(&error),
-    };
-    init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("pjp-prover: error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let fleet = match cli.command {
-        Command::Run(args) => {
-            if let Err(message) = args.validate() {
-                eprintln!("pjp-prover: error: {message}");
-                return ExitCode::from(2);
-            }
-            return match runtime.block_on(run(*args)) {
-                Ok(code) => code,
-                Err(failure) => failure.exit(),
-            };
-        }
-        Command::Migrate(args) => runtime.block_on(fleet::migrate(args)),
-        Command::Enqueue(args) => {
-            if let Err(message) = args.validate() {
-                eprintln!("pjp-prover: error: {message}");
-                return ExitCode::from(2);
-            }
-            runtime.block_on(fleet::enqueue(args))
-        }
-        Command::Status(args) => runtime.block_on(fleet::status(args)),
-        Command::Requeue(args) => runtime.block_on(fleet::requeue(args)),
-        Command::Purge(args) => runtime.block_on(fleet::purge(args)),
-        Command::Gc(args) => runtime.block_on(fleet::gc(args)),
-        Command::Verify(args) => runtime.block_on(fleet::verify(args)),
-    };
-    match fleet {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.exit(),
-    }
-}
-
-/// Prints a usage error as one line (help and version print in full).
-fn usage_error(error: &clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    match error.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = error.print();
-            if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        _ => {
-            let rendered = error
-                .kind()
-                .as_str()
-                .map_or_else(|| error.to_string(), |_| error.render().to_string());
-            // The message and the lines that complete it (clap lists missing
-            // arguments on lines of their own), up to the usage block.
-            let line = rendered
-                .lines()
-                .skip_while(|l| l.trim().is_empty())
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(" ");
-            let line = line.trim_start_matches("error: ");
-            let line = if line.is_empty() {
-                "invalid arguments"
-            } else {
-                line
-            };
-            eprintln!("pjp-prover: error: {line} (see --help)");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
-    let runtime_error = |e: anyhow::Error| Failure::runtime(format!("{e:#}"));
+/// Runs the component the flags describe and prints its summary.
+pub(crate) async fn run(args: &RunArgs, config: RunConfig) -> Result<ExitCode, Failure> {
     if let Some(addr) = args.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
             .install()
-            .with_context(|| format!("serving metrics on {addr}"))
-            .map_err(runtime_error)?;
+            .map_err(|e| Failure::runtime(format!("serving metrics on {addr}: {e}")))?;
     }
     if let Some(path) = &args.timeline {
         // Found out now, not after a long run.
@@ -154,11 +31,11 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .open(path)
             .map_err(|e| Failure::runtime(format!("--timeline {}: {e}", path.display())))?;
     }
-    let component = Component::new(&args).await?;
+    let component = Component::new(config).await?;
     // The queue's load per kind for autoscalers, beside the worker's own metrics.
     let _load = match (&component.source, args.metrics_addr) {
         (Source::Fleet(worker), Some(_)) => Some(AbortOnDropHandle::new(tokio::spawn(
-            fleet::publish_load(worker.queue().clone(), Duration::from_secs(5)),
+            publish_load(worker.queue().clone(), Duration::from_secs(5)),
         ))),
         _ => None,
     };
@@ -171,20 +48,20 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let total = matches!(component.source, Source::Embedded(_)).then_some(args.jobs);
     let started = Instant::now();
     // The runner that closes batches, beside the proving side.
-    let aggregation = match &component.source {
-        Source::Fleet(worker) if args.fleet.aggregates() => Some(
-            aggregate::fleet_runner(worker, &args.fleet.queue, args.fleet.exit_when_empty)
-                .map_err(runtime_error)?,
+    let aggregation = match (&component.source, &component.config.fleet) {
+        (Source::Fleet(worker), Some(fleet)) if fleet.aggregates => Some(
+            aggregate::fleet_runner(worker, &fleet.queue, fleet.exit_when_empty)
+                .map_err(|e| Failure::runtime(e.to_string()))?,
         ),
-        Source::Embedded(embedded) if !embedded.batches.is_empty() => Some(
+        (Source::Embedded(embedded), _) if !embedded.batches.is_empty() => Some(
             aggregate::embedded_runner(
                 &embedded.queue,
                 std::sync::Arc::clone(&embedded.store),
                 std::sync::Arc::clone(&embedded.roots),
             )
-            .map_err(runtime_error)?,
+            .map_err(|e| Failure::runtime(e.to_string()))?,
         ),
-        Source::Fleet(_) | Source::Embedded(_) => None,
+        (Source::Fleet(_) | Source::Embedded(_), _) => None,
     };
     // It follows an abandon, and drains once the proving side ends after a
     // signal or without completing (a failure): the batches still waiting
@@ -192,7 +69,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // while the proving side drains.
     let aggregation_shutdown = shutdown.downstream();
     let proving = async {
-        let results = prove(&component, &shutdown, mode, total, started).await;
+        let results = prove(args, &component, &shutdown, mode, total, started).await;
         let completed = results.as_ref().is_ok_and(|results| {
             let reports: Vec<&RunReport> = results.iter().map(pipeline::report_of).collect();
             Ending::of(&reports, results.iter().any(Result::is_err)) == Ending::Completed
@@ -219,7 +96,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let results = results?;
     let elapsed = started.elapsed();
 
-    let summary = summarise(&component, &results, aggregated.as_ref(), elapsed, backend);
+    let summary = summarise(args, &component, &results, aggregated.as_ref(), elapsed, backend);
     if args.json {
         let json =
             serde_json::to_string_pretty(&summary).map_err(|e| Failure::runtime(e.to_string()))?;
@@ -238,22 +115,21 @@ async fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 /// The proving side of the run: the pipeline (with `--timeline`), or the
 /// plain loop with `--sequential`; the progress display beside either.
 async fn prove(
+    args: &RunArgs,
     component: &Component,
     shutdown: &Shutdown,
     mode: progress::Mode,
     total: Option<u64>,
     started: Instant,
 ) -> Result<Vec<StageResult>, Failure> {
-    let runtime_error = |e: anyhow::Error| Failure::runtime(format!("{e:#}"));
-    let args = &component.args;
     let pipeline = match args.sequential {
         true => None,
-        false => Some(pipeline::Pipeline::build(component).map_err(runtime_error)?),
+        false => {
+            Some(Pipeline::build(component).map_err(|e| Failure::runtime(e.to_string()))?)
+        }
     };
-    let recorders = pipeline.as_ref().and_then(pipeline::Pipeline::recorders);
-    let live = pipeline
-        .as_ref()
-        .map_or_else(pipeline::Live::default, pipeline::Pipeline::live);
+    let recorders = pipeline.as_ref().and_then(Pipeline::recorders);
+    let live = pipeline.as_ref().map_or_else(Live::default, Pipeline::live);
     let tally = std::sync::Arc::clone(&component.tally);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let display =
@@ -266,7 +142,7 @@ async fn prove(
     };
     let _ = stop_tx.send(true);
     let _ = display.await;
-    let results = results.map_err(runtime_error)?;
+    let results = results.map_err(|e| Failure::runtime(e.to_string()))?;
     if let (Some(recorders), Some(path)) = (recorders, &args.timeline) {
         let title = format!(
             "pjp-prover run: {} witness + {} prover workers",
@@ -282,13 +158,13 @@ async fn prove(
 }
 
 fn summarise(
+    args: &RunArgs,
     component: &Component,
     results: &[StageResult],
     aggregated: Option<&StageResult>,
     elapsed: std::time::Duration,
     backend: String,
 ) -> Summary {
-    let args = &component.args;
     // The run's ending counts the aggregation runner too.
     let all: Vec<&StageResult> = results.iter().chain(aggregated).collect();
     let ending = Ending::of(
@@ -372,9 +248,9 @@ fn summarise(
 /// aggregations (closed, failed with a child or in the aggregator, or not
 /// run after a drain).
 fn tree_rounds(
-    embedded: &pipeline::Embedded,
+    embedded: &Embedded,
     jobs: u64,
-    counts: store::StoreCounts,
+    counts: StoreCounts,
     aggregation: Option<&RunReport>,
 ) -> Vec<Round> {
     use pjp_core::memory::JobStatus;
@@ -410,4 +286,43 @@ fn tree_rounds(
             roots: Some(roots),
         },
     ]
+}
+
+/// Publishes the queue's load per queue, kind and class as Prometheus gauges
+/// every `every` (a fleet worker with `--metrics-addr`): `pjp_queue_jobs`
+/// (`state` = queued / running), `pjp_queue_oldest_queued_seconds`,
+/// `pjp_queue_finished_last_minute` and `pjp_queue_drain_estimate_seconds`,
+/// labelled `queue`, `kind` and `class`. Every worker publishes the same
+/// numbers; scrape one, or aggregate with `max`.
+pub(crate) async fn publish_load(queue: PgQueue, every: Duration) {
+    loop {
+        match queue.load().await {
+            Ok(load) => {
+                for l in load {
+                    let labels = [
+                        ("queue", l.queue.clone()),
+                        ("kind", l.kind.clone()),
+                        ("class", l.resource_class.clone()),
+                    ];
+                    let with_state = |state: &'static str| {
+                        let mut all = labels.to_vec();
+                        all.push(("state", state.to_owned()));
+                        all
+                    };
+                    metrics::gauge!("pjp_queue_jobs", &with_state("queued")).set(l.queued as f64);
+                    metrics::gauge!("pjp_queue_jobs", &with_state("running")).set(l.running as f64);
+                    metrics::gauge!("pjp_queue_oldest_queued_seconds", &labels)
+                        .set(l.oldest_queued.map_or(0.0, |d| d.as_secs_f64()));
+                    metrics::gauge!("pjp_queue_finished_last_minute", &labels)
+                        .set(l.finished_last_minute as f64);
+                    if let Some(drain) = l.drain_estimate() {
+                        metrics::gauge!("pjp_queue_drain_estimate_seconds", &labels)
+                            .set(drain.as_secs_f64());
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not read the queue's load for metrics"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }

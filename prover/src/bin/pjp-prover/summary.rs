@@ -6,7 +6,7 @@ use std::time::Duration;
 use pjp_core::{JobId, LatencySummary, RunReport, StopReason};
 use serde::Serialize;
 
-use crate::store::StoreCounts;
+use pjp_prover::store::StoreCounts;
 
 /// Per-stage figures.
 #[derive(Debug, Serialize)]
