@@ -4,7 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{BackendError, DeviceInfo};
+use crate::device::DeviceInfo;
+use crate::error::BackendError;
 
 /// The environment variable [`BackendChoice::from_env`] reads: `auto`, `cpu` or
 /// `cuda`.

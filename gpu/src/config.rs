@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::{BackendChoice, BackendError};
+use crate::backend::BackendChoice;
+use crate::error::BackendError;
 
 /// The default largest accepted size: 2^24 elements per polynomial.
 pub const DEFAULT_MAX_LOG_N: u32 = 24;

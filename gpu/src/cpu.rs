@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use crate::{Direction, NttError, field};
+use crate::error::NttError;
+use crate::field;
+use crate::job::{self, Direction};
 
 /// Stages whose butterflies span at most this many elements (log2) run block by
 /// block, each block while it sits in L1/L2 cache.
@@ -206,7 +208,7 @@ impl CpuNtt {
         log_n: u32,
         direction: Direction,
     ) -> Result<(), NttError> {
-        let (n, batch) = crate::job::batch_shape(data.len(), log_n)?;
+        let (n, batch) = job::batch_shape(data.len(), log_n)?;
         if batch == 0 {
             return Ok(());
         }

@@ -7,10 +7,13 @@ use std::time::Duration;
 use pjp_core::{Executor, JobContext};
 use rayon::prelude::*;
 
-use crate::{
-    Backend, BackendChoice, BackendError, BackendKind, CostModel, CpuNtt, CudaNtt, NttConfig,
-    NttError, NttJob, NttOutput, field,
-};
+use crate::backend::{Backend, BackendChoice, BackendKind};
+use crate::config::{CostModel, DEFAULT_MAX_LOG_N, NttConfig};
+use crate::cpu::CpuNtt;
+use crate::cuda::CudaNtt;
+use crate::error::{BackendError, NttError};
+use crate::field;
+use crate::job::{NttJob, NttOutput};
 
 /// Inputs from this many elements up are checked for canonical form in parallel.
 const PAR_CHECK_LEN: usize = 1 << 20;
@@ -142,7 +145,7 @@ impl NttExecutor {
             },
             cpu,
             cuda: None,
-            max_log_n: crate::config::DEFAULT_MAX_LOG_N,
+            max_log_n: DEFAULT_MAX_LOG_N,
             cost_model: CostModel::CPU,
         })
     }

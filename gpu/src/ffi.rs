@@ -6,6 +6,11 @@
 //! [`DriverLib`] and [`NvrtcLib`], tokens that exist only once the library was
 //! found: with cudarc's dynamic loading, the first call into a missing library
 //! panics.
+//!
+//! A leaf: it imports nothing from the rest of the crate, so every fact a
+//! safety argument rests on (such as [`MAX_RADIX_LOG`]) is stated here, and it
+//! returns cudarc's errors or its own [`LaunchFailure`] for the safe callers to
+//! map.
 #![allow(unsafe_code)]
 
 use std::ffi::c_int;
@@ -77,6 +82,11 @@ impl NvrtcLib {
     }
 }
 
+/// The most stages one `ntt_butterflies` launch may run: its `switch` handles
+/// `radix_log` 1 to 3 (2^3 elements per thread in registers). The launch plan
+/// must stay within it (the CUDA backend asserts so at compile time).
+pub(crate) const MAX_RADIX_LOG: u32 = 3;
+
 /// Why a launch did not happen.
 #[derive(Debug)]
 pub(crate) enum LaunchFailure {
@@ -146,7 +156,7 @@ pub(crate) fn launch_butterflies(
 ) -> Result<(), LaunchFailure> {
     let n = 1u64.checked_shl(log_n).unwrap_or(u64::MAX);
     let elements = threads.checked_shl(radix_log).unwrap_or(u64::MAX);
-    let valid = (1..=crate::plan::MAX_RADIX_LOG).contains(&radix_log)
+    let valid = (1..=MAX_RADIX_LOG).contains(&radix_log)
         && stage + radix_log <= log_n
         && log_n <= 32
         && u64::try_from(data.len()).is_ok_and(|len| len >= elements)

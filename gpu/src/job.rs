@@ -4,7 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{BackendKind, NttError, field};
+use crate::backend::BackendKind;
+use crate::error::NttError;
+use crate::field;
 
 /// The size `2^log_n` of each polynomial and how many of them `len` coefficients
 /// hold: the shape check both backends make before transforming.

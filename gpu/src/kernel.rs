@@ -16,9 +16,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-use crate::cuda::error::nvrtc;
+use crate::device::{ComputeCapability, CudaVersion};
+use crate::error::{CudaError, nvrtc};
 use crate::ffi::NvrtcLib;
-use crate::{ComputeCapability, CudaError, CudaVersion};
 
 /// The kernel source, compiled at run time.
 pub const SOURCE: &str = include_str!("../kernels/ntt.cu");

@@ -55,10 +55,19 @@
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+// Layers, each module importing only from layers below its own:
+//   executor
+//   config, cuda
+//   cpu, plan
+//   job, kernel
+//   backend
+//   error               every error type
+//   field, device, ffi  leaves; ffi holds all the `unsafe` code
 mod backend;
 mod config;
 mod cpu;
 mod cuda;
+mod device;
 mod error;
 mod executor;
 mod ffi;
@@ -70,7 +79,8 @@ pub mod plan;
 pub use backend::{BACKEND_ENV, Backend, BackendChoice, BackendKind};
 pub use config::{CostModel, DEFAULT_MAX_LOG_N, NttConfig};
 pub use cpu::{CpuNtt, Twiddles};
-pub use cuda::{ComputeCapability, CuResult, CudaError, CudaNtt, CudaVersion, DeviceInfo};
-pub use error::{BackendError, NttError};
+pub use cuda::CudaNtt;
+pub use device::{ComputeCapability, CudaVersion, DeviceInfo};
+pub use error::{BackendError, CuResult, CudaError, NttError};
 pub use executor::NttExecutor;
 pub use job::{Direction, NttJob, NttOutput};

@@ -31,8 +31,9 @@
 
 use std::fmt::Write as _;
 
-use crate::Direction;
+pub use crate::error::PlanError;
 use crate::field;
+use crate::job::Direction;
 
 /// Threads per block of every launch.
 pub const BLOCK_DIM: u32 = 256;
@@ -120,32 +121,6 @@ impl Launch {
             block_dim: BLOCK_DIM,
         })
     }
-}
-
-/// Why no plan could be made.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PlanError {
-    /// The size exceeds the field's two-adicity.
-    #[error("NTT size 2^{log_n} exceeds the field's 2^{}", field::TWO_ADICITY)]
-    SizeTooLarge {
-        /// The requested log2 size.
-        log_n: u32,
-    },
-    /// `batch × 2^log_n` overflows.
-    #[error("batch of {batch} polynomials of size 2^{log_n} overflows")]
-    Overflow {
-        /// The requested log2 size.
-        log_n: u32,
-        /// The requested batch.
-        batch: u64,
-    },
-    /// One launch would need more blocks than CUDA allows.
-    #[error("{threads} threads exceed one launch's grid")]
-    GridTooLarge {
-        /// The threads the launch needs.
-        threads: u64,
-    },
 }
 
 /// The kernel launches of one batched NTT: see the [module docs](self).

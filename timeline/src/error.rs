@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::LaneId;
+use crate::lane::LaneId;
 
 /// Why a [`Timeline`](crate::Timeline) could not be rendered or written.
 ///

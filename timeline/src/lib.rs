@@ -48,10 +48,24 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+// Layers, each module importing only from layers below its own:
+//   timeline                          the public builder, `compare`
+//   render                            drawing with plotters
+//   picture, throughput, axis, style  what is drawn, and how it looks
+//   error, span, event
+//   lane
+mod axis;
 mod error;
+mod event;
+mod lane;
+mod picture;
 mod render;
+mod span;
+mod style;
 mod throughput;
 mod timeline;
 
 pub use error::TimelineError;
-pub use timeline::{DEFAULT_WIDTH, LaneId, Timeline, compare};
+pub use lane::LaneId;
+pub use picture::DEFAULT_WIDTH;
+pub use timeline::{Timeline, compare};

@@ -1,22 +1,26 @@
-//! Drawing: one or more timelines, one above the other, on plotters'
+//! Drawing: one or more pictures, one above the other, on plotters'
 //! `SVGBackend`.
 //!
-//! Each timeline is a title, its lanes (idle background, coloured spans,
+//! Each picture is a title, its lanes (idle background, coloured spans,
 //! ranges and markers on top, their labels in header rows above the lanes), a
 //! throughput strip on the same time axis, and a legend.
 
-use pjp_core::observe::Activity;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::axis::Axis;
+use crate::error::TimelineError;
+use crate::picture::{DEFAULT_WIDTH, Picture};
+use crate::span::SpanEntry;
+use crate::style::{
+    BACKOFF, EXECUTE, FONT, GRID, IDLE, INK, MARKER, PICK, RANGE, SAVE, SEPARATOR, color,
+    text_style,
+};
 use crate::throughput::Throughput;
-use crate::timeline::SpanEntry;
-use crate::{Timeline, TimelineError};
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
-const FONT: &str = "sans-serif";
 const TITLE_H: u32 = 36;
 const ROW_H: u32 = 22;
 /// Header rows for marker and range labels, at most.
@@ -29,29 +33,6 @@ const RIGHT_MARGIN: u32 = 24;
 /// Roughly how wide one character of a 13 px label is.
 const CHAR_W: u32 = 7;
 
-const PICK: RGBColor = RGBColor(76, 120, 168);
-const EXECUTE: RGBColor = RGBColor(84, 162, 75);
-const SAVE: RGBColor = RGBColor(245, 133, 24);
-const BACKOFF: RGBColor = RGBColor(186, 176, 172);
-const OTHER: RGBColor = RGBColor(178, 121, 162);
-const IDLE: RGBColor = RGBColor(242, 242, 242);
-const MARKER: RGBColor = RGBColor(214, 39, 40);
-const RANGE: RGBColor = RGBColor(148, 103, 189);
-const GRID: RGBColor = RGBColor(215, 215, 215);
-const SEPARATOR: RGBColor = RGBColor(150, 150, 150);
-const INK: RGBColor = RGBColor(40, 40, 40);
-
-/// The colour of a span.
-fn color(activity: Activity) -> RGBColor {
-    match activity {
-        Activity::Pick => PICK,
-        Activity::Execute => EXECUTE,
-        Activity::Save => SAVE,
-        Activity::Backoff => BACKOFF,
-        _ => OTHER,
-    }
-}
-
 fn err<E>(error: E) -> TimelineError
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -59,22 +40,28 @@ where
     TimelineError::draw(error)
 }
 
-/// Renders `timelines` one above the other on one time axis.
-pub(crate) fn render(timelines: &[&Timeline], width: u32) -> Result<String, TimelineError> {
-    for timeline in timelines {
-        timeline.check()?;
+/// Renders `pictures` one above the other on one time axis, as wide as the
+/// widest.
+pub(crate) fn render(pictures: &[&Picture]) -> Result<String, TimelineError> {
+    for picture in pictures {
+        picture.check()?;
     }
-    let longest = timelines.iter().map(|t| t.duration_s()).fold(0.0, f64::max);
-    let axis = Axis::new(if longest > 0.0 { longest } else { 1.0 });
-    let label_w = timelines
+    let width = pictures
         .iter()
-        .flat_map(|t| t.lanes.iter().map(|l| l.label.chars().count()))
+        .map(|p| p.width)
+        .max()
+        .unwrap_or(DEFAULT_WIDTH);
+    let longest = pictures.iter().map(|p| p.duration_s()).fold(0.0, f64::max);
+    let axis = Axis::new(if longest > 0.0 { longest } else { 1.0 });
+    let label_w = pictures
+        .iter()
+        .flat_map(|p| p.lanes.iter().map(|l| l.label.chars().count()))
         .max()
         .map_or(0, |chars| u32::try_from(chars).unwrap_or(u32::MAX))
         .saturating_mul(CHAR_W)
         .saturating_add(24)
         .clamp(90, 360);
-    let heights: Vec<u32> = timelines.iter().map(|t| height(t)).collect();
+    let heights: Vec<u32> = pictures.iter().map(|p| height(p)).collect();
     let total = heights.iter().fold(0u32, |sum, h| sum.saturating_add(*h));
     let layout = Layout {
         axis,
@@ -87,9 +74,9 @@ pub(crate) fn render(timelines: &[&Timeline], width: u32) -> Result<String, Time
         let root = SVGBackend::with_string(&mut svg, (width, total)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut rest = root.clone();
-        for (timeline, height) in timelines.iter().zip(heights) {
+        for (picture, height) in pictures.iter().zip(heights) {
             let (area, below) = rest.split_vertically(height);
-            draw_timeline(timeline, &area, &layout)?;
+            draw_picture(picture, &area, &layout)?;
             rest = below;
         }
         root.present().map_err(err)?;
@@ -97,83 +84,36 @@ pub(crate) fn render(timelines: &[&Timeline], width: u32) -> Result<String, Time
     Ok(svg)
 }
 
-/// What every timeline of one picture shares, so that their axes line up.
+/// What every picture of one SVG shares, so that their axes line up.
 struct Layout {
     axis: Axis,
     label_w: u32,
     width: u32,
 }
 
-/// The time axis: its length in seconds and how its labels read.
-struct Axis {
-    duration: f64,
-    /// Seconds to the unit shown.
-    scale: f64,
-    unit: &'static str,
-    decimals: usize,
-}
-
-impl Axis {
-    fn new(duration: f64) -> Self {
-        let (scale, unit) = if duration < 1.0 {
-            (1000.0, "ms")
-        } else {
-            (1.0, "s")
-        };
-        // Enough decimals to tell about ten ticks apart.
-        let step = duration * scale / 10.0;
-        let decimals = if step >= 1.0 {
-            0
-        } else {
-            // In 1..=6: the cast cannot truncate.
-            (-step.log10()).ceil().clamp(1.0, 6.0) as usize
-        };
-        Self {
-            duration,
-            scale,
-            unit,
-            decimals,
-        }
-    }
-
-    fn format(&self, seconds: f64) -> String {
-        format!("{:.*}", self.decimals, seconds * self.scale)
-    }
-}
-
 /// Header rows for the labels of markers and ranges.
-fn header_rows(timeline: &Timeline) -> usize {
-    (timeline.markers.len() + timeline.ranges.len()).min(MAX_HEADER_ROWS)
+fn header_rows(picture: &Picture) -> usize {
+    (picture.markers.len() + picture.ranges.len()).min(MAX_HEADER_ROWS)
 }
 
-/// Lane rows: an empty timeline keeps one, for its note.
-fn lane_rows(timeline: &Timeline) -> usize {
-    timeline.lanes.len().max(1)
+/// Lane rows: an empty picture keeps one, for its note.
+fn lane_rows(picture: &Picture) -> usize {
+    picture.lanes.len().max(1)
 }
 
-fn lanes_height(timeline: &Timeline) -> u32 {
-    let rows = u32::try_from(lane_rows(timeline) + header_rows(timeline)).unwrap_or(u32::MAX);
+fn lanes_height(picture: &Picture) -> u32 {
+    let rows = u32::try_from(lane_rows(picture) + header_rows(picture)).unwrap_or(u32::MAX);
     rows.saturating_mul(ROW_H)
         .saturating_add(LANES_TOP + LANES_AXIS_H)
 }
 
-fn height(timeline: &Timeline) -> u32 {
-    lanes_height(timeline).saturating_add(TITLE_H + STRIP_H + LEGEND_H)
+fn height(picture: &Picture) -> u32 {
+    lanes_height(picture).saturating_add(TITLE_H + STRIP_H + LEGEND_H)
 }
 
-fn text_style(size: u32, anchor: Pos) -> TextStyle<'static> {
-    TextStyle::from((FONT, size).into_font())
-        .color(&INK)
-        .pos(anchor)
-}
-
-fn draw_timeline(
-    timeline: &Timeline,
-    area: &Area<'_>,
-    layout: &Layout,
-) -> Result<(), TimelineError> {
+fn draw_picture(picture: &Picture, area: &Area<'_>, layout: &Layout) -> Result<(), TimelineError> {
     let (title, body) = area.split_vertically(TITLE_H);
-    let (lanes, below) = body.split_vertically(lanes_height(timeline));
+    let (lanes, below) = body.split_vertically(lanes_height(picture));
     let (strip, legend) = below.split_vertically(STRIP_H);
     let title_style = TextStyle::from((FONT, 20).into_font().style(FontStyle::Bold))
         .color(&INK)
@@ -181,14 +121,14 @@ fn draw_timeline(
     let middle = i32::try_from(TITLE_H / 2).unwrap_or(0);
     title
         .draw(&Text::new(
-            timeline.title.as_str(),
+            picture.title.as_str(),
             (12, middle),
             title_style,
         ))
         .map_err(err)?;
-    draw_lanes(timeline, &lanes, layout)?;
-    let throughput = Throughput::of(&timeline.spans, layout.axis.duration);
-    draw_strip(timeline, &throughput, &strip, layout)?;
+    draw_lanes(picture, &lanes, layout)?;
+    let throughput = Throughput::of(&picture.spans, layout.axis.duration);
+    draw_strip(picture, &throughput, &strip, layout)?;
     draw_legend(&throughput, &legend, layout)
 }
 
@@ -246,12 +186,12 @@ impl Note<'_> {
 
 /// Markers and ranges in time order (ties in the order they were added:
 /// markers first).
-fn notes(timeline: &Timeline) -> Vec<Note<'_>> {
-    let markers = timeline.markers.iter().map(|m| Note::Marker {
+fn notes(picture: &Picture) -> Vec<Note<'_>> {
+    let markers = picture.markers.iter().map(|m| Note::Marker {
         at: m.at,
         label: &m.label,
     });
-    let ranges = timeline.ranges.iter().map(|r| Note::Range {
+    let ranges = picture.ranges.iter().map(|r| Note::Range {
         from: r.from,
         to: r.to,
         label: &r.label,
@@ -261,11 +201,11 @@ fn notes(timeline: &Timeline) -> Vec<Note<'_>> {
     notes
 }
 
-fn draw_lanes(timeline: &Timeline, area: &Area<'_>, layout: &Layout) -> Result<(), TimelineError> {
+fn draw_lanes(picture: &Picture, area: &Area<'_>, layout: &Layout) -> Result<(), TimelineError> {
     let axis = &layout.axis;
-    let order = timeline.drawing_order();
-    let rows = lane_rows(timeline) as f64;
-    let header = header_rows(timeline);
+    let order = picture.drawing_order();
+    let rows = lane_rows(picture) as f64;
+    let header = header_rows(picture);
     let top = rows + header as f64;
     let mut chart = ChartBuilder::on(area)
         .margin_top(LANES_TOP)
@@ -276,7 +216,7 @@ fn draw_lanes(timeline: &Timeline, area: &Area<'_>, layout: &Layout) -> Result<(
         .map_err(err)?;
     // Lane `i` (0 at the top) spans `base(i)..base(i) + 1`.
     let base = |i: usize| rows - 1.0 - i as f64;
-    let mut row_of = vec![0; timeline.lanes.len()];
+    let mut row_of = vec![0; picture.lanes.len()];
     for (i, id) in order.iter().enumerate() {
         row_of[id.0] = i;
     }
@@ -312,7 +252,7 @@ fn draw_lanes(timeline: &Timeline, area: &Area<'_>, layout: &Layout) -> Result<(
     let min_w = axis.duration / f64::from(plot_w);
     chart
         .draw_series(
-            coalesce(&timeline.spans, timeline.lanes.len(), min_w).map(|span| {
+            coalesce(&picture.spans, picture.lanes.len(), min_w).map(|span| {
                 let y = base(row_of[span.lane.0]);
                 let end = span.end.max(span.start + min_w);
                 Rectangle::new(
@@ -325,7 +265,7 @@ fn draw_lanes(timeline: &Timeline, area: &Area<'_>, layout: &Layout) -> Result<(
 
     // A line between nodes (groups of lanes).
     let separators = order.windows(2).enumerate().filter_map(|(i, pair)| {
-        let (above, below) = (&timeline.lanes[pair[0].0], &timeline.lanes[pair[1].0]);
+        let (above, below) = (&picture.lanes[pair[0].0], &picture.lanes[pair[1].0]);
         let other_group = above.order.0 != below.order.0;
         let a_node = above.order.1.is_some() || below.order.1.is_some();
         (other_group && a_node).then(|| {
@@ -339,7 +279,7 @@ fn draw_lanes(timeline: &Timeline, area: &Area<'_>, layout: &Layout) -> Result<(
     chart
         .draw_series(order.iter().enumerate().map(|(i, id)| {
             EmptyElement::at((0.0, base(i) + 0.5))
-                + Text::new(timeline.lanes[id.0].label.clone(), (-8, 0), labels.clone())
+                + Text::new(picture.lanes[id.0].label.clone(), (-8, 0), labels.clone())
         }))
         .map_err(err)?;
     if order.is_empty() {
@@ -356,7 +296,7 @@ fn draw_lanes(timeline: &Timeline, area: &Area<'_>, layout: &Layout) -> Result<(
     // Ranges shade every lane; markers cross them. Labels go in the header
     // rows, taking turns so that close labels do not overlap.
     let label_style = text_style(12, Pos::new(HPos::Left, VPos::Center));
-    for (k, note) in notes(timeline).iter().enumerate() {
+    for (k, note) in notes(picture).iter().enumerate() {
         let row = k % header.max(1);
         let label_y = top - row as f64 - 0.5;
         match *note {
@@ -397,7 +337,7 @@ fn draw_lanes(timeline: &Timeline, area: &Area<'_>, layout: &Layout) -> Result<(
 }
 
 fn draw_strip(
-    timeline: &Timeline,
+    picture: &Picture,
     throughput: &Throughput,
     area: &Area<'_>,
     layout: &Layout,
@@ -433,7 +373,7 @@ fn draw_strip(
         .map_err(err)?;
     chart
         .draw_series(
-            timeline
+            picture
                 .ranges
                 .iter()
                 .map(|r| Rectangle::new([(r.from, 0.0), (r.to, y_max)], RANGE.mix(0.18).filled())),
@@ -448,7 +388,7 @@ fn draw_strip(
         .map_err(err)?;
     chart
         .draw_series(
-            timeline.markers.iter().map(|m| {
+            picture.markers.iter().map(|m| {
                 PathElement::new(vec![(m.at, 0.0), (m.at, y_max)], MARKER.stroke_width(2))
             }),
         )

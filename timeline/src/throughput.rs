@@ -2,7 +2,7 @@
 
 use pjp_core::observe::Activity;
 
-use crate::timeline::SpanEntry;
+use crate::span::SpanEntry;
 
 /// Roughly how many bins a strip has.
 const BINS: f64 = 60.0;
@@ -63,7 +63,7 @@ fn round_up(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LaneId;
+    use crate::lane::LaneId;
 
     fn save(end: f64, jobs: u32) -> SpanEntry {
         SpanEntry {

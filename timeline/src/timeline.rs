@@ -1,4 +1,5 @@
-//! [`Timeline`]: the lanes, spans, markers and ranges of one picture.
+//! [`Timeline`]: builds the picture of one run (lanes, spans, markers and
+//! ranges) and hands it to the renderer; [`compare`] draws two of them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,15 +7,12 @@ use std::time::Instant;
 
 use pjp_core::observe::{Activity, ActivitySpan, Lane};
 
-use crate::TimelineError;
-
-/// The width of a picture unless [`Timeline::set_width`] says otherwise.
-pub const DEFAULT_WIDTH: u32 = 1200;
-
-/// A lane of a [`Timeline`], from [`Timeline::lane`] or
-/// [`Timeline::lane_of`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LaneId(pub(crate) usize);
+use crate::error::TimelineError;
+use crate::event::{Band, Marker};
+use crate::lane::{LaneEntry, LaneId};
+use crate::picture::Picture;
+use crate::render;
+use crate::span::SpanEntry;
 
 /// A timeline of one run (or of a fleet of runners): one lane per task, its
 /// spans of activity, instant markers and shaded ranges, and the throughput
@@ -29,22 +27,9 @@ pub struct LaneId(pub(crate) usize);
 /// See the [crate docs](crate) for an example.
 #[derive(Debug, Clone)]
 pub struct Timeline {
-    pub(crate) title: String,
-    pub(crate) width: u32,
-    pub(crate) lanes: Vec<LaneEntry>,
+    picture: Picture,
     nodes: Vec<NodeLanes>,
     groups: usize,
-    pub(crate) spans: Vec<SpanEntry>,
-    pub(crate) markers: Vec<Marker>,
-    pub(crate) ranges: Vec<Band>,
-}
-
-/// One lane: its label and where it is drawn.
-#[derive(Debug, Clone)]
-pub(crate) struct LaneEntry {
-    pub(crate) label: String,
-    /// The lane's group (creation order), then its place within the group.
-    pub(crate) order: (usize, Option<Lane>),
 }
 
 /// The lanes of one node, by the runner's lane.
@@ -55,52 +40,26 @@ struct NodeLanes {
     lanes: BTreeMap<Lane, LaneId>,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SpanEntry {
-    pub(crate) lane: LaneId,
-    pub(crate) start: f64,
-    pub(crate) end: f64,
-    pub(crate) activity: Activity,
-    pub(crate) jobs: u32,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Marker {
-    pub(crate) at: f64,
-    pub(crate) label: String,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Band {
-    pub(crate) from: f64,
-    pub(crate) to: f64,
-    pub(crate) label: String,
-}
-
 impl Timeline {
-    /// An empty timeline with a title, drawn [`DEFAULT_WIDTH`] pixels wide.
+    /// An empty timeline with a title, drawn [`DEFAULT_WIDTH`](crate::DEFAULT_WIDTH)
+    /// pixels wide.
     pub fn new(title: impl Into<String>) -> Self {
         Self {
-            title: title.into(),
-            width: DEFAULT_WIDTH,
-            lanes: Vec::new(),
+            picture: Picture::new(title.into()),
             nodes: Vec::new(),
             groups: 0,
-            spans: Vec::new(),
-            markers: Vec::new(),
-            ranges: Vec::new(),
         }
     }
 
     /// The title.
     pub fn title(&self) -> &str {
-        &self.title
+        &self.picture.title
     }
 
     /// Sets the picture's width in pixels (at least 400). The height follows
     /// from the number of lanes.
     pub fn set_width(&mut self, width: u32) -> &mut Self {
-        self.width = width.max(400);
+        self.picture.width = width.max(400);
         self
     }
 
@@ -115,7 +74,7 @@ impl Timeline {
         let seconds = |at: Instant| at.saturating_duration_since(origin).as_secs_f64();
         for span in spans {
             let lane = self.lane_of(node, span.lane);
-            self.spans.push(SpanEntry {
+            self.picture.spans.push(SpanEntry {
                 lane,
                 start: seconds(span.start),
                 end: seconds(span.end),
@@ -189,7 +148,7 @@ impl Timeline {
         activity: Activity,
         jobs: u32,
     ) -> &mut Self {
-        self.spans.push(SpanEntry {
+        self.picture.spans.push(SpanEntry {
             lane,
             start: start_s,
             end: end_s,
@@ -202,7 +161,7 @@ impl Timeline {
     /// An instant event (a crash, a restart) at `at_s` seconds: a vertical
     /// line across every lane, with its label above them.
     pub fn marker(&mut self, at_s: f64, label: impl Into<String>) -> &mut Self {
-        self.markers.push(Marker {
+        self.picture.markers.push(Marker {
             at: at_s,
             label: label.into(),
         });
@@ -212,7 +171,7 @@ impl Timeline {
     /// A period (a partition, an outage) from `from_s` to `to_s` seconds: a
     /// shaded band across every lane, with its label above them.
     pub fn range(&mut self, from_s: f64, to_s: f64, label: impl Into<String>) -> &mut Self {
-        self.ranges.push(Band {
+        self.picture.ranges.push(Band {
             from: from_s,
             to: to_s,
             label: label.into(),
@@ -222,22 +181,17 @@ impl Timeline {
 
     /// The labels of the lanes, top to bottom as drawn.
     pub fn lane_labels(&self) -> Vec<&str> {
-        self.drawing_order()
+        self.picture
+            .drawing_order()
             .into_iter()
-            .map(|id| self.lanes[id.0].label.as_str())
+            .map(|id| self.picture.lanes[id.0].label.as_str())
             .collect()
     }
 
     /// Seconds from the start to the last span end, marker or range end; 0
     /// for a timeline with none. Invalid times (not finite) are ignored.
     pub fn duration_s(&self) -> f64 {
-        let ends = self.spans.iter().map(|s| s.end);
-        let marks = self.markers.iter().map(|m| m.at);
-        let ranges = self.ranges.iter().map(|r| r.to);
-        ends.chain(marks)
-            .chain(ranges)
-            .filter(|t| t.is_finite())
-            .fold(0.0, f64::max)
+        self.picture.duration_s()
     }
 
     /// Renders the timeline as an SVG document.
@@ -250,7 +204,7 @@ impl Timeline {
     /// A span, marker or range with invalid times, a span on a lane of
     /// another timeline, or a failure of the drawing library.
     pub fn render_svg(&self) -> Result<String, TimelineError> {
-        crate::render::render(&[self], self.width)
+        render::render(&[&self.picture])
     }
 
     /// Renders the timeline and writes it to `path`.
@@ -268,56 +222,15 @@ impl Timeline {
         })
     }
 
-    /// The lanes in the order they are drawn, top to bottom.
-    pub(crate) fn drawing_order(&self) -> Vec<LaneId> {
-        let mut order: Vec<LaneId> = (0..self.lanes.len()).map(LaneId).collect();
-        order.sort_by_key(|id| self.lanes[id.0].order);
-        order
-    }
-
-    /// Checks every time and lane id.
-    pub(crate) fn check(&self) -> Result<(), TimelineError> {
-        let time = |t: f64| t.is_finite() && t >= 0.0;
-        for span in &self.spans {
-            let Some(lane) = self.lanes.get(span.lane.0) else {
-                return Err(TimelineError::UnknownLane { lane: span.lane });
-            };
-            if !(time(span.start) && time(span.end) && span.end >= span.start) {
-                return Err(TimelineError::InvalidSpan {
-                    lane: lane.label.clone(),
-                    start_s: span.start,
-                    end_s: span.end,
-                });
-            }
-        }
-        for marker in &self.markers {
-            if !time(marker.at) {
-                return Err(TimelineError::InvalidMarker {
-                    label: marker.label.clone(),
-                    at_s: marker.at,
-                });
-            }
-        }
-        for range in &self.ranges {
-            if !(time(range.from) && time(range.to) && range.to >= range.from) {
-                return Err(TimelineError::InvalidRange {
-                    label: range.label.clone(),
-                    from_s: range.from,
-                    to_s: range.to,
-                });
-            }
-        }
-        Ok(())
-    }
-
     fn next_group(&mut self) -> usize {
         self.groups += 1;
         self.groups
     }
 
     fn push_lane(&mut self, label: String, order: (usize, Option<Lane>)) -> LaneId {
-        self.lanes.push(LaneEntry { label, order });
-        LaneId(self.lanes.len() - 1)
+        let lanes = &mut self.picture.lanes;
+        lanes.push(LaneEntry { label, order });
+        LaneId(lanes.len() - 1)
     }
 }
 
@@ -329,7 +242,7 @@ impl Timeline {
 ///
 /// As [`Timeline::render_svg`], for either timeline.
 pub fn compare(top: &Timeline, bottom: &Timeline) -> Result<String, TimelineError> {
-    crate::render::render(&[top, bottom], top.width.max(bottom.width))
+    render::render(&[&top.picture, &bottom.picture])
 }
 
 #[cfg(test)]
@@ -392,7 +305,7 @@ mod tests {
                 "node-1 worker 0",
             ]
         );
-        assert_eq!(timeline.lanes.len(), 7);
+        assert_eq!(timeline.picture.lanes.len(), 7);
         // The hand-drawn span is the longest.
         assert_eq!(timeline.duration_s(), 1.0);
     }
@@ -408,8 +321,8 @@ mod tests {
             origin - Duration::from_secs(1),
         );
         timeline.add_lanes("n", origin, &[early]);
-        assert_eq!(timeline.spans[0].start, 0.0);
-        assert!((timeline.spans[0].end - 1.0).abs() < 1e-9);
+        assert_eq!(timeline.picture.spans[0].start, 0.0);
+        assert!((timeline.picture.spans[0].end - 1.0).abs() < 1e-9);
         assert_eq!(timeline.lane_labels(), ["n worker 0"]);
     }
 

@@ -1,5 +1,5 @@
-//! Versions and device facts: [`CudaVersion`], [`ComputeCapability`],
-//! [`DeviceInfo`].
+//! What a CUDA setup is: [`CudaVersion`] (of the driver or NVRTC),
+//! [`ComputeCapability`] and [`DeviceInfo`]. Plain data, no CUDA calls.
 
 use std::fmt;
 

@@ -1,9 +1,10 @@
-//! [`CudaError`]: why the CUDA backend is unavailable or a GPU job failed.
+//! [`CudaError`]: why the CUDA backend is unavailable or a GPU job failed, and
+//! [`CuResult`], the driver's code it carries.
 
 use std::fmt;
 
-use super::{ComputeCapability, CudaVersion};
-use crate::plan::PlanError;
+use super::plan::PlanError;
+use crate::device::{ComputeCapability, CudaVersion};
 
 /// Why the CUDA backend could not start, or why a GPU job failed.
 ///

@@ -5,24 +5,24 @@
 //! before the first cudarc call, versions are compared before PTX is loaded, and
 //! every failure is a [`CudaError`].
 
-pub(crate) mod error;
-mod info;
-
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig};
-
-pub use self::error::{CuResult, CudaError};
-pub use self::info::{ComputeCapability, CudaVersion, DeviceInfo};
-use crate::ffi::{self, DriverLib, LaunchFailure, NvrtcLib};
 use pjp_core::panic_message;
 
+use crate::cpu::Twiddles;
+use crate::device::{ComputeCapability, CudaVersion, DeviceInfo};
+use crate::error::{self, CuResult, CudaError, NttError};
+use crate::ffi::{self, DriverLib, LaunchFailure, NvrtcLib};
+use crate::job::{self, Direction};
 use crate::kernel;
-use crate::plan::{Kernel, LaunchPlan};
-use crate::{Direction, NttError, Twiddles};
+use crate::plan::{self, Kernel, LaunchPlan};
+
+// The plan never asks a butterfly launch for more stages than the kernel runs.
+const _: () = assert!(plan::MAX_RADIX_LOG <= ffi::MAX_RADIX_LOG);
 
 /// Goldilocks NTTs on one CUDA device.
 ///
@@ -200,7 +200,7 @@ impl CudaNtt {
         log_n: u32,
         direction: Direction,
     ) -> Result<(), NttError> {
-        let (_, batch) = crate::job::batch_shape(data.len(), log_n)?;
+        let (_, batch) = job::batch_shape(data.len(), log_n)?;
         if batch == 0 {
             return Ok(());
         }

@@ -1,7 +1,17 @@
-//! [`NttError`] (why one job failed) and [`BackendError`] (why an executor could
-//! not be built).
+//! The crate's errors: [`NttError`] (why one job failed), [`BackendError`]
+//! (why an executor could not be built), [`CudaError`] (why the GPU failed) and
+//! [`PlanError`] (why no launch plan could be made).
+//!
+//! They sit below every module that returns them: they import only plain data
+//! (`field`, `device`).
 
-use crate::CudaError;
+mod cuda;
+mod plan;
+
+pub use self::cuda::{CuResult, CudaError};
+pub(crate) use self::cuda::{driver, nvrtc};
+pub use self::plan::PlanError;
+use crate::field;
 
 /// Why one NTT job failed: bad input, or the GPU.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -84,7 +94,7 @@ pub enum BackendError {
     /// The configured maximum size exceeds the field's two-adicity.
     #[error(
         "maximum NTT size 2^{max_log_n} exceeds the field's 2^{}",
-        crate::field::TWO_ADICITY
+        field::TWO_ADICITY
     )]
     MaxSizeTooLarge {
         /// The configured log2 maximum.
