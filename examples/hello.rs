@@ -43,11 +43,14 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!(
         "{} succeeded, {} failed, {} unaccounted, {:.0} jobs/s",
-        report.succeeded,
-        report.failed,
+        report.counts.succeeded,
+        report.counts.failed,
         report.unaccounted(),
         report.throughput()
     );
-    anyhow::ensure!(report.succeeded == 96 && report.failed == 4, "{report:?}");
+    anyhow::ensure!(
+        report.counts.succeeded == 96 && report.counts.failed == 4,
+        "{report:?}"
+    );
     Ok(())
 }

@@ -51,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone()); // SIGTERM drains: held jobs finish and save
     let report = runner.run(&TokioRuntime::current(), shutdown).await?;
-    println!("{} proved; worker: {:?}", report.succeeded, worker.stats());
+    println!(
+        "{} proved; worker: {:?}",
+        report.counts.succeeded,
+        worker.stats()
+    );
 
     // What an operator sees, then a proof read back from the store.
     for q in queue.stats().await? {
@@ -64,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
             proof.len()
         );
     }
-    anyhow::ensure!(report.succeeded == 200, "{report:?}");
+    anyhow::ensure!(report.counts.succeeded == 200, "{report:?}");
 
     // Leave nothing behind.
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     ledger.check_all_saved((0..1_000).map(JobId::new))?;
     println!(
         "ledger: {} saved exactly once under save faults: {:?}",
-        run.succeeded,
+        run.counts.succeeded,
         ledger.summary()
     );
     Ok(())

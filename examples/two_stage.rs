@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let (a, b) = (a?, b?);
     println!(
         "witness: {} succeeded; prove: {} succeeded",
-        a.succeeded, b.succeeded
+        a.counts.succeeded, b.counts.succeeded
     );
     println!(
         "peak witnesses held by the prover stage: {}",

@@ -159,7 +159,7 @@ async fn through_runner(executor: NttExecutor, jobs: Vec<NttJob>) -> u64 {
         .build()
         .expect("valid config");
     match runner.run(&TokioRuntime::current(), Shutdown::new()).await {
-        Ok(report) => report.succeeded,
+        Ok(report) => report.counts.succeeded,
         Err(error) => panic!("run failed: {error}"),
     }
 }

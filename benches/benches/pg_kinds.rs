@@ -31,12 +31,14 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pjp_core::{JobPicker, JobSaver, Picked};
 use pjp_postgres::{NewJob, PgQueue, PgWorker, WorkerConfig};
+use pjp_testkit::postgres::TestSchema;
 
 const BATCH: usize = 64;
 
 struct Layout {
-    queue: PgQueue,
     worker: PgWorker,
+    /// Dropped (with everything in it) when the bench ends.
+    _schema: TestSchema,
 }
 
 struct Bench {
@@ -99,9 +101,9 @@ impl Bench {
 }
 
 async fn layout(kinds: u64, rows: u64) -> Option<Layout> {
-    let schema = format!("bench_kinds{kinds}_{}", std::process::id());
-    let queue = match PgQueue::builder(database_url())
-        .schema(&schema)
+    let schema = pg::schema(&format!("bench_kinds{kinds}"));
+    let queue = match PgQueue::builder(schema.url())
+        .schema(schema.name())
         .max_connections(4)
         .wait(Duration::from_secs(5))
         .connect()
@@ -113,6 +115,7 @@ async fn layout(kinds: u64, rows: u64) -> Option<Layout> {
                 "SKIPPED pg_kinds: no PostgreSQL at {}: {error}",
                 database_url()
             );
+            schema.keep(); // never reached: nothing to drop
             return None;
         }
     };
@@ -148,7 +151,10 @@ async fn layout(kinds: u64, rows: u64) -> Option<Layout> {
         .worker(WorkerConfig::new(format!("bench-{kinds}")))
         .await
         .unwrap_or_else(|e| panic!("worker: {e}"));
-    Some(Layout { queue, worker })
+    Some(Layout {
+        worker,
+        _schema: schema,
+    })
 }
 
 fn setup() -> Option<Bench> {
@@ -167,22 +173,6 @@ fn setup() -> Option<Bench> {
         per_sample: if full { 1_000 } else { 40 },
         rates: RefCell::default(),
     })
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        for layout in [&self.one, &self.twenty] {
-            let (pool, schema) = (
-                layout.queue.pool().clone(),
-                layout.queue.schema().to_owned(),
-            );
-            self.rt.block_on(async move {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&pool)
-                    .await;
-            });
-        }
-    }
 }
 
 fn median(rates: &[f64]) -> f64 {

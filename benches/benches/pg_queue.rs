@@ -33,6 +33,8 @@ use pjp_core::{
 };
 use pjp_postgres::{NewJob, PgQueue, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::postgres::TestSchema;
+use pjp_testkit::wait::eventually;
 use sqlx::PgPool;
 
 const PICKERS: usize = 4;
@@ -53,7 +55,8 @@ impl Executor for Noop {
 struct Bench {
     rt: tokio::runtime::Runtime,
     queue: PgQueue,
-    schema: String,
+    /// Dropped after `Drop` reports on its table.
+    schema: TestSchema,
     /// `cargo bench` (true) or `cargo test --benches` (false: tiny runs).
     full: bool,
     /// Whether finished rows are kept (`PJP_BENCH_HISTORY` is set).
@@ -99,8 +102,8 @@ impl Bench {
         self.rt.block_on(async {
             let mut workers = Vec::new();
             for r in 0..runners {
-                let queue = PgQueue::builder(database_url())
-                    .schema(&self.schema)
+                let queue = PgQueue::builder(self.schema.url())
+                    .schema(self.schema.name())
                     .connect()
                     .await
                     .unwrap_or_else(|e| panic!("connect: {e}"));
@@ -137,7 +140,7 @@ impl Bench {
                     .unwrap_or_else(|e| panic!("config: {e}"));
                 async move {
                     match runner.run(&TokioRuntime::current(), Shutdown::new()).await {
-                        Ok(report) => report.succeeded,
+                        Ok(report) => report.counts.succeeded,
                         Err(e) => panic!("run: {e}"),
                     }
                 }
@@ -232,9 +235,7 @@ impl Bench {
                         }
                     }
                 });
-                while worker.stats().idle_waits == idle {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                eventually("the pick to go idle", || worker.stats().idle_waits != idle).await;
                 let enqueued = Instant::now();
                 if let Err(e) = self.queue.enqueue(NewJob::new("pickup", vec![1])).await {
                     panic!("enqueue: {e}");
@@ -255,10 +256,10 @@ impl Bench {
 
 fn setup() -> Option<Bench> {
     let rt = pg::runtime()?;
-    let schema = format!("bench_{}", std::process::id());
+    let schema = pg::schema("bench");
     let queue = rt.block_on(async {
-        let queue = PgQueue::builder(database_url())
-            .schema(&schema)
+        let queue = PgQueue::builder(schema.url())
+            .schema(schema.name())
             .max_connections(8)
             .wait(Duration::from_secs(5))
             .connect()
@@ -276,7 +277,11 @@ fn setup() -> Option<Bench> {
                 None
             }
         }
-    })?;
+    });
+    let Some(queue) = queue else {
+        schema.keep(); // never reached: nothing to drop
+        return None;
+    };
     let full = std::env::args().any(|a| a == "--bench");
     let rows = std::env::var("PJP_BENCH_HISTORY")
         .ok()
@@ -323,7 +328,7 @@ async fn history(bench: &Bench, rows: u64) {
 
 impl Drop for Bench {
     fn drop(&mut self) {
-        let schema = self.schema.clone();
+        let schema = self.schema.name().to_owned();
         let pool = self.queue.pool().clone();
         self.rt.block_on(async move {
             // Report what the churn left behind (autovacuum is off here).
@@ -342,9 +347,6 @@ impl Drop for Bench {
                     bytes >> 20
                 );
             }
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&pool)
-                .await;
         });
     }
 }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use pjp_core::{JobPicker, JobSaver, Picked};
 use pjp_postgres::{FanOut, FanOutSaver, NewJob, PgPicker, PgQueue, PgWorker, WorkerConfig};
+use pjp_testkit::postgres::TestSchema;
 
 struct Bench {
     rt: tokio::runtime::Runtime,
@@ -32,6 +33,8 @@ struct Bench {
     leaf_worker: PgWorker,
     idle_worker: PgWorker,
     full: bool,
+    /// Dropped (with everything in it) when the bench ends.
+    _schema: TestSchema,
 }
 
 impl Bench {
@@ -143,11 +146,11 @@ impl Bench {
 
 fn setup() -> Option<Bench> {
     let rt = pg::runtime()?;
-    let schema = format!("bench_tree_{}", std::process::id());
-    let (queue, leaf_worker, idle_worker) = rt.block_on(async {
+    let schema = pg::schema("bench_tree");
+    let setup = rt.block_on(async {
         let connect = || {
-            PgQueue::builder(database_url())
-                .schema(&schema)
+            PgQueue::builder(schema.url())
+                .schema(schema.name())
                 .max_connections(4)
                 .wait(Duration::from_secs(5))
                 .connect()
@@ -177,7 +180,11 @@ fn setup() -> Option<Bench> {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         Some((queue, leaf_worker, idle_worker))
-    })?;
+    });
+    let Some((queue, leaf_worker, idle_worker)) = setup else {
+        schema.keep(); // never reached: nothing to drop
+        return None;
+    };
     let full = std::env::args().any(|a| a == "--bench");
     Some(Bench {
         rt,
@@ -185,18 +192,8 @@ fn setup() -> Option<Bench> {
         leaf_worker,
         idle_worker,
         full,
+        _schema: schema,
     })
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let (pool, schema) = (self.queue.pool().clone(), self.queue.schema().to_owned());
-        self.rt.block_on(async move {
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&pool)
-                .await;
-        });
-    }
 }
 
 fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {

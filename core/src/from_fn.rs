@@ -13,7 +13,7 @@
 //! let square = executor_fn(|n: u64| n.checked_mul(n).ok_or("overflow"));
 //! let runner = JobRunner::builder(queue.picker(), square, queue.saver()).build()?;
 //! let report = runner.run(&pjp_runtime_tokio::TokioRuntime::current(), Shutdown::new()).await?;
-//! assert_eq!(report.succeeded, 10);
+//! assert_eq!(report.counts.succeeded, 10);
 //! # Ok(())
 //! # }
 //! ```

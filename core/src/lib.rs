@@ -18,7 +18,7 @@
 //! let square = executor_fn(|n: u64| n.checked_mul(n).ok_or("overflow"));
 //! let runner = JobRunner::builder(queue.picker(), square, queue.saver()).build()?;
 //! let report = runner.run(&pjp_runtime_tokio::TokioRuntime::current(), Shutdown::new()).await?;
-//! assert_eq!(report.succeeded, 100);
+//! assert_eq!(report.counts.succeeded, 100);
 //! # Ok(())
 //! # }
 //! ```
@@ -97,7 +97,7 @@
 //!     .build()?;
 //! let runtime = pjp_runtime_tokio::TokioRuntime::current();
 //! let report = runner.run(&runtime, Shutdown::new()).await?;
-//! assert_eq!(report.succeeded, 100);
+//! assert_eq!(report.counts.succeeded, 100);
 //! assert_eq!(runner.saver().0.lock().unwrap().len(), 100);
 //! # Ok(())
 //! # }
@@ -167,8 +167,8 @@ pub use kind::JobKind;
 pub use outcome::{ExecError, JobResult};
 pub use picker::{JobPicker, PickManyResult, PickResult, Picked};
 pub use runner::{
-    ConfigError, JobRunner, LatencySummary, Progress, ProgressSnapshot, RunError, RunErrorKind,
-    RunReport, RunnerBuilder, RunnerConfig, Step, StopReason,
+    ConfigError, Counts, JobRunner, LatencySummary, Progress, ProgressSnapshot, RunError,
+    RunErrorKind, RunReport, RunnerBuilder, RunnerConfig, Step, StopReason,
 };
 pub use runtime::{Runtime, TaskHandle, TaskPanicked};
 pub use saver::{JobSaver, SaveBatch, SaveResults};

@@ -24,7 +24,7 @@ async fn claimed_jobs_never_exceed_the_configured_bound() -> anyhow::Result<()> 
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.succeeded, 2_000);
+    assert_eq!(report.counts.succeeded, 2_000);
     assert!(
         report.peak_claimed >= 1 && report.peak_claimed <= report.max_claimed,
         "{report:?}"
@@ -70,19 +70,19 @@ async fn a_stalled_saver_holds_the_pipeline_within_bounds() -> anyhow::Result<()
     let max = runner.config().max_claimed() as u64;
     let open = async {
         // With the saver stalled, the pipeline fills up to its bound, and no further.
-        common::eventually("the pipeline filled up", || {
+        pjp_testkit::wait::eventually("the pipeline filled up", || {
             progress.snapshot().claimed == max
         })
         .await;
         let _ = open_tx.send(true);
     };
     let rt = TokioRuntime::current();
-    let (report, ()) = common::within("stalled saver", async {
+    let (report, ()) = pjp_testkit::wait::within("stalled saver", async {
         tokio::join!(runner.run(&rt, Shutdown::new()), open)
     })
     .await;
     let report = report?;
-    assert_eq!(report.succeeded, 100);
+    assert_eq!(report.counts.succeeded, 100);
     assert_eq!(report.peak_claimed, report.max_claimed);
     Ok(())
 }

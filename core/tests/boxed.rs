@@ -78,7 +78,7 @@ async fn a_boxed_pipeline_saves_every_job_in_batches() -> anyhow::Result<()> {
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.succeeded, 500);
+    assert_eq!(report.counts.succeeded, 500);
     let mut saved: Vec<(u64, u64)> = queue
         .saved()
         .into_iter()
@@ -134,7 +134,7 @@ async fn the_error_class_survives_the_box() -> anyhow::Result<()> {
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
     // LostClaim: counted as fenced at once, never retried nor given up on.
-    assert_eq!(report.fenced, 20);
+    assert_eq!(report.counts.fenced, 20);
     assert!(report.save_gave_up.is_empty());
 
     let boxed = BoxSaver::new(Fenced);
@@ -262,7 +262,7 @@ async fn a_saver_of_any_meta_takes_every_queues_jobs_once_boxed() -> anyhow::Res
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.succeeded, 10);
+    assert_eq!(report.counts.succeeded, 10);
     let mut saved = saver.0.lock().unwrap().clone();
     saved.sort_unstable();
     assert_eq!(saved, (0..10).map(JobId::new).collect::<Vec<_>>());

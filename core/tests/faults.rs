@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use common::{Doubler, Gated, Queue, eventually, within};
+use common::{Doubler, Gated, Queue};
 use pjp_core::{
     Executor, Job, JobContext, JobId, JobPicker, JobResult, JobRunner, JobSaver, Picked,
     ReleaseReason, RunErrorKind, Shutdown, StopReason, stage,
 };
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::wait::{eventually, within};
 use pjp_testkit::{QueueError, QueueMeta, QueuePicker};
 use tokio::sync::Notify;
 
@@ -124,12 +125,12 @@ async fn upstream_stops_once_its_downstream_is_gone() -> anyhow::Result<()> {
         // a loaded machine.)
         eventually("A blocked on a full channel", || {
             let a = a_progress.snapshot();
-            a.succeeded >= 4 && a.picked >= 5
+            a.counts.succeeded >= 4 && a.counts.picked >= 5
         })
         .await;
         b_shutdown.abandon();
         eventually("B released its prefetched job", || {
-            b.progress().snapshot().released == 1
+            b.progress().snapshot().counts.released == 1
         })
         .await;
         gate.open();
@@ -145,12 +146,21 @@ async fn upstream_stops_once_its_downstream_is_gone() -> anyhow::Result<()> {
     let (ra, rb) = (ra?, rb?);
     assert_eq!(rb.stop, StopReason::Abandoned);
     assert_eq!(ra.stop, StopReason::DownstreamGone);
-    assert_eq!((rb.picked, rb.succeeded, rb.released.len()), (2, 1, 1));
+    assert_eq!(
+        (rb.counts.picked, rb.counts.succeeded, rb.released.len()),
+        (2, 1, 1)
+    );
     // A delivered B's two jobs and the two in the channel; the rest it picked
     // it released.
-    assert_eq!(ra.succeeded, 4);
-    assert_eq!(ra.picked, ra.succeeded + ra.released.len() as u64);
-    assert!(ra.picked < 20, "A kept picking after its downstream left");
+    assert_eq!(ra.counts.succeeded, 4);
+    assert_eq!(
+        ra.counts.picked,
+        ra.counts.succeeded + ra.released.len() as u64
+    );
+    assert!(
+        ra.counts.picked < 20,
+        "A kept picking after its downstream left"
+    );
     assert_eq!(sink.saved_count(), 1);
     assert_eq!(
         source.pending(),
@@ -223,7 +233,7 @@ async fn a_drain_runs_the_job_of_an_in_flight_pick() -> anyhow::Result<()> {
     })
     .await;
     let report = report?;
-    assert_eq!((report.picked, report.succeeded), (1, 1));
+    assert_eq!((report.counts.picked, report.counts.succeeded), (1, 1));
     assert_eq!(queue.claimed(), 0, "no claim is stranded");
     assert_eq!(queue.saved_count() + queue.pending(), 3);
     Ok(())
@@ -323,7 +333,7 @@ async fn an_oversized_batch_counts_against_the_prefetch_bound() -> anyhow::Resul
     let open = async {
         gate.wait_started(1).await;
         // Whatever the picker does, the runner never holds more than it promised.
-        eventually("prefetch full", || progress.snapshot().picked >= 5).await;
+        eventually("prefetch full", || progress.snapshot().counts.picked >= 5).await;
         gate.open();
     };
     let rt = TokioRuntime::current();
@@ -332,7 +342,7 @@ async fn an_oversized_batch_counts_against_the_prefetch_bound() -> anyhow::Resul
     })
     .await;
     let report = report?;
-    assert_eq!(report.succeeded, 60);
+    assert_eq!(report.counts.succeeded, 60);
     assert!(
         report.peak_claimed <= report.max_claimed,
         "held {} claimed, promised at most {}",
@@ -382,7 +392,7 @@ async fn a_timed_out_job_holds_its_worker_until_it_returns() -> anyhow::Result<(
     let progress = runner.progress();
     let open = async {
         eventually("the hung job was saved as timed out", || {
-            progress.snapshot().failed == 1
+            progress.snapshot().counts.failed == 1
         })
         .await;
         executor.gate.open();
@@ -393,13 +403,13 @@ async fn a_timed_out_job_holds_its_worker_until_it_returns() -> anyhow::Result<(
     })
     .await;
     let report = report?;
-    assert_eq!((report.timed_out, report.succeeded), (1, 2));
+    assert_eq!((report.counts.timed_out, report.counts.succeeded), (1, 2));
     assert_eq!(
         executor.peak.load(Ordering::SeqCst),
         1,
         "one worker ran two jobs at once"
     );
-    assert_eq!(report.stragglers, 1);
+    assert_eq!(report.counts.stragglers, 1);
     Ok(())
 }
 
@@ -452,7 +462,7 @@ async fn a_panicking_callback_does_not_stall_the_run() -> anyhow::Result<()> {
     // picked again, it was saved. The run went on throughout.
     assert_eq!(report.save_gave_up, vec![JobId::new(3)]);
     assert_eq!(report.released, vec![JobId::new(3)]);
-    assert_eq!((report.picked, report.succeeded), (11, 10));
+    assert_eq!((report.counts.picked, report.counts.succeeded), (11, 10));
     assert_eq!(queue.saved_count(), 10);
     Ok(())
 }
@@ -600,7 +610,11 @@ async fn a_running_job_can_be_cancelled_by_id() -> anyhow::Result<()> {
     .await;
     let report = report?;
     assert_eq!(
-        (report.cancelled, report.failed, report.succeeded),
+        (
+            report.counts.cancelled,
+            report.counts.failed,
+            report.counts.succeeded
+        ),
         (1, 1, 3)
     );
     let zero = queue.saved().into_iter().find(|s| s.meta.id.get() == 0);
@@ -666,9 +680,12 @@ async fn an_abandon_releases_the_queued_jobs_in_one_batch() -> anyhow::Result<()
     let progress = runner.progress();
     let stop = async {
         gate.wait_started(1).await;
-        eventually("prefetch full", || progress.snapshot().picked == 6).await;
+        eventually("prefetch full", || progress.snapshot().counts.picked == 6).await;
         shutdown.abandon();
-        eventually("queued jobs released", || progress.snapshot().released == 5).await;
+        eventually("queued jobs released", || {
+            progress.snapshot().counts.released == 5
+        })
+        .await;
         gate.open();
     };
     let rt = TokioRuntime::current();
@@ -677,7 +694,7 @@ async fn an_abandon_releases_the_queued_jobs_in_one_batch() -> anyhow::Result<()
     })
     .await;
     let report = report?;
-    assert_eq!((report.released.len(), report.succeeded), (5, 1));
+    assert_eq!((report.released.len(), report.counts.succeeded), (5, 1));
     assert_eq!(*picker.batches.lock().unwrap(), vec![5]);
     assert_eq!(queue.pending(), 99);
     Ok(())
@@ -736,7 +753,7 @@ async fn a_running_async_job_is_cancelled_by_dropping_its_future() -> anyhow::Re
     })
     .await;
     let report = report?;
-    assert_eq!((report.cancelled, report.succeeded), (1, 3));
+    assert_eq!((report.counts.cancelled, report.counts.succeeded), (1, 3));
     assert!(
         executor.dropped.load(std::sync::atomic::Ordering::SeqCst),
         "the job's future was dropped"
@@ -844,7 +861,7 @@ async fn a_dead_saver_task_fails_the_run_and_its_queued_results_are_released() -
     assert!(report.released.iter().all(|id| back.contains(id)));
     assert_eq!(
         back.len() as u64,
-        report.released.len() as u64 + (40 - report.picked),
+        report.released.len() as u64 + (40 - report.counts.picked),
         "back in the queue: the released ones and the never picked"
     );
     Ok(())

@@ -27,9 +27,9 @@ async fn an_executor_fn_saves_outputs_errors_and_panics_as_results() {
         .run(&TokioRuntime::current(), Shutdown::new())
         .await
         .unwrap();
-    assert_eq!(report.succeeded, 18, "{report:?}");
-    assert_eq!(report.failed, 12);
-    assert_eq!(report.panicked, 3);
+    assert_eq!(report.counts.succeeded, 18, "{report:?}");
+    assert_eq!(report.counts.failed, 12);
+    assert_eq!(report.counts.panicked, 3);
     let saved = queue.saved();
     assert_eq!(saved.len(), 30);
     for job in saved {
@@ -69,7 +69,7 @@ async fn an_async_executor_fn_and_a_saver_fn_make_a_component() {
         .run(&TokioRuntime::current(), Shutdown::new())
         .await
         .unwrap();
-    assert_eq!(report.succeeded, 20);
+    assert_eq!(report.counts.succeeded, 20);
     let mut saved = saved.lock().unwrap().clone();
     saved.sort();
     let expected: Vec<_> = (0..20).map(|n| (n, Some(format!("#{n}")))).collect();

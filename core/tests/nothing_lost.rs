@@ -7,12 +7,13 @@ mod common;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-use common::{Doubler, FlakyPicker, FlakySaver, Queue, assert_all_saved_once, eventually, within};
+use common::{Doubler, FlakyPicker, FlakySaver, Queue, assert_all_saved_once};
 use pjp_core::{
     BackoffPolicy, ExecError, JobContext, JobId, JobRunner, RetryPolicy, RunErrorKind, Shutdown,
     StopReason,
 };
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::wait::{eventually, within};
 
 fn fast_retry(attempts: u32) -> RetryPolicy {
     RetryPolicy::new(
@@ -35,7 +36,11 @@ async fn every_job_is_saved_once() -> anyhow::Result<()> {
         .await?;
     assert_eq!(report.stop, StopReason::Exhausted);
     assert_eq!(
-        (report.picked, report.succeeded, report.failed),
+        (
+            report.counts.picked,
+            report.counts.succeeded,
+            report.counts.failed
+        ),
         (1_000, 1_000, 0)
     );
     assert_eq!(report.unaccounted(), 0);
@@ -60,9 +65,9 @@ async fn executor_errors_and_panics_are_saved_as_failures() -> anyhow::Result<()
     let inputs = 1..=300u64;
     let panics = inputs.clone().filter(|n| n % 11 == 0).count() as u64;
     let fails = inputs.clone().filter(|n| n % 7 == 0 && n % 11 != 0).count() as u64;
-    assert_eq!(report.panicked, panics);
-    assert_eq!(report.failed, panics + fails);
-    assert_eq!(report.succeeded, 300 - panics - fails);
+    assert_eq!(report.counts.panicked, panics);
+    assert_eq!(report.counts.failed, panics + fails);
+    assert_eq!(report.counts.succeeded, 300 - panics - fails);
     // The runner kept going after every panic, and saved what each job did.
     for saved in queue.saved() {
         let input = saved.meta.id.get() + 1;
@@ -98,8 +103,8 @@ async fn picker_errors_back_off_and_retry() -> anyhow::Result<()> {
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.pick_errors, 5);
-    assert_eq!(report.succeeded, 50);
+    assert_eq!(report.counts.pick_errors, 5);
+    assert_eq!(report.counts.succeeded, 50);
     assert_all_saved_once(&queue, |id| Ok(id * 2));
     Ok(())
 }
@@ -120,7 +125,7 @@ async fn fatal_picker_error_drains_and_is_reported() -> anyhow::Result<()> {
         matches!(error.kind(), RunErrorKind::PickFailed { .. }),
         "{error}"
     );
-    assert_eq!(error.report().picked, 0);
+    assert_eq!(error.report().counts.picked, 0);
     assert_eq!(queue.pending(), 10, "nothing was taken");
     Ok(())
 }
@@ -135,8 +140,8 @@ async fn saver_errors_are_retried() -> anyhow::Result<()> {
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.save_retries, 80);
-    assert_eq!(report.succeeded, 40);
+    assert_eq!(report.counts.save_retries, 80);
+    assert_eq!(report.counts.succeeded, 40);
     assert_all_saved_once(&queue, |id| Ok(id * 2));
     let attempts = runner.saver().attempts.lock().unwrap();
     assert!(attempts.values().all(|&n| n == 3));
@@ -163,7 +168,7 @@ async fn a_save_that_gives_up_releases_the_job_reports_it_and_goes_on() -> anyho
         // The others are saved although job 5 keeps giving up (this queue
         // hands it out again; a durable queue would dead-letter it).
         eventually("every other job saved, job 5 released", || {
-            queue.saved_count() == 199 && progress.snapshot().released >= 1
+            queue.saved_count() == 199 && progress.snapshot().counts.released >= 1
         })
         .await;
         shutdown.drain();
@@ -174,7 +179,7 @@ async fn a_save_that_gives_up_releases_the_job_reports_it_and_goes_on() -> anyho
     .await;
     let report = report?;
     assert_eq!(report.stop, StopReason::Drained);
-    assert_eq!(report.succeeded, 199);
+    assert_eq!(report.counts.succeeded, 199);
     assert!(!report.save_gave_up.is_empty());
     assert!(report.save_gave_up.iter().all(|&id| id == JobId::new(5)));
     assert_eq!(report.released, report.save_gave_up);
@@ -236,7 +241,11 @@ async fn async_executor_errors_and_panics_are_results() -> anyhow::Result<()> {
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
     assert_eq!(
-        (report.succeeded, report.failed, report.panicked),
+        (
+            report.counts.succeeded,
+            report.counts.failed,
+            report.counts.panicked
+        ),
         (5, 5, 1)
     );
     assert_all_saved_once(&queue, |n| if n % 2 == 0 { Ok(n / 2) } else { Err(()) });
@@ -260,7 +269,7 @@ async fn step_runs_one_job() -> anyhow::Result<()> {
     queue.close();
     assert_eq!(runner.step(&rt).await?, pjp_core::Step::Exhausted);
     assert_eq!(queue.saved()[0].result, Ok(42));
-    assert_eq!(runner.progress().snapshot().succeeded, 1);
+    assert_eq!(runner.progress().snapshot().counts.succeeded, 1);
     Ok(())
 }
 
@@ -365,7 +374,7 @@ async fn batched_saves_retry_only_the_jobs_that_failed() -> anyhow::Result<()> {
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
     assert_eq!(
-        (report.succeeded, report.save_retries),
+        (report.counts.succeeded, report.counts.save_retries),
         (700, 100),
         "{report:?}"
     );

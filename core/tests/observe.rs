@@ -143,7 +143,7 @@ async fn every_pick_execution_and_save_is_reported_on_its_lane() -> anyhow::Resu
     let before = runtime.now();
     let report = runner.run(&runtime, Shutdown::new()).await?;
     let after = runtime.now();
-    assert_eq!(report.succeeded, JOBS);
+    assert_eq!(report.counts.succeeded, JOBS);
 
     let spans = recorder.take();
     assert!(
@@ -186,7 +186,7 @@ async fn batched_picks_and_saves_report_their_batch_sizes() -> anyhow::Result<()
     let before = runtime.now();
     let report = runner.run(&runtime, Shutdown::new()).await?;
     let after = runtime.now();
-    assert_eq!(report.succeeded, JOBS);
+    assert_eq!(report.counts.succeeded, JOBS);
 
     let spans = recorder.spans();
     check_lanes(&spans, before, after, 2);
@@ -231,8 +231,8 @@ async fn empty_picks_and_save_retries_back_off_on_their_lanes() -> anyhow::Resul
     let before = runtime.now();
     let report = runner.run(&runtime, Shutdown::new()).await?;
     let after = runtime.now();
-    assert_eq!(report.succeeded, JOBS);
-    assert_eq!(report.save_retries, 1);
+    assert_eq!(report.counts.succeeded, JOBS);
+    assert_eq!(report.counts.save_retries, 1);
 
     let spans = recorder.spans();
     check_lanes(&spans, before, after, 2);
@@ -282,7 +282,7 @@ async fn a_panicking_observer_does_not_stop_the_run() -> anyhow::Result<()> {
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.succeeded, JOBS);
+    assert_eq!(report.counts.succeeded, JOBS);
     assert_eq!(queue.saved_count() as u64, JOBS);
     Ok(())
 }

@@ -6,9 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Doubler, Gated, Queue, eventually, within};
+use common::{Doubler, Gated, Queue};
 use pjp_core::{BackoffPolicy, JobId, JobRunner, Shutdown, StopReason};
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::wait::{eventually, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_saves_every_picked_job_and_stops_picking() -> anyhow::Result<()> {
@@ -31,13 +32,19 @@ async fn drain_saves_every_picked_job_and_stops_picking() -> anyhow::Result<()> 
         async move { runner.run(&TokioRuntime::current(), shutdown).await }
     });
     let progress = runner.progress();
-    eventually("some jobs saved", || progress.snapshot().saved() >= 50).await;
+    eventually("some jobs saved", || {
+        progress.snapshot().counts.saved() >= 50
+    })
+    .await;
     shutdown.signal();
     let report = within("drain", run).await??;
     assert_eq!(report.stop, StopReason::Drained);
     assert!(report.released.is_empty());
-    assert_eq!(report.picked, report.saved(), "{report:?}");
-    assert!(report.picked < 10_000, "picking went on after the drain");
+    assert_eq!(report.counts.picked, report.saved(), "{report:?}");
+    assert!(
+        report.counts.picked < 10_000,
+        "picking went on after the drain"
+    );
     // Saved and still-pending jobs partition the queue.
     let mut ids: Vec<u64> = queue.saved().iter().map(|s| s.meta.id.get()).collect();
     ids.extend(queue.pending_ids().iter().map(|id| id.get()));
@@ -64,11 +71,11 @@ async fn second_signal_releases_exactly_the_unstarted_jobs() -> anyhow::Result<(
     // Two jobs run (blocked), five wait in the prefetch buffer.
     gate.wait_started(2).await;
     let progress = runner.progress();
-    eventually("prefetch full", || progress.snapshot().picked == 7).await;
+    eventually("prefetch full", || progress.snapshot().counts.picked == 7).await;
     shutdown.signal();
     shutdown.signal();
     eventually("unstarted jobs released", || {
-        progress.snapshot().released == 5
+        progress.snapshot().counts.released == 5
     })
     .await;
     gate.open();
@@ -81,7 +88,7 @@ async fn second_signal_releases_exactly_the_unstarted_jobs() -> anyhow::Result<(
     let expected: Vec<u64> = (0..7).filter(|n| !started.contains(n)).collect();
     assert_eq!(released, expected);
     // The running jobs finished and were saved; the released ones are back in the queue.
-    assert_eq!(report.succeeded, 2);
+    assert_eq!(report.counts.succeeded, 2);
     assert_eq!(report.unaccounted(), 0);
     assert_eq!(queue.pending(), 100 - 2);
     for id in &report.released {
@@ -109,11 +116,11 @@ async fn grace_period_turns_drain_into_abandon() -> anyhow::Result<()> {
     });
     gate.wait_started(1).await;
     let progress = runner.progress();
-    eventually("prefetch full", || progress.snapshot().picked == 4).await;
+    eventually("prefetch full", || progress.snapshot().counts.picked == 4).await;
     shutdown.drain();
     // Only the grace period can abandon now: no second signal comes.
     eventually("grace period released the queued jobs", || {
-        progress.snapshot().released == 3
+        progress.snapshot().counts.released == 3
     })
     .await;
     gate.open();
@@ -123,7 +130,7 @@ async fn grace_period_turns_drain_into_abandon() -> anyhow::Result<()> {
         report.released,
         vec![JobId::new(1), JobId::new(2), JobId::new(3)]
     );
-    assert_eq!(report.succeeded, 1);
+    assert_eq!(report.counts.succeeded, 1);
     Ok(())
 }
 
@@ -154,7 +161,10 @@ async fn cancel_interrupts_a_long_back_off() -> anyhow::Result<()> {
     assert!(!run.is_finished());
     shutdown.signal();
     let report = within("cancel during back-off", run).await??;
-    assert_eq!((report.picked, report.stop), (0, StopReason::Drained));
+    assert_eq!(
+        (report.counts.picked, report.stop),
+        (0, StopReason::Drained)
+    );
     Ok(())
 }
 
@@ -167,11 +177,14 @@ async fn a_drained_runner_can_run_again() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.drain();
     let first = runner.run(&rt, shutdown).await?;
-    assert_eq!(first.picked, 0, "a run that starts drained picks nothing");
+    assert_eq!(
+        first.counts.picked, 0,
+        "a run that starts drained picks nothing"
+    );
     queue.close();
     let second = runner.run(&rt, Shutdown::new()).await?;
     assert_eq!(
-        (second.picked, second.succeeded, second.stop),
+        (second.counts.picked, second.counts.succeeded, second.stop),
         (10, 10, StopReason::Exhausted)
     );
     Ok(())

@@ -5,10 +5,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Doubler, Gated, Queue, eventually, within};
+use common::{Doubler, Gated, Queue};
 use pjp_core::{JobPicker, JobRunner, Picked, Shutdown, StopReason, stage};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::QueueMeta;
+use pjp_testkit::wait::{eventually, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_exhaustion_finishes_downstream() -> anyhow::Result<()> {
@@ -44,8 +45,8 @@ async fn upstream_exhaustion_finishes_downstream() -> anyhow::Result<()> {
         (ra.stop, rb.stop),
         (StopReason::Exhausted, StopReason::Exhausted)
     );
-    assert_eq!((ra.succeeded, ra.failed), (180, 20));
-    assert_eq!((rb.picked, rb.succeeded), (180, 180));
+    assert_eq!((ra.counts.succeeded, ra.counts.failed), (180, 20));
+    assert_eq!((rb.counts.picked, rb.counts.succeeded), (180, 180));
     assert_eq!(
         failures.saved_count(),
         20,
@@ -85,7 +86,7 @@ async fn drain_flows_downstream_without_stranding_jobs() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let run_a = a.into_run(&rt, shutdown.clone());
     let stop = async {
-        eventually("B saved some", || progress.snapshot().saved() > 100).await;
+        eventually("B saved some", || progress.snapshot().counts.saved() > 100).await;
         shutdown.signal();
     };
     let (ra, rb, ()) = within("drain", async {
@@ -96,9 +97,12 @@ async fn drain_flows_downstream_without_stranding_jobs() -> anyhow::Result<()> {
     assert_eq!(ra.stop, StopReason::Drained);
     // B is not told to drain: it finishes because A closed the channel.
     assert_eq!(rb.stop, StopReason::Exhausted);
-    assert_eq!(rb.picked, ra.succeeded, "every job A passed on reached B");
-    assert_eq!(rb.saved(), rb.picked);
-    assert_eq!(sink.saved_count() as u64, ra.picked);
+    assert_eq!(
+        rb.counts.picked, ra.counts.succeeded,
+        "every job A passed on reached B"
+    );
+    assert_eq!(rb.saved(), rb.counts.picked);
+    assert_eq!(sink.saved_count() as u64, ra.counts.picked);
     Ok(())
 }
 
@@ -127,10 +131,13 @@ async fn downstream_abandon_releases_to_the_upstream_picker() -> anyhow::Result<
     let stop = async {
         gate.wait_started(1).await;
         let progress = b.progress();
-        eventually("B's prefetch full", || progress.snapshot().picked == 4).await;
+        eventually("B's prefetch full", || {
+            progress.snapshot().counts.picked == 4
+        })
+        .await;
         shutdown.signal();
         shutdown.signal();
-        eventually("B released", || progress.snapshot().released == 3).await;
+        eventually("B released", || progress.snapshot().counts.released == 3).await;
         gate.open();
     };
     let (ra, rb, ()) = within("abandon", async {
@@ -147,11 +154,11 @@ async fn downstream_abandon_releases_to_the_upstream_picker() -> anyhow::Result<
             "job {id} was not returned"
         );
     }
-    let handled = rb.succeeded + rb.released.len() as u64;
-    assert!(handled <= ra.succeeded);
+    let handled = rb.counts.succeeded + rb.released.len() as u64;
+    assert!(handled <= ra.counts.succeeded);
     // Nothing is stranded in the stage channel: every job is saved or back at the source.
     assert_eq!(sink.saved_count() + source.pending(), 50);
-    assert_eq!(sink.saved_count() as u64, rb.succeeded);
+    assert_eq!(sink.saved_count() as u64, rb.counts.succeeded);
     Ok(())
 }
 

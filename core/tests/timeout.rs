@@ -4,9 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Doubler, Gated, Queue, eventually, within};
+use common::{Doubler, Gated, Queue};
 use pjp_core::{AsyncExecutor, ExecError, Executor, JobContext, JobRunner, Shutdown};
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::wait::{eventually, within};
 
 /// Job 0 blocks until the gate opens; the others return at once.
 #[derive(Default)]
@@ -40,7 +41,7 @@ async fn blocking_job_past_its_timeout_is_saved_as_timed_out() -> anyhow::Result
     .build()?;
     let progress = runner.progress();
     let open = async {
-        eventually("job 0 timed out", || progress.snapshot().failed == 1).await;
+        eventually("job 0 timed out", || progress.snapshot().counts.failed == 1).await;
         executor.0.open();
     };
     let rt = TokioRuntime::current();
@@ -50,7 +51,11 @@ async fn blocking_job_past_its_timeout_is_saved_as_timed_out() -> anyhow::Result
     .await;
     let report = report?;
     assert_eq!(
-        (report.timed_out, report.failed, report.succeeded),
+        (
+            report.counts.timed_out,
+            report.counts.failed,
+            report.counts.succeeded
+        ),
         (1, 1, 4)
     );
     let zero = queue.saved().into_iter().find(|s| s.meta.id.get() == 0);
@@ -76,7 +81,7 @@ async fn blocking_panics_are_caught_on_the_timeout_path_too() -> anyhow::Result<
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!((report.panicked, report.succeeded), (2, 2));
+    assert_eq!((report.counts.panicked, report.counts.succeeded), (2, 2));
     Ok(())
 }
 
@@ -105,6 +110,6 @@ async fn async_job_past_its_timeout_is_dropped_and_saved_as_timed_out() -> anyho
     let report = runner
         .run(&TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!((report.timed_out, report.succeeded), (1, 2));
+    assert_eq!((report.counts.timed_out, report.counts.succeeded), (1, 2));
     Ok(())
 }

@@ -41,7 +41,7 @@
 //! let report = runner
 //!     .run(&pjp_runtime_tokio::TokioRuntime::current(), Shutdown::new())
 //!     .await?;
-//! assert_eq!(report.succeeded, 4);
+//! assert_eq!(report.counts.succeeded, 4);
 //! # Ok(())
 //! # }
 //! ```

@@ -222,7 +222,7 @@ async fn runner_saves_results_and_bad_jobs_as_failures() -> TestResult {
     let report = runner
         .run(&pjp_runtime_tokio::TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.succeeded, 20);
+    assert_eq!(report.counts.succeeded, 20);
     assert_eq!(queue.saved_count(), 22);
     let cpu = CpuNtt::new();
     for saved in queue.saved() {

@@ -174,7 +174,7 @@ async fn runner_with_gpu_executor_saves_every_job() -> TestResult {
     let report = runner
         .run(&pjp_runtime_tokio::TokioRuntime::current(), Shutdown::new())
         .await?;
-    assert_eq!(report.succeeded, 32);
+    assert_eq!(report.counts.succeeded, 32);
     let cpu = CpuNtt::new();
     for saved in queue.saved() {
         let job = &jobs[saved.meta.id.get() as usize];

@@ -68,7 +68,7 @@
 //! let shutdown = Shutdown::new();
 //! shutdown_on_signals(shutdown.clone()); // SIGTERM drains: in-flight jobs finish and save
 //! let report = runner.run(&TokioRuntime::current(), shutdown).await?;
-//! println!("{} saved, {} fenced; {:?}", report.succeeded, report.fenced, worker.stats());
+//! println!("{} saved, {} fenced; {:?}", report.counts.succeeded, report.counts.fenced, worker.stats());
 //!
 //! // 4. Operators: counts, oldest queued job, live lease owners; dead letters.
 //! for q in queue.stats().await? {
@@ -82,8 +82,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The schema, its indexes and why each exists are in `migrations/`; the
-//! statements in `src/sql.rs`.
+//! The schema, its indexes and why each exists are in `migrations/`; every
+//! statement the queue runs is in `src/sql/`.
 
 #![forbid(unsafe_code)]
 
@@ -98,13 +98,17 @@ mod worker;
 // The modules by their own names, whatever folder holds them.
 use client::{admin, enqueue, gc, queue, schema};
 use save::{fanout, saver, write};
-use worker::{heartbeat, listen, picker};
+use worker::{config, heartbeat, job, listen, picker, state};
 
-pub use admin::{ChildResult, DeadJob, JobRow, KindLoad, Purged, QueueStats, ResultRef};
+pub use admin::{
+    ChildResult, DeadJob, JOB_STATUSES, JobRow, KindLoad, Purged, QueueStats, ResultRef,
+};
+pub use config::WorkerConfig;
 pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};
 pub use error::QueueError;
 pub use fanout::{FanOut, FanOutSaver, Spawn};
 pub use gc::{CollectOptions, Collected};
+pub use job::PgJob;
 pub use picker::{MAX_CLAIM_BATCH, PgPicker};
 pub use pjp_core::ClaimOrder;
 pub use pjp_core::JobKind;
@@ -112,5 +116,6 @@ pub use queue::{DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA, PgQueue, PgQueueBuilder
 pub use redact::redact_url;
 pub use saver::PgSaver;
 pub use schema::{MIGRATOR, schema_version};
+pub use state::WorkerStats;
 pub use store::{DEFAULT_INLINE_LIMIT, PayloadStore};
-pub use worker::{PgJob, PgWorker, WorkerConfig, WorkerStats};
+pub use worker::PgWorker;

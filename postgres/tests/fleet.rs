@@ -11,10 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{TestDb, until};
+use common::TestDb;
 use pjp_core::{BackoffPolicy, Executor, JobContext, JobRunner, Shutdown};
 use pjp_postgres::{NewJob, PgQueue, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::postgres::database_url;
+use pjp_testkit::wait::{Wait, eventually_async};
 
 const HEARTBEAT: Duration = Duration::from_millis(500);
 const JOBS: u32 = 3_000;
@@ -53,7 +55,7 @@ async fn worker_process() {
     ) else {
         return;
     };
-    let queue = PgQueue::builder(common::database_url())
+    let queue = PgQueue::builder(database_url())
         .schema(schema)
         .connect()
         .await
@@ -82,7 +84,7 @@ async fn worker_process() {
         .unwrap();
     println!(
         "worker {id}: succeeded {} fenced {}",
-        report.succeeded, report.fenced
+        report.counts.succeeded, report.counts.fenced
     );
 }
 
@@ -107,20 +109,15 @@ impl Worker {
         Self(child)
     }
 
-    /// Waits for the process to exit, polling (bounded).
+    /// Waits for the process to exit, polling (under a hang guard of
+    /// `limit`).
     async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "worker {} did not finish",
-                self.0.id()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("worker {} to finish", self.0.id());
+        Wait::new(&what)
+            .limit(limit)
+            .every(Duration::from_millis(20))
+            .until_some(|| std::future::ready(self.0.try_wait().unwrap()))
+            .await
     }
 }
 
@@ -146,14 +143,13 @@ async fn three_workers_one_killed_every_job_once() {
     let t = db.table();
     let mut workers: Vec<Worker> = ["a", "b", "victim"]
         .iter()
-        .map(|id| Worker::start(&db.schema, id))
+        .map(|id| Worker::start(db.schema(), id))
         .collect();
 
     // Kill the victim once it has done some work and holds leases.
-    until(
-        "the victim to hold leases mid-run",
-        Duration::from_secs(60),
-        || async {
+    Wait::new("the victim to hold leases mid-run")
+        .limit(Duration::from_secs(60))
+        .until_async(|| async {
             db.scalar(&format!("SELECT count(*) FROM {t} WHERE status = 'succeeded'")).await
             >= i64::from(JOBS) / 5
             && db
@@ -162,9 +158,8 @@ async fn three_workers_one_killed_every_job_once() {
                 ))
                 .await
                 > 0
-        },
-    )
-    .await;
+        })
+        .await;
     let mut victim = workers.pop().unwrap();
     victim.0.kill().unwrap(); // SIGKILL
     let killed_at = Instant::now();
@@ -177,21 +172,19 @@ async fn three_workers_one_killed_every_job_once() {
     .unwrap();
     assert!(!stranded.is_empty(), "the victim died holding jobs");
 
-    // Its jobs come back within 2 × the heartbeat interval (plus the test's
-    // own 10 ms polling and scheduling slack).
-    until(
-        "the victim's leases to be rescued",
-        HEARTBEAT * 2 + Duration::from_millis(500),
-        || async {
-            db.scalar(&format!(
-                "SELECT count(*) FROM {t} WHERE status = 'running' AND lease_owner = 'victim'"
-            ))
-            .await
-                == 0
-        },
-    )
+    // Its jobs come back once their leases lapse (about 2 × the heartbeat
+    // interval); the wait is a hang guard, the time is printed, not asserted
+    // (a noisy machine would make it flaky).
+    eventually_async("the victim's leases to be rescued", || async {
+        db.scalar(&format!(
+            "SELECT count(*) FROM {t} WHERE status = 'running' AND lease_owner = 'victim'"
+        ))
+        .await
+            == 0
+    })
     .await;
     let recovered = killed_at.elapsed();
+    eprintln!("the victim's leases were rescued {recovered:?} after the kill");
 
     for worker in &mut workers {
         assert!(worker.wait(Duration::from_secs(120)).await.success());

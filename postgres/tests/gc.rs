@@ -22,7 +22,7 @@ async fn claim_one(picker: &PgPicker) -> PgJob {
 
 async fn keys(db: &TestDb) -> Vec<String> {
     let store = db.queue.store().object_store();
-    let prefix = object_store::path::Path::from(db.schema.as_str());
+    let prefix = object_store::path::Path::from(db.schema());
     let mut keys: Vec<String> = store
         .list(Some(&prefix))
         .map_ok(|m| m.location.to_string())
@@ -72,7 +72,7 @@ async fn orphans_are_collected_and_live_blobs_never_are() {
 
     // A worker that crashed between its upload and its commit left this.
     let objects = db.queue.store().object_store();
-    let root = format!("{}/{}", db.schema, db.queue.identity().await.unwrap());
+    let root = format!("{}/{}", db.schema(), db.queue.identity().await.unwrap());
     let crashed = format!("{root}/results/-/0/{}-99", jobs[2].id);
     objects
         .put(
@@ -217,7 +217,7 @@ async fn a_collection_never_deletes_another_databases_blobs() {
     let dir = TempDir::new("shared");
     let store = || PayloadStore::open(&dir.url()).unwrap().inline_limit(16);
     let ours = TestDb::with(|b| b.store(store())).await;
-    let theirs = TestDb::named(&ours.schema)
+    let theirs = TestDb::named(ours.schema())
         .database("postgres")
         .with(|b| b.store(store()))
         .await;
@@ -230,7 +230,7 @@ async fn a_collection_never_deletes_another_databases_blobs() {
     // An orphan of ours, which the collection should remove.
     let orphan = format!(
         "{}/{}/results/-/0/999-1",
-        ours.schema,
+        ours.schema(),
         ours.queue.identity().await.unwrap()
     );
     ours.queue
@@ -277,9 +277,9 @@ async fn blobs_of_an_unknown_owner_stop_a_collection_unless_told() {
     let store = PayloadStore::open("memory://").unwrap().inline_limit(16);
     let db = TestDb::with(|b| b.store(store)).await;
     let objects = db.queue.store().object_store();
-    let root = format!("{}/{}", db.schema, db.queue.identity().await.unwrap());
+    let root = format!("{}/{}", db.schema(), db.queue.identity().await.unwrap());
     let ours = format!("{root}/results/-/0/1-1");
-    let unknown = format!("{}/results/-/0/1-1", db.schema);
+    let unknown = format!("{}/results/-/0/1-1", db.schema());
     for key in [&ours, &unknown] {
         objects
             .put(

@@ -7,14 +7,15 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{TestDb, fast, until};
+use common::{TestDb, fast};
 use pjp_core::{JobPicker, JobSaver, Picked};
 use pjp_postgres::{NewJob, PgQueue, PgSaver};
 use pjp_testkit::LatencyProxy;
+use pjp_testkit::wait::eventually_async;
 
 /// A proxy to the test server, and a handle on `db`'s schema through it.
 async fn through_proxy(db: &TestDb) -> (LatencyProxy, PgQueue) {
-    let url = url::Url::parse(&db.url).unwrap();
+    let url = url::Url::parse(db.url()).unwrap();
     let upstream: SocketAddr =
         format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
             .parse()
@@ -24,7 +25,7 @@ async fn through_proxy(db: &TestDb) -> (LatencyProxy, PgQueue) {
     via.set_host(Some(&proxy.addr().ip().to_string())).unwrap();
     via.set_port(Some(proxy.addr().port())).unwrap();
     let queue = PgQueue::builder(via.as_str())
-        .schema(&db.schema)
+        .schema(db.schema())
         .max_connections(2)
         .connect()
         .await
@@ -70,7 +71,7 @@ async fn an_outage_longer_than_the_lease_costs_the_live_workers_nothing() {
         "SELECT count(*) FROM {} WHERE status = 'running' AND lease_expires_at < now()",
         db.table()
     );
-    until("every lease expired", Duration::from_secs(10), || async {
+    eventually_async("every lease expired", || async {
         db.scalar(&expired).await == 4
     })
     .await;
@@ -79,11 +80,9 @@ async fn an_outage_longer_than_the_lease_costs_the_live_workers_nothing() {
     outage(&rescuer_link, false);
     assert_eq!(rescuer.rescue_now().await.unwrap(), 0, "rescued live jobs");
     outage(&holder_link, false);
-    until(
-        "the holder's heartbeat",
-        Duration::from_secs(10),
-        || async { holder.heartbeat_now().await.is_ok_and(|n| n == 4) },
-    )
+    eventually_async("the holder's heartbeat", || async {
+        holder.heartbeat_now().await.is_ok_and(|n| n == 4)
+    })
     .await;
     let saver: PgSaver<Vec<u8>, String> = holder.saver();
     for job in &jobs {
@@ -116,10 +115,8 @@ async fn an_outage_longer_than_the_lease_costs_the_live_workers_nothing() {
     let claimed = holder.picker("q").unwrap().pick_many(1).await.unwrap();
     assert!(matches!(claimed, Picked::Some(ref j) if j.len() == 1));
     outage(&holder_link, true);
-    until(
-        "the dead worker's job rescued",
-        Duration::from_secs(20),
-        || async { rescuer.rescue_now().await.is_ok_and(|n| n == 1) },
-    )
+    eventually_async("the dead worker's job rescued", || async {
+        rescuer.rescue_now().await.is_ok_and(|n| n == 1)
+    })
     .await;
 }

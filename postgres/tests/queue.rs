@@ -7,9 +7,11 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{TestDb, fast, until};
+use common::{TestDb, fast};
 use pjp_core::{ErrorClass, ExecError, JobPicker, JobResult, JobSaver, Picked, ReleaseReason};
 use pjp_postgres::{NewJob, PgJob, PgQueue, QueueError, WorkerConfig, schema_version};
+use pjp_testkit::postgres::database_url;
+use pjp_testkit::wait::{Wait, eventually, eventually_async, within};
 
 type Saver = pjp_postgres::PgSaver<Vec<u8>, String>;
 
@@ -23,18 +25,12 @@ async fn claim(picker: &pjp_postgres::PgPicker, max: usize) -> Vec<(PgJob, Vec<u
     }
 }
 
-/// Claims one job, waiting (bounded) for one to become claimable.
+/// Claims one job, waiting (under the hang guard) for one to become
+/// claimable.
 async fn claim_eventually(picker: &pjp_postgres::PgPicker, what: &str) -> (PgJob, Vec<u8>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(job) = claim(picker, 1).await.pop() {
-            return job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-    }
+    Wait::new(what)
+        .until_some(|| async { claim(picker, 1).await.pop() })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +43,9 @@ async fn migrate_is_idempotent_and_the_version_is_checked() {
     db.queue.check_schema().await.unwrap();
 
     // A schema that was never migrated: a clear error, not a crash.
-    let bare = db.handle(|b| b.schema(format!("{}_none", db.schema))).await;
+    let bare = db
+        .handle(|b| b.schema(format!("{}_none", db.schema())))
+        .await;
     let error = bare.check_schema().await.unwrap_err();
     assert!(matches!(error, QueueError::NotMigrated { .. }), "{error}");
     assert!(error.to_string().contains("migrate"), "{error}");
@@ -59,7 +57,7 @@ async fn migrate_is_idempotent_and_the_version_is_checked() {
     db.exec(&format!(
         "INSERT INTO {}._sqlx_migrations (version, description, success, checksum, execution_time)
          VALUES ({newer}, 'from the future', true, '\\x00', 0)",
-        db.schema
+        db.schema()
     ))
     .await;
     let error = db.queue.check_schema().await.unwrap_err();
@@ -166,7 +164,7 @@ async fn bad_input_is_a_clear_error() {
             .is_err(),
         "a lease shorter than the heartbeat interval"
     );
-    let error = pjp_postgres::PgQueue::builder(common::database_url())
+    let error = pjp_postgres::PgQueue::builder(database_url())
         .schema("Robert'); DROP TABLE students;--")
         .connect()
         .await
@@ -320,13 +318,11 @@ async fn an_expired_lease_is_rescued_without_burning_an_attempt_and_the_stale_sa
 
     let b = db.queue.worker(fast("live")).await.unwrap();
     let b_picker = b.picker("q").unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let fresh = loop {
-        if let Some((job, _)) = claim(&b_picker, 1).await.pop() {
-            break job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
+    let rescued = Wait::new("the rescue")
+        .try_until_some(|| async { claim(&b_picker, 1).await.pop() })
+        .await;
+    let Ok((fresh, _)) = rescued else {
+        panic!(
             "no rescue: {:?}, a {:?}, b {:?}",
             db.queue.job(id).await,
             a.stats(),
@@ -387,21 +383,13 @@ async fn the_heartbeat_keeps_a_live_lease_and_cancels_a_lost_one() {
     assert_eq!(claimed.len(), 2);
     // Several lease lengths pass: the heartbeat keeps both.
     let beats = worker.stats().heartbeats;
-    until("four heartbeats", Duration::from_secs(10), || async {
-        worker.stats().heartbeats >= beats + 4
-    })
-    .await;
+    eventually("four heartbeats", || worker.stats().heartbeats >= beats + 4).await;
     for id in &ids {
         assert_eq!(db.queue.job(*id).await.unwrap().unwrap().status, "running");
     }
     // An operator cancels one: the heartbeat notices and forgets it.
     assert!(db.queue.cancel(ids[0]).await.unwrap());
-    until(
-        "the lost lease noticed",
-        Duration::from_secs(10),
-        || async { worker.stats().lost_leases == 1 },
-    )
-    .await;
+    eventually("the lost lease noticed", || worker.stats().lost_leases == 1).await;
     assert_eq!(worker.leases_held(), 1);
     assert_eq!(
         db.queue.job(ids[0]).await.unwrap().unwrap().status,
@@ -544,20 +532,20 @@ async fn a_notification_wakes_an_idle_picker_long_before_its_poll() {
             }
         }
     });
-    until("the pick to go idle", Duration::from_secs(10), || async {
-        worker.stats().idle_waits >= 1
-    })
-    .await;
+    eventually("the pick to go idle", || worker.stats().idle_waits >= 1).await;
+    let enqueued = std::time::Instant::now();
     db.queue
         .enqueue(NewJob::new("q", b"wake".to_vec()))
         .await
         .unwrap();
-    // The poll interval is two minutes: only the notification can end this
-    // pick within the bound.
-    let got = tokio::time::timeout(Duration::from_secs(30), pick)
-        .await
-        .expect("woken by the notification")
-        .unwrap();
+    // The poll interval is two minutes: a pick that ends long before was
+    // woken by the notification.
+    let got = within("the idle pick to be woken", pick).await.unwrap();
+    let waited = enqueued.elapsed();
+    assert!(
+        waited < Duration::from_secs(60),
+        "woken after {waited:?}: by the poll, not the notification"
+    );
     assert_eq!(got.len(), 1);
     assert!(worker.stats().notifications >= 1);
 }
@@ -620,7 +608,7 @@ async fn a_job_that_keeps_losing_its_lease_ends_dead_not_looping() {
             db.table()
         ))
         .await;
-        common::until("the rescue", Duration::from_secs(10), || async {
+        eventually_async("the rescue", || async {
             db.queue.job(id).await.unwrap().unwrap().status != "running"
         })
         .await;
@@ -663,21 +651,18 @@ async fn picks_go_on_when_the_workers_connections_and_listener_are_cut() {
     let (_, input) = claim_eventually(&picker, "the job after the cut").await;
     assert_eq!(input, b"after");
     // The listener comes back: a later enqueue is notified again.
+    // Each check enqueues a job: one every 100 ms until one is notified.
     let before = worker.stats().notifications;
-    for _ in 0..50 {
-        db.queue
-            .enqueue(NewJob::new("q", b"ping".to_vec()))
-            .await
-            .unwrap();
-        if worker.stats().notifications > before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        worker.stats().notifications > before,
-        "the listener reconnected"
-    );
+    Wait::new("the listener to reconnect")
+        .every(Duration::from_millis(100))
+        .until_async(|| async {
+            db.queue
+                .enqueue(NewJob::new("q", b"ping".to_vec()))
+                .await
+                .unwrap();
+            worker.stats().notifications > before
+        })
+        .await;
 }
 
 /// A password in the database or store URL shows in no `Debug` output and
@@ -685,7 +670,7 @@ async fn picks_go_on_when_the_workers_connections_and_listener_are_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_shows_nowhere() {
     const SECRET: &str = "s3cretPw";
-    let mut url = url::Url::parse(&common::database_url()).unwrap();
+    let mut url = url::Url::parse(&database_url()).unwrap();
     url.set_password(Some(SECRET)).unwrap();
     let store = pjp_postgres::PayloadStore::new(
         std::sync::Arc::new(object_store::memory::InMemory::new()),

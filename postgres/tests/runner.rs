@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestDb, fast, until};
+use common::{TestDb, fast};
 use pjp_core::{BackoffPolicy, Executor, JobContext, JobRunner, RunReport, Shutdown};
 use pjp_postgres::{NewJob, PayloadStore, PgWorker};
 use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::wait::Wait;
 
 /// Echoes its input; panics on `poison`; counts executions.
 #[derive(Clone, Default)]
@@ -71,8 +72,8 @@ async fn a_poison_job_dies_after_its_attempts_and_never_blocks_the_others() {
     let worker = db.queue.worker(fast("w")).await.unwrap();
     let exec = Echo::default();
     let report = run(&worker, "p", exec.clone()).await;
-    assert_eq!(report.succeeded, 200);
-    assert_eq!(report.panicked, 3, "one panic per attempt");
+    assert_eq!(report.counts.succeeded, 200);
+    assert_eq!(report.counts.panicked, 3, "one panic per attempt");
     let t = db.table();
     assert_eq!(
         db.scalar(&format!(
@@ -130,7 +131,7 @@ async fn missing_corrupt_and_malformed_blobs_fail_their_job_only() {
 
     let worker = db.queue.worker(fast("w")).await.unwrap();
     let report = run(&worker, "b", Echo::default()).await;
-    assert_eq!(report.succeeded, 3, "the other jobs go on");
+    assert_eq!(report.counts.succeeded, 3, "the other jobs go on");
     for (n, needle) in [(0, missing.as_str()), (1, corrupt.as_str()), (2, "a/../b")] {
         let row = db.queue.job(done[n].id).await.unwrap().unwrap();
         let error = row.last_error.unwrap_or_default();
@@ -180,18 +181,16 @@ async fn connections_cut_mid_run_lose_nothing_and_save_nothing_twice() {
     let cuts = Arc::new(AtomicUsize::new(0));
     for round in 1..=3 {
         let target = i64::from(n) * round / 4;
-        until(
-            "progress before the cut",
-            Duration::from_secs(60),
-            || async {
+        Wait::new("progress before the cut")
+            .limit(Duration::from_secs(60))
+            .until_async(|| async {
                 db.scalar(&format!(
                     "SELECT count(*) FROM {t} WHERE status = 'succeeded'"
                 ))
                 .await
                     >= target
-            },
-        )
-        .await;
+            })
+            .await;
         let killed = db
             .scalar(&format!(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -200,9 +199,10 @@ async fn connections_cut_mid_run_lose_nothing_and_save_nothing_twice() {
             .await;
         cuts.fetch_add(usize::try_from(killed).unwrap(), Ordering::Relaxed);
     }
-    let report = tokio::time::timeout(Duration::from_secs(120), running)
+    let report = Wait::new("the run to finish")
+        .limit(Duration::from_secs(120))
+        .within(running)
         .await
-        .expect("the run finishes")
         .unwrap();
     assert!(
         cuts.load(Ordering::Relaxed) >= 3,
@@ -226,10 +226,10 @@ async fn connections_cut_mid_run_lose_nothing_and_save_nothing_twice() {
     // Each job's result was accepted once: by the runner's count, the
     // saves that landed plus the ones fenced (a cut lease re-run elsewhere)
     // cover every execution.
-    assert_eq!(report.succeeded, u64::from(n), "{report:?}");
+    assert_eq!(report.counts.succeeded, u64::from(n), "{report:?}");
     assert_eq!(
         exec.runs.load(Ordering::Relaxed) as u64,
-        report.succeeded + report.fenced + report.released.len() as u64,
+        report.counts.succeeded + report.counts.fenced + report.released.len() as u64,
         "{report:?}"
     );
 }
@@ -254,14 +254,13 @@ impl Moto {
             .spawn()
             .ok()?;
         let moto = Self { child, port };
-        // Ready when it accepts connections: bounded in count and time.
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(moto);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        // Ready when it accepts connections; not within 15 s: none.
+        Wait::new("moto_server to accept connections")
+            .limit(Duration::from_secs(15))
+            .every(Duration::from_millis(50))
+            .try_until_some_blocking(|| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+            .ok()?;
+        Some(moto)
     }
 }
 
@@ -309,7 +308,7 @@ async fn payloads_and_results_round_trip_through_s3() {
         .unwrap();
     let worker = db.queue.worker(fast("s3-w")).await.unwrap();
     let report = run(&worker, "s3", Echo::default()).await;
-    assert_eq!(report.succeeded, 20);
+    assert_eq!(report.counts.succeeded, 20);
     for (job, payload) in done.iter().zip(&payloads) {
         assert_eq!(db.queue.result(job.id).await.unwrap().unwrap(), payload);
     }

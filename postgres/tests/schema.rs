@@ -6,22 +6,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDb, database_url};
+use common::TestDb;
 use pjp_postgres::{NewJob, PgQueue, schema_version};
+use pjp_testkit::postgres::TestSchema;
 use sqlx::Connection;
 
 /// Two processes migrating one fresh schema at the same time: both succeed,
 /// every round, and the versions are applied once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_of_a_fresh_schema_all_succeed() {
-    // The first handle's schema is dropped at the end; the rounds use
-    // schemas named after it and drop them as they go.
-    let db = TestDb::new().await;
+    // Each round a fresh schema, dropped as the round ends.
     for round in 0..10 {
-        let schema = format!("{}_m{round}", db.schema);
+        let schema = TestSchema::new();
         let handle = || async {
-            PgQueue::builder(database_url())
-                .schema(&schema)
+            PgQueue::builder(schema.url())
+                .schema(schema.name())
                 .max_connections(1)
                 .wait(Duration::from_secs(10))
                 .connect()
@@ -52,7 +51,6 @@ async fn concurrent_migrations_of_a_fresh_schema_all_succeed() {
             "round {round}: a version applied twice: {first:?} {second:?}"
         );
         b.check_schema().await.unwrap();
-        db.exec(&format!("DROP SCHEMA {schema} CASCADE")).await;
     }
 }
 
@@ -90,9 +88,8 @@ async fn each_schema_has_its_own_identity() {
 /// passes the queue's version check and takes jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exported_migrator_sets_up_a_working_queue() {
-    let db = TestDb::new().await;
-    let schema = format!("{}_x", db.schema);
-    let mut conn = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    let schema = TestSchema::new();
+    let mut conn = sqlx::PgConnection::connect(schema.url()).await.unwrap();
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut conn)
         .await
@@ -102,8 +99,8 @@ async fn the_exported_migrator_sets_up_a_working_queue() {
         .await
         .unwrap();
     pjp_postgres::MIGRATOR.run(&mut conn).await.unwrap();
-    let queue = PgQueue::builder(database_url())
-        .schema(&schema)
+    let queue = PgQueue::builder(schema.url())
+        .schema(schema.name())
         .connect()
         .await
         .unwrap();
@@ -111,5 +108,4 @@ async fn the_exported_migrator_sets_up_a_working_queue() {
     let job = queue.enqueue(NewJob::new("q", vec![7])).await.unwrap();
     assert!(queue.job(job.id).await.unwrap().is_some());
     conn.close().await.unwrap();
-    db.exec(&format!("DROP SCHEMA {schema} CASCADE")).await;
 }

@@ -8,6 +8,7 @@ mod common;
 use common::{TestDb, fast};
 use pjp_core::{ExecError, JobPicker, JobSaver, Picked};
 use pjp_postgres::{NewJob, PgJob, PgPicker};
+use pjp_testkit::wait::eventually_async;
 
 type Saver = pjp_postgres::PgSaver<Vec<u8>, String>;
 
@@ -206,11 +207,9 @@ async fn a_child_dead_of_lost_leases_settles_its_parent() {
     ))
     .await;
     let _rescuer = db.queue.worker(fast("rescuer")).await.unwrap();
-    common::until(
-        "the parent settled",
-        std::time::Duration::from_secs(10),
-        || async { status(&db, tree.parent).await.0 == "dead" },
-    )
+    eventually_async("the parent settled", || async {
+        status(&db, tree.parent).await.0 == "dead"
+    })
     .await;
     assert_eq!(
         db.queue.job(child.id).await.unwrap().unwrap().status,

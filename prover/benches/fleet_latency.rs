@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pjp_testkit::LatencyProxy;
+use pjp_testkit::postgres::TestSchema;
+use pjp_testkit::wait::Wait;
 
 const PROVER_WORKERS: &str = "4";
 
@@ -82,7 +84,8 @@ fn database_url() -> String {
 
 struct Bench {
     shape: Shape,
-    schema: String,
+    /// Dropped (with everything in it) when the bench ends.
+    schema: TestSchema,
     runtime: tokio::runtime::Runtime,
     proxy: LatencyProxy,
     pool: sqlx::PgPool,
@@ -113,7 +116,7 @@ impl Bench {
         let bench = Self {
             pool,
             shape,
-            schema: format!("bench_fleet_latency_{}", std::process::id()),
+            schema: TestSchema::prefixed("bench_fleet_latency").with_url(database_url()),
             runtime,
             proxy,
         };
@@ -125,7 +128,7 @@ impl Bench {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pjp-prover"));
         cmd.env_remove("RUST_LOG")
             .env("DATABASE_URL", url)
-            .env("PJP_SCHEMA", &self.schema)
+            .env("PJP_SCHEMA", self.schema.name())
             .env("PJP_GPU", "cpu")
             .args(args);
         cmd
@@ -216,16 +219,25 @@ impl Bench {
             .spawn()
             .unwrap();
         let (mut at_low, mut at_high) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            let done = self.succeeded();
-            if at_low.is_none() && done >= low {
-                at_low = Some(Instant::now());
-            }
-            if at_high.is_none() && done >= high {
-                at_high = Some(Instant::now());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let exited = Wait::new("the worker to exit")
+            .limit(Duration::from_secs(600))
+            .every(Duration::from_millis(50))
+            .try_until_some_blocking(|| {
+                let status = child.try_wait().unwrap();
+                if status.is_none() {
+                    let done = self.succeeded();
+                    if at_low.is_none() && done >= low {
+                        at_low = Some(Instant::now());
+                    }
+                    if at_high.is_none() && done >= high {
+                        at_high = Some(Instant::now());
+                    }
+                }
+                status
+            });
+        if let Err(hung) = exited {
+            let _ = child.kill(); // by PID
+            panic!("{hung}: {:?}", child.wait_with_output());
         }
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{output:?}");
@@ -237,18 +249,6 @@ impl Bench {
             _ => None,
         };
         Run { whole, steady }
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let schema = self.schema.clone();
-        let _ = self.runtime.block_on(async move {
-            let pool = sqlx::PgPool::connect(&database_url()).await?;
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&pool)
-                .await
-        });
     }
 }
 

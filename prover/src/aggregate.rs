@@ -111,10 +111,7 @@ pub fn merkle_root_of(mut level: Vec<[u8; 32]>) -> String {
 
 /// Checks every child's proof and commits to them: the root of the proofs
 /// it read, or why it could not.
-pub async fn aggregate(
-    queue: &PgQueue,
-    parent: i64,
-) -> Result<AggregateProof, AggregateError> {
+pub async fn aggregate(queue: &PgQueue, parent: i64) -> Result<AggregateProof, AggregateError> {
     let children = queue.children(parent).await?;
     let mut leaves = Vec::with_capacity(children.len());
     for child in &children {

@@ -205,7 +205,9 @@ pub enum ConfigError {
         heartbeat: Duration,
     },
     /// A claimed batch would not fit in the prefetch buffer.
-    #[error("the pick batch ({pick_batch}) exceeds the prefetch ({prefetch}): a claimed batch must fit in the prefetch buffer")]
+    #[error(
+        "the pick batch ({pick_batch}) exceeds the prefetch ({prefetch}): a claimed batch must fit in the prefetch buffer"
+    )]
     PickBatchOverPrefetch {
         /// Jobs per pick.
         pick_batch: usize,

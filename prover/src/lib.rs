@@ -47,3 +47,9 @@ pub mod witness;
 
 pub use config::{ConfigError, FleetConfig, RunConfig};
 pub use pipeline::{Component, Pipeline, SetupError, Source};
+
+/// This crate's README (the summary, the CLI, the library), its Rust
+/// examples compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -484,15 +484,15 @@ pub async fn run_sequential(
             Picked::Exhausted => break,
         };
         let picked_at = Instant::now();
-        report.picked += 1;
+        report.counts.picked += 1;
         let meta = job.meta;
         let result = prove_whole_job(component, job.input, &meta);
         let executed = picked_at.elapsed();
         match &result {
-            Ok(_) => report.succeeded += 1,
+            Ok(_) => report.counts.succeeded += 1,
             Err(error) => {
-                report.failed += 1;
-                report.panicked += u64::from(error.is_panic());
+                report.counts.failed += 1;
+                report.counts.panicked += u64::from(error.is_panic());
             }
         }
         saver

@@ -3,26 +3,24 @@
 
 use std::process::{Command, Output};
 
-mod common;
-
 use assert_cmd::cargo::CommandCargoExt;
-use common::database_url;
+use pjp_testkit::postgres::TestSchema;
 use serde_json::Value;
 
 /// A schema for one test, dropped when the test ends.
-struct Schema(String);
+struct Schema(TestSchema);
 
 impl Schema {
     fn new(tag: &str) -> Self {
-        Self(format!("t_cli_{tag}_{}", std::process::id()))
+        Self(TestSchema::prefixed(&format!("t_cli_{tag}")))
     }
 
     fn prover(&self, args: &[&str]) -> Output {
         Command::cargo_bin("pjp-prover")
             .unwrap_or_else(|e| panic!("binary: {e}"))
             .env_remove("RUST_LOG")
-            .env("DATABASE_URL", database_url())
-            .env("PJP_SCHEMA", &self.0)
+            .env("DATABASE_URL", self.0.url())
+            .env("PJP_SCHEMA", self.0.name())
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("{e}"))
@@ -36,12 +34,6 @@ impl Schema {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        common::drop_schema(&self.0);
     }
 }
 
@@ -88,7 +80,10 @@ fn migrate_enqueue_status_requeue_purge() {
         "nothing finished yet: no rate"
     );
     let text = schema.ok(&["status"]);
-    assert!(text.contains("queue proofs: 1200 queued"), "{text}");
+    assert!(
+        text.contains("queue proofs: 0 waiting, 1200 queued"),
+        "{text}"
+    );
 
     assert!(
         schema
@@ -165,7 +160,7 @@ fn gc_deletes_only_unnamed_old_blobs() {
     ]);
     // An upload whose commit never happened (a worker that crashed), under
     // the queue's own root: `{schema}/{identity}/`, the one folder there.
-    let identity = std::fs::read_dir(dir.join(&schema.0))
+    let identity = std::fs::read_dir(dir.join(schema.0.name()))
         .unwrap_or_else(|e| panic!("{e}"))
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -217,7 +212,7 @@ fn gc_deletes_only_unnamed_old_blobs() {
     );
     // A blob of no queue identity under the schema's prefix: gc refuses,
     // unless told to leave it alone.
-    let stray = dir.join(&schema.0).join("results").join("1-1");
+    let stray = dir.join(schema.0.name()).join("results").join("1-1");
     std::fs::create_dir_all(stray.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&stray, b"whose?").unwrap_or_else(|e| panic!("{e}"));
     let refused = schema.prover(&["gc", "--store-url", &store, "--older-than", "0s"]);
@@ -373,7 +368,7 @@ fn no_command_prints_a_password() {
     // The local server trusts every login: a password in a working URL is
     // accepted and ignored, so every command runs (with debug logs on).
     let schema = Schema::new("secret");
-    let mut url = url::Url::parse(&database_url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut url = url::Url::parse(schema.0.url()).unwrap_or_else(|e| panic!("{e}"));
     url.set_password(Some(SECRET))
         .unwrap_or_else(|()| panic!("a password for {url}"));
     for args in [
@@ -387,7 +382,7 @@ fn no_command_prints_a_password() {
             .unwrap_or_else(|e| panic!("binary: {e}"))
             .env("RUST_LOG", "debug")
             .env("DATABASE_URL", url.as_str())
-            .env("PJP_SCHEMA", &schema.0)
+            .env("PJP_SCHEMA", schema.0.name())
             .args(&args)
             .output()
             .unwrap_or_else(|e| panic!("{e}"));

@@ -12,11 +12,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-
 use assert_cmd::cargo::CommandCargoExt;
-use common::database_url;
 use pjp_testkit::LatencyProxy;
+use pjp_testkit::postgres::{TestSchema, database_url};
+use pjp_testkit::wait::{Wait, eventually_async};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -24,13 +23,13 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// A schema and a store folder for one test, removed when it ends.
 struct Fleet {
-    schema: String,
+    schema: TestSchema,
     store: PathBuf,
 }
 
 impl Fleet {
     fn new(tag: &str) -> Self {
-        let schema = format!("t_fleet_{tag}_{}", std::process::id());
+        let schema = TestSchema::prefixed(&format!("t_fleet_{tag}"));
         let store = std::env::temp_dir().join(format!("pjp-{schema}"));
         let _ = std::fs::remove_dir_all(&store);
         Self { schema, store }
@@ -45,7 +44,7 @@ impl Fleet {
         cmd.env_remove("RUST_LOG")
             .env("PJP_GPU", "cpu")
             .env("DATABASE_URL", database_url)
-            .env("PJP_SCHEMA", &self.schema);
+            .env("PJP_SCHEMA", self.schema.name());
         cmd
     }
 
@@ -98,7 +97,7 @@ impl Fleet {
     /// The queue's identity: the one folder under the schema's in the store
     /// (`{schema}/{identity}/`), empty before anything was stored.
     fn identity(&self) -> String {
-        std::fs::read_dir(self.store.join(&self.schema))
+        std::fs::read_dir(self.store.join(self.schema.name()))
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -112,7 +111,7 @@ impl Fleet {
     fn stored_results(&self) -> Vec<(i64, i64)> {
         let dir = self
             .store
-            .join(&self.schema)
+            .join(self.schema.name())
             .join(self.identity())
             .join("results")
             .join("-")
@@ -138,45 +137,22 @@ impl Drop for Fleet {
         for id in ["w1", "w2", "w3", "solo"] {
             let _ = std::fs::remove_file(self.log(id));
         }
-        common::drop_schema(&self.schema);
     }
 }
 
-/// Waits for a child to exit, killing it (by PID) after `limit`.
+/// Waits for a child to exit, killing it (by PID) after `limit` (a hang
+/// guard).
 fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    for _ in 0..100_000 {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("a worker ran past {limit:?}: {output:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = Wait::new("a worker to exit")
+        .limit(limit)
+        .every(Duration::from_millis(20))
+        .try_until_some_blocking(|| child.try_wait().unwrap());
+    if exited.is_err() {
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        panic!("a worker ran past {limit:?}: {output:?}");
     }
-    panic!("a worker never exited");
-}
-
-/// Polls `condition` every 10 ms until it holds, failing after `limit`.
-async fn until<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    for _ in 0..100_000 {
-        if condition().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}: never");
+    child.wait_with_output().unwrap()
 }
 
 fn signal(pid: u32, name: &str) {
@@ -203,7 +179,7 @@ async fn assert_every_job_once(
     fenced: u64,
     stale_claims: u64,
 ) {
-    let s = &fleet.schema;
+    let s = fleet.schema.name();
     assert_eq!(
         scalar(
             pool,
@@ -310,13 +286,12 @@ async fn three_workers_one_killed_one_drained_every_job_once() {
     let w1 = fleet.worker(&url, "w1", HEARTBEAT, lease);
     let w2 = fleet.worker(&url, "w2", HEARTBEAT, lease);
     let w3 = fleet.worker(&url, "w3", HEARTBEAT, lease);
-    let s = fleet.schema.clone();
+    let s = fleet.schema.name();
 
     // Kill w1 mid-run, holding leases.
-    until(
-        "w1 to hold leases, 10 % done",
-        Duration::from_secs(60),
-        || async {
+    Wait::new("w1 to hold leases, 10 % done")
+        .limit(Duration::from_secs(60))
+        .until_async(|| async {
             scalar(
                 &pool,
                 &format!(
@@ -331,9 +306,8 @@ async fn three_workers_one_killed_one_drained_every_job_once() {
                 )
                 .await
                     > JOBS / 10
-        },
-    )
-    .await;
+        })
+        .await;
     let mut w1 = w1;
     w1.kill().unwrap(); // SIGKILL, by PID
     let killed_at = Instant::now();
@@ -349,7 +323,7 @@ async fn three_workers_one_killed_one_drained_every_job_once() {
     // Drain w2 while w1's leases are still running out.
     signal(w2.id(), "TERM");
 
-    until("w1's jobs to be reclaimed", Duration::from_secs(30), || async {
+    eventually_async("w1's jobs to be reclaimed", || async {
         scalar(
             &pool,
             &format!(
@@ -445,22 +419,20 @@ async fn connections_cut_mid_run_lose_nothing_and_save_nothing_twice() {
         Duration::from_secs(1),
         Duration::from_secs(3),
     );
-    let s = fleet.schema.clone();
+    let s = fleet.schema.name();
     let mut cuts = 0;
     for round in 1..=3i64 {
-        until(
-            "progress before the next cut",
-            Duration::from_secs(60),
-            || async {
+        Wait::new("progress before the next cut")
+            .limit(Duration::from_secs(60))
+            .until_async(|| async {
                 scalar(
                     &pool,
                     &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'succeeded'"),
                 )
                 .await
                     > round * JOBS / 5
-            },
-        )
-        .await;
+            })
+            .await;
         cuts += proxy.cut();
     }
     assert!(cuts >= 3, "the worker's connections were cut ({cuts})");
@@ -537,16 +509,18 @@ async fn an_abandoning_worker_lists_exactly_the_jobs_it_handed_back() {
         Duration::from_secs(1),
         Duration::from_secs(3),
     );
-    let s = fleet.schema.clone();
-    until("a first proof", Duration::from_secs(60), || async {
-        scalar(
-            &pool,
-            &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'succeeded'"),
-        )
-        .await
-            > 0
-    })
-    .await;
+    let s = fleet.schema.name();
+    Wait::new("a first proof")
+        .limit(Duration::from_secs(60))
+        .until_async(|| async {
+            scalar(
+                &pool,
+                &format!("SELECT count(*) FROM {s}.jobs WHERE status = 'succeeded'"),
+            )
+            .await
+                > 0
+        })
+        .await;
     signal(worker.id(), "TERM");
     signal(worker.id(), "INT");
     let (output, summary) = fleet.finish(worker, "solo");

@@ -101,10 +101,10 @@ fn the_default_save_retry_rides_out_a_minute_long_outage() {
             (report, queue.saved_count(), queue.pending())
         });
         assert_eq!(report.stop, StopReason::Exhausted, "seed {seed}");
-        assert_eq!(report.succeeded, 50, "seed {seed}: {report:?}");
+        assert_eq!(report.counts.succeeded, 50, "seed {seed}: {report:?}");
         assert!(report.save_gave_up.is_empty(), "seed {seed}: {report:?}");
         assert!(report.released.is_empty(), "seed {seed}: {report:?}");
-        assert!(report.save_retries > 0);
+        assert!(report.counts.save_retries > 0);
         assert!(report.elapsed >= Duration::from_secs(60));
         assert_eq!((saved, pending), (50, 0));
     }
@@ -126,8 +126,8 @@ fn a_timed_out_blocking_job_keeps_its_worker_in_simulation_too() {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     });
-    assert_eq!((report.timed_out, report.succeeded), (1, 2));
-    assert_eq!(report.stragglers, 1);
+    assert_eq!((report.counts.timed_out, report.counts.succeeded), (1, 2));
+    assert_eq!(report.counts.stragglers, 1);
     // The one worker was held for the hung job's whole cost before it ran the
     // others: the closure really ran, as on tokio.
     assert!(report.elapsed >= Duration::from_secs(5), "{report:?}");
@@ -156,7 +156,7 @@ fn a_worker_waiting_for_a_slow_saver_is_not_busy() {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     });
-    assert_eq!(report.succeeded, 20);
+    assert_eq!(report.counts.succeeded, 20);
     assert!(report.elapsed >= Duration::from_millis(950), "{report:?}");
     // Busy is the 20 executions (1 ms each), not the waits: the saver is the
     // bottleneck and the report says so.

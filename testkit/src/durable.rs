@@ -94,7 +94,7 @@ pub enum Write {
     /// exactly when the queue's saver [classifies](pjp_core::JobSaver::classify)
     /// the error as [`ErrorClass::LostClaim`],
     /// so that every queue passing the contract makes the runner count a
-    /// fenced save the same way (dropped, counted in `report.fenced`).
+    /// fenced save the same way (dropped, counted in `report.counts.fenced`).
     Fenced,
 }
 

@@ -24,7 +24,11 @@
 //!   cancellations;
 //! * [`conformance`]: a suite you run against your own picker, saver and
 //!   executor;
-//! * [`broken`]: deliberately broken components, to see the checks fire.
+//! * [`broken`]: deliberately broken components, to see the checks fire;
+//! * [`wait`]: the tests' one polling helper: [`wait::eventually`],
+//!   [`wait::within`] and friends, each with a hang guard;
+//! * `postgres` (feature `postgres`): `TestSchema`, a fresh PostgreSQL schema
+//!   per test, dropped when the test ends.
 //!
 //! ```
 //! use std::time::Duration;
@@ -50,7 +54,7 @@
 //!     .pick_error_backoff(pjp_core::BackoffPolicy::new(Duration::from_millis(1), Duration::from_millis(5)))
 //!     .build()?;
 //! let report = runner.run(&runtime, Shutdown::new()).await?;
-//! assert_eq!(report.succeeded, 50);
+//! assert_eq!(report.counts.succeeded, 50);
 //! ledger.check_all_saved((0..50).map(pjp_core::JobId::new))?;
 //! # Ok(())
 //! # }
@@ -66,10 +70,13 @@ mod ext;
 mod fault;
 mod ledger;
 mod plan;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod props;
 mod proxy;
 #[cfg(feature = "proptest")]
 pub mod strategy;
+pub mod wait;
 mod workload;
 
 pub use ext::{ExecutorExt, PickerExt, SaverExt};

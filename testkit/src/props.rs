@@ -187,9 +187,9 @@ pub async fn check_run<R: Runtime>(
         return Err(PropertyError::Unaccounted(report.unaccounted()));
     }
     for (field, from_report, from_ledger) in [
-        ("picked", report.picked, summary.picks),
+        ("picked", report.counts.picked, summary.picks),
         ("saved", report.saved(), summary.saved),
-        ("failed", report.failed, summary.failed),
+        ("failed", report.counts.failed, summary.failed),
         ("released", report.released.len() as u64, summary.released),
     ] {
         if from_report != from_ledger {

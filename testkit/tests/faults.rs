@@ -45,7 +45,7 @@ async fn injected_faults_are_retried_or_saved_as_failures() -> anyhow::Result<()
     let report = runner.run(&runtime, Shutdown::new()).await?;
     ledger.check_all_saved((0..400).map(pjp_core::JobId::new))?;
     assert_eq!(report.saved(), 400);
-    assert!(report.pick_errors > 0 && report.save_retries > 0);
+    assert!(report.counts.pick_errors > 0 && report.counts.save_retries > 0);
     let saved = queue.saved();
     let injected = saved
         .iter()
@@ -55,8 +55,8 @@ async fn injected_faults_are_retried_or_saved_as_failures() -> anyhow::Result<()
         .iter()
         .filter(|s| matches!(&s.result, Err(ExecError::Panicked { message }) if message.starts_with(pjp_testkit::INJECTED_PANIC)))
         .count() as u64;
-    assert_eq!(report.panicked, panicked);
-    assert_eq!(report.failed, injected + panicked);
+    assert_eq!(report.counts.panicked, panicked);
+    assert_eq!(report.counts.failed, injected + panicked);
     assert!(injected > 0 && panicked > 0);
     Ok(())
 }

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
 
 use pjp_core::{Executor, JobContext, JobId, JobRunner, Shutdown, StopReason};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::broken::{DroppingSaver, DuplicatingPicker, SwallowReleases};
+use pjp_testkit::wait::eventually;
 use pjp_testkit::{ExecutorExt, Ledger, MemoryQueue, PickerExt, SaverExt, Violation, Workload};
 
 type Queue = MemoryQueue<u64, u64, String>;
@@ -34,7 +34,7 @@ async fn a_correct_run_keeps_every_promise() -> anyhow::Result<()> {
     let report = runner.run(&runtime, Shutdown::new()).await?;
     let summary = ledger.check_all_saved(ids(0..500))?;
     ledger.check_drained()?;
-    assert_eq!(report.picked, summary.picks);
+    assert_eq!(report.counts.picked, summary.picks);
     assert_eq!(
         (summary.picks, summary.executions, summary.saved),
         (500, 500, 500)
@@ -58,7 +58,7 @@ async fn a_saver_that_drops_results_is_reported() -> anyhow::Result<()> {
     .build()?;
     // The runner sees every save succeed: it cannot tell.
     let report = runner.run(&runtime, Shutdown::new()).await?;
-    assert_eq!(report.succeeded, 100);
+    assert_eq!(report.counts.succeeded, 100);
     let error = ledger
         .check()
         .expect_err("dropped results must be reported");
@@ -140,17 +140,6 @@ impl Executor for &'static Gate {
     }
 }
 
-/// Waits (polling) for `condition`; a hang guard, not a timing assertion.
-async fn until(what: &str, condition: impl Fn() -> bool) {
-    let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "never happened: {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoning_without_releasing_is_reported_as_lost_jobs() -> anyhow::Result<()> {
     let runtime = TokioRuntime::current();
@@ -171,13 +160,13 @@ async fn abandoning_without_releasing_is_reported_as_lost_jobs() -> anyhow::Resu
     let run = runner.run(&runtime, shutdown.clone());
     let abandon = async {
         // One job executing, eight waiting in the prefetch buffer.
-        until("the prefetch buffer fills", || {
+        eventually("the prefetch buffer fills", || {
             ledger.summary().executions == 1 && queue.pending() == 50 - 9
         })
         .await;
         shutdown.abandon();
-        until("the runner releases the waiting jobs", || {
-            progress.snapshot().released == 8
+        eventually("the runner releases the waiting jobs", || {
+            progress.snapshot().counts.released == 8
         })
         .await;
         gate.open();

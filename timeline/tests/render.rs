@@ -213,7 +213,7 @@ async fn a_recorded_run_renders_one_lane_per_task() -> anyhow::Result<()> {
     let runtime = TokioRuntime::current();
     let origin = runtime.now();
     let report = runner.run(&runtime, Shutdown::new()).await?;
-    assert_eq!(report.succeeded, 30);
+    assert_eq!(report.counts.succeeded, 30);
 
     let spans = recorder.take();
     let mut timeline = Timeline::new("a real run");

@@ -57,7 +57,7 @@
 //! // One pipeline, whatever the queue.
 //! let runner = JobRunner::builder(picker, Double, saver).build()?;
 //! let report = runner.run(&pjp_runtime_tokio::TokioRuntime::current(), Shutdown::new()).await?;
-//! assert_eq!(report.succeeded, 100);
+//! assert_eq!(report.counts.succeeded, 100);
 //! assert_eq!(queue.saved_count(), 100);
 //! # Ok(())
 //! # }

@@ -28,11 +28,11 @@ mod options;
 mod picker;
 mod saver;
 
+pub use crate::JobOptions;
 use lines::{Kinds, Lines};
 pub use meta::{JobState, JobStatus, QueueError, QueueMeta, SavedJob};
-use options::RowOptions;
-pub use crate::JobOptions;
 pub use options::FailurePolicy;
+use options::RowOptions;
 pub use picker::QueuePicker;
 pub use saver::QueueSaver;
 

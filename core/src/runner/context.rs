@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
+use super::counts::Count;
 use super::latency::latency_histogram;
 use super::meters::Meters;
 use super::stats::Stats;
@@ -43,6 +44,21 @@ pub(crate) struct Context<P, X, S, R> {
     pub(crate) exec_time: Mutex<Histogram<u64>>,
     /// Told what each task did when, if the user asked.
     observer: Option<Observer>,
+}
+
+impl<P, X, S, R> Context<P, X, S, R> {
+    /// Adds `n` to `count`, in the live counters and its metric alike.
+    pub(crate) fn count(&self, count: Count, n: u64) {
+        self.stats.add(count, n);
+        self.meters.add(count, n);
+    }
+
+    /// One more job held claimed: counted as picked, the gauge updated.
+    pub(crate) fn claim(&self) {
+        self.count(Count::Picked, 1);
+        let claimed = self.stats.claim();
+        self.meters.claimed.set(claimed as f64);
+    }
 }
 
 impl<P, X, S, R> Context<P, X, S, R>

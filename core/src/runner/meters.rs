@@ -5,13 +5,11 @@
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 
+use super::counts::Count;
+
 pub(crate) struct Meters {
-    pub(crate) picked: Counter,
-    pub(crate) succeeded: Counter,
-    pub(crate) failed: Counter,
-    pub(crate) released: Counter,
-    pub(crate) save_retries: Counter,
-    pub(crate) pick_errors: Counter,
+    /// One counter per [`Count`], by its index.
+    counts: Vec<Counter>,
     pub(crate) pick_seconds: Histogram,
     pub(crate) exec_seconds: Histogram,
     pub(crate) save_seconds: Histogram,
@@ -22,16 +20,21 @@ pub(crate) struct Meters {
 }
 
 impl Meters {
+    /// Adds `n` to `count`'s metric.
+    pub(crate) fn add(&self, count: Count, n: u64) {
+        if let Some(counter) = self.counts.get(count.index()) {
+            counter.increment(n);
+        }
+    }
+
     pub(crate) fn new(stage: &str) -> Self {
         describe();
         let stage = stage.to_owned();
         Self {
-            picked: metrics::counter!("pjp_jobs_picked_total", "stage" => stage.clone()),
-            succeeded: metrics::counter!("pjp_jobs_succeeded_total", "stage" => stage.clone()),
-            failed: metrics::counter!("pjp_jobs_failed_total", "stage" => stage.clone()),
-            released: metrics::counter!("pjp_jobs_released_total", "stage" => stage.clone()),
-            save_retries: metrics::counter!("pjp_save_retries_total", "stage" => stage.clone()),
-            pick_errors: metrics::counter!("pjp_pick_errors_total", "stage" => stage.clone()),
+            counts: Count::ALL
+                .iter()
+                .map(|count| metrics::counter!(count.metric().0, "stage" => stage.clone()))
+                .collect(),
             pick_seconds: metrics::histogram!("pjp_pick_seconds", "stage" => stage.clone()),
             exec_seconds: metrics::histogram!("pjp_execute_seconds", "stage" => stage.clone()),
             save_seconds: metrics::histogram!("pjp_save_seconds", "stage" => stage.clone()),
@@ -44,28 +47,10 @@ impl Meters {
 }
 
 fn describe() {
-    metrics::describe_counter!("pjp_jobs_picked_total", Unit::Count, "Jobs picked");
-    metrics::describe_counter!(
-        "pjp_jobs_succeeded_total",
-        Unit::Count,
-        "Jobs saved with an output"
-    );
-    metrics::describe_counter!(
-        "pjp_jobs_failed_total",
-        Unit::Count,
-        "Jobs saved with a failure (error, panic or timeout)"
-    );
-    metrics::describe_counter!(
-        "pjp_jobs_released_total",
-        Unit::Count,
-        "Jobs released back to the picker"
-    );
-    metrics::describe_counter!(
-        "pjp_save_retries_total",
-        Unit::Count,
-        "Failed save attempts that were retried"
-    );
-    metrics::describe_counter!("pjp_pick_errors_total", Unit::Count, "Picker errors");
+    for count in Count::ALL {
+        let (name, what) = count.metric();
+        metrics::describe_counter!(name, Unit::Count, what);
+    }
     metrics::describe_histogram!("pjp_pick_seconds", Unit::Seconds, "Duration of one pick");
     metrics::describe_histogram!(
         "pjp_execute_seconds",

@@ -9,6 +9,7 @@
 mod builder;
 mod config;
 mod context;
+mod counts;
 mod error;
 mod latency;
 mod meters;
@@ -29,9 +30,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use builder::RunnerBuilder;
 pub use config::{ConfigError, RunnerConfig};
+pub use counts::Counts;
 pub use error::{RunError, RunErrorKind};
 pub use report::{LatencySummary, RunReport, StopReason};
 pub use stats::{Progress, ProgressSnapshot};
+
+use counts::Count;
 
 use context::Context;
 use latency::latency_histogram;
@@ -301,7 +305,7 @@ where
         let picked = match picked {
             Ok(picked) => picked,
             Err(error) => {
-                self.stats.pick_errors.fetch_add(1, Relaxed);
+                ctx.count(Count::PickErrors, 1);
                 let report = self.report(&ctx, &before, started, &Shutdown::new());
                 return Err(RunError::new(
                     RunErrorKind::PickFailed {
@@ -316,7 +320,7 @@ where
             Picked::Empty => return Ok(Step::Empty),
             Picked::Exhausted => return Ok(Step::Exhausted),
         };
-        self.stats.claim();
+        ctx.claim();
         let attempt = crate::guard::guard(|| meta.attempt()).unwrap_or(1);
         let job = match crate::guard::guard(|| meta.job_id()) {
             Ok(job) => job,
@@ -369,8 +373,7 @@ where
             span: tracing::Span::none(),
         };
         save::save_batch(&ctx, vec![done], &mut latency_histogram(), lane).await;
-        let saved = self.stats.succeeded.load(Relaxed) + self.stats.failed.load(Relaxed)
-            > before.succeeded + before.failed;
+        let saved = self.stats.counts().saved() > before.counts.saved();
         if !saved {
             let report = self.report(&ctx, &before, started, &Shutdown::new());
             return Err(RunError::new(RunErrorKind::SaveGaveUp { job }, report));
@@ -387,16 +390,7 @@ where
 
 /// Counter values at the start of a run, so a report counts only its own run.
 struct Baseline {
-    picked: u64,
-    succeeded: u64,
-    failed: u64,
-    panicked: u64,
-    timed_out: u64,
-    save_retries: u64,
-    fenced: u64,
-    stragglers: u64,
-    cancelled: u64,
-    pick_errors: u64,
+    counts: Counts,
     busy_nanos: u64,
 }
 
@@ -405,16 +399,7 @@ impl<P, X, S> JobRunner<P, X, S> {
         let s = &self.stats;
         s.peak_claimed.store(s.claimed.load(Relaxed), Relaxed);
         Baseline {
-            picked: s.picked.load(Relaxed),
-            succeeded: s.succeeded.load(Relaxed),
-            failed: s.failed.load(Relaxed),
-            panicked: s.panicked.load(Relaxed),
-            timed_out: s.timed_out.load(Relaxed),
-            save_retries: s.save_retries.load(Relaxed),
-            fenced: s.fenced.load(Relaxed),
-            stragglers: s.stragglers.load(Relaxed),
-            cancelled: s.cancelled.load(Relaxed),
-            pick_errors: s.pick_errors.load(Relaxed),
+            counts: s.counts(),
             busy_nanos: s.busy_nanos.load(Relaxed),
         }
     }
@@ -440,19 +425,10 @@ impl<P, X, S> JobRunner<P, X, S> {
         RunReport {
             stage: self.config.stage.to_string(),
             stop,
-            picked: since(s.picked.load(Relaxed), before.picked),
-            succeeded: since(s.succeeded.load(Relaxed), before.succeeded),
-            failed: since(s.failed.load(Relaxed), before.failed),
-            panicked: since(s.panicked.load(Relaxed), before.panicked),
-            timed_out: since(s.timed_out.load(Relaxed), before.timed_out),
+            counts: s.counts().since(&before.counts),
             released: std::mem::take(&mut *lock(&ctx.released)),
             release_failed: std::mem::take(&mut *lock(&ctx.release_failed)),
             save_gave_up: std::mem::take(&mut *lock(&ctx.save_gave_up)),
-            fenced: since(s.fenced.load(Relaxed), before.fenced),
-            stragglers: since(s.stragglers.load(Relaxed), before.stragglers),
-            cancelled: since(s.cancelled.load(Relaxed), before.cancelled),
-            save_retries: since(s.save_retries.load(Relaxed), before.save_retries),
-            pick_errors: since(s.pick_errors.load(Relaxed), before.pick_errors),
             peak_claimed: s.peak_claimed.load(Relaxed),
             max_claimed: self.config.max_claimed() as u64,
             workers: self.config.workers,

@@ -2,7 +2,6 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use futures_util::FutureExt;
@@ -11,6 +10,7 @@ use tracing::Span;
 
 use super::RunErrorKind;
 use super::context::Context;
+use super::counts::Count;
 use crate::guard::{guard, panic_message};
 use crate::observe::{Activity, Lane, Role};
 use crate::{Backoff, ErrorClass, Job, JobId, JobMeta, JobPicker, Picked, Runtime};
@@ -122,8 +122,7 @@ pub(crate) async fn pick_loop<P, X, S, R>(
             }
             Ok(Err(error)) => {
                 drop(permit);
-                ctx.stats.pick_errors.fetch_add(1, Relaxed);
-                ctx.meters.pick_errors.increment(1);
+                ctx.count(Count::PickErrors, 1);
                 match ctx.try_classify_pick_error(&error) {
                     Ok(ErrorClass::Transient) => {}
                     Ok(_) => {
@@ -204,7 +203,7 @@ async fn enqueue_batch<P, X, S, R>(
         }
         if one.is_none() {
             // Abandoned while waiting for room: claim and release at once.
-            ctx.stats.claim();
+            ctx.claim();
             let id = identify(ctx, &job.meta).unwrap_or(UNKNOWN_JOB);
             ctx.release(job.meta, id, ctx.abandon_reason()).await;
             continue;
@@ -246,9 +245,7 @@ async fn enqueue<P, X, S, R>(
     P: JobPicker,
     R: Runtime,
 {
-    let claimed = ctx.stats.claim();
-    ctx.meters.picked.increment(1);
-    ctx.meters.claimed.set(claimed as f64);
+    ctx.claim();
     let Some(id) = identify(ctx, &job.meta) else {
         ctx.release(job.meta, UNKNOWN_JOB, ctx.abandon_reason())
             .await;

@@ -2,11 +2,11 @@
 //! the accounting of each (`released` or `release_failed`).
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering::Relaxed;
 
 use futures_util::FutureExt;
 
 use super::context::Context;
+use super::counts::Count;
 use crate::guard::{describe, lock, panic_message};
 use crate::{Backoff, ErrorClass, JobId, JobPicker, ReleaseReason, Runtime};
 
@@ -102,8 +102,7 @@ where
     fn released_one(&self, job: JobId, reason: ReleaseReason) {
         let claimed = self.stats.unclaim();
         self.meters.claimed.set(claimed as f64);
-        self.stats.released.fetch_add(1, Relaxed);
-        self.meters.released.increment(1);
+        self.count(Count::Released, 1);
         lock(&self.released).push(job);
         tracing::info!(stage = %self.config.stage, %job, %reason, "released");
     }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::counts::Counts;
 use crate::JobId;
 
 /// Why a run ended.
@@ -79,7 +80,7 @@ impl LatencySummary {
 /// What a run did: counts, released jobs, latencies.
 ///
 /// When a run ends, every picked job is accounted for:
-/// `picked == saved() + fenced + released.len() + release_failed.len()`
+/// `counts.picked == saved() + counts.fenced + released.len() + release_failed.len()`
 /// ([`unaccounted`](Self::unaccounted) is zero). A job whose save gave up is
 /// listed in `save_gave_up` *and* in `released` (or `release_failed`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -89,18 +90,8 @@ pub struct RunReport {
     pub stage: String,
     /// Why the run ended.
     pub stop: StopReason,
-    /// Jobs picked.
-    pub picked: u64,
-    /// Jobs saved with an output.
-    pub succeeded: u64,
-    /// Jobs saved with a failure (executor error, panic or timeout).
-    pub failed: u64,
-    /// Of `failed`: executor panics.
-    pub panicked: u64,
-    /// Of `failed`: per-job timeouts.
-    pub timed_out: u64,
-    /// Of `failed`: jobs cancelled while they ran ([`JobCancels`](crate::JobCancels)).
-    pub cancelled: u64,
+    /// What the run did with its jobs.
+    pub counts: Counts,
     /// Jobs handed back to the picker, in release order.
     pub released: Vec<JobId>,
     /// Jobs whose release failed too (neither saved nor released).
@@ -108,16 +99,6 @@ pub struct RunReport {
     /// Jobs whose save gave up (retries spent, or a permanent error), in
     /// order; each was then released (or is in `release_failed`).
     pub save_gave_up: Vec<JobId>,
-    /// Results dropped because the job's claim was superseded (the saver
-    /// classified the error as [`LostClaim`](crate::ErrorClass::LostClaim)).
-    pub fenced: u64,
-    /// Blocking jobs that ran past their timeout: saved as timed out, they
-    /// held their worker until their closure returned.
-    pub stragglers: u64,
-    /// Save attempts that failed and were retried.
-    pub save_retries: u64,
-    /// Picker errors (each followed by a back-off).
-    pub pick_errors: u64,
     /// The most jobs held claimed at once.
     pub peak_claimed: u64,
     /// The configured bound on jobs held claimed.
@@ -137,15 +118,16 @@ pub struct RunReport {
 impl RunReport {
     /// Jobs saved, successful or not.
     pub fn saved(&self) -> u64 {
-        self.succeeded + self.failed
+        self.counts.saved()
     }
 
     /// Picked jobs neither saved nor released nor reported as failing to release.
     /// Zero unless a task died.
     pub fn unaccounted(&self) -> u64 {
-        self.picked
+        self.counts
+            .picked
             .saturating_sub(self.saved())
-            .saturating_sub(self.fenced)
+            .saturating_sub(self.counts.fenced)
             .saturating_sub(self.released.len() as u64)
             .saturating_sub(self.release_failed.len() as u64)
     }

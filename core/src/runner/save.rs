@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use super::RunErrorKind;
 use super::context::Context;
+use super::counts::Count;
 use super::latency::{latency_histogram, merge, record};
 use super::work::Done;
 use crate::guard::{describe, lock, panic_message};
@@ -140,10 +141,7 @@ pub(crate) async fn save_batch<P, X, S, R>(
             }
         }
         if !retry.is_empty() {
-            ctx.stats
-                .save_retries
-                .fetch_add(retry.len() as u64, Relaxed);
-            ctx.meters.save_retries.increment(retry.len() as u64);
+            ctx.count(Count::SaveRetries, retry.len() as u64);
             let start = ctx.span_start();
             ctx.runtime
                 .sleep(backoff.next_delay(ctx.runtime.random_u64()))
@@ -228,26 +226,21 @@ fn saved<P, X, S, R, O, F>(
     now: Instant,
     latency: &mut Histogram<u64>,
 ) {
-    let stats = &ctx.stats;
     match result {
-        Ok(_) => {
-            stats.succeeded.fetch_add(1, Relaxed);
-            ctx.meters.succeeded.increment(1);
-        }
+        Ok(_) => ctx.count(Count::Succeeded, 1),
         Err(error) => {
-            stats.failed.fetch_add(1, Relaxed);
-            ctx.meters.failed.increment(1);
+            ctx.count(Count::Failed, 1);
             if error.is_panic() {
-                stats.panicked.fetch_add(1, Relaxed);
+                ctx.count(Count::Panicked, 1);
             } else if matches!(error, ExecError::TimedOut { .. }) {
-                stats.timed_out.fetch_add(1, Relaxed);
+                ctx.count(Count::TimedOut, 1);
             } else if matches!(error, ExecError::Cancelled) {
-                stats.cancelled.fetch_add(1, Relaxed);
+                ctx.count(Count::Cancelled, 1);
             }
         }
     }
     ctx.consecutive_give_ups.store(0, Relaxed);
-    let claimed = stats.unclaim();
+    let claimed = ctx.stats.unclaim();
     ctx.meters.claimed.set(claimed as f64);
     let took = now.saturating_duration_since(picked_at);
     ctx.meters.job_seconds.record(took);
@@ -259,7 +252,7 @@ fn fenced<P, X, S, R>(ctx: &Context<P, X, S, R>, done: &DoneOf<S>, error: &str)
 where
     S: JobSaver,
 {
-    ctx.stats.fenced.fetch_add(1, Relaxed);
+    ctx.count(Count::Fenced, 1);
     let claimed = ctx.stats.unclaim();
     ctx.meters.claimed.set(claimed as f64);
     tracing::warn!(parent: &done.span, job = %done.id, %error, "save fenced: the claim was superseded; result dropped");

@@ -3,21 +3,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::counts::{Count, Counts};
+
 /// Counters updated on the hot path (relaxed atomics: they are statistics, not
-/// synchronisation).
+/// synchronisation): the [`Counts`], one atomic each, and the gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    pub(crate) picked: AtomicU64,
-    pub(crate) succeeded: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) timed_out: AtomicU64,
-    pub(crate) released: AtomicU64,
-    pub(crate) save_retries: AtomicU64,
-    pub(crate) fenced: AtomicU64,
-    pub(crate) stragglers: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) pick_errors: AtomicU64,
+    counts: [AtomicU64; Count::ALL.len()],
     pub(crate) claimed: AtomicU64,
     pub(crate) peak_claimed: AtomicU64,
     pub(crate) busy: AtomicU64,
@@ -25,8 +17,22 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// Adds `n` to `count`.
+    pub(crate) fn add(&self, count: Count, n: u64) {
+        self.counts[count.index()].fetch_add(n, Relaxed);
+    }
+
+    /// Every count, now.
+    pub(crate) fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for count in Count::ALL {
+            counts.set(count, self.counts[count.index()].load(Relaxed));
+        }
+        counts
+    }
+
+    /// One more job held claimed (the caller counts it as picked).
     pub(crate) fn claim(&self) -> u64 {
-        self.picked.fetch_add(1, Relaxed);
         let now = self.claimed.fetch_add(1, Relaxed) + 1;
         self.peak_claimed.fetch_max(now, Relaxed);
         now
@@ -49,25 +55,12 @@ pub struct Progress(pub(crate) Arc<Stats>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ProgressSnapshot {
-    /// Jobs picked.
-    pub picked: u64,
-    /// Jobs saved with an output.
-    pub succeeded: u64,
-    /// Jobs saved with a failure.
-    pub failed: u64,
-    /// Jobs released.
-    pub released: u64,
+    /// What the runner did, over every run so far.
+    pub counts: Counts,
     /// Jobs held claimed right now.
     pub claimed: u64,
     /// Workers executing right now.
     pub busy_workers: u64,
-}
-
-impl ProgressSnapshot {
-    /// Jobs saved, successful or not.
-    pub fn saved(&self) -> u64 {
-        self.succeeded + self.failed
-    }
 }
 
 impl Progress {
@@ -75,10 +68,7 @@ impl Progress {
     pub fn snapshot(&self) -> ProgressSnapshot {
         let s = &self.0;
         ProgressSnapshot {
-            picked: s.picked.load(Relaxed),
-            succeeded: s.succeeded.load(Relaxed),
-            failed: s.failed.load(Relaxed),
-            released: s.released.load(Relaxed),
+            counts: s.counts(),
             claimed: s.claimed.load(Relaxed),
             busy_workers: s.busy.load(Relaxed),
         }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use tracing::{Instrument, Span};
 
 use super::context::Context;
+use super::counts::Count;
 use super::latency::{latency_histogram, merge, record};
 use super::pick::Queued;
 use crate::observe::{Activity, Lane, Role};
@@ -104,7 +105,7 @@ pub(crate) async fn work_loop<P, X, S, R>(
             .instrument(span.clone())
             .await;
         if straggled {
-            ctx.stats.stragglers.fetch_add(1, Relaxed);
+            ctx.count(Count::Stragglers, 1);
             tracing::warn!(parent: &span, "a timed-out job held its worker until it returned");
         }
         // Busy until the result was ready, not while it waited for a saver

@@ -60,8 +60,8 @@
 //!     a.into_run(&runtime, shutdown.clone()),
 //!     b.run(&runtime, shutdown.downstream()),
 //! );
-//! assert_eq!(a_report?.succeeded, 100);
-//! assert_eq!(b_report?.succeeded, 100);
+//! assert_eq!(a_report?.counts.succeeded, 100);
+//! assert_eq!(b_report?.counts.succeeded, 100);
 //! # Ok(())
 //! # }
 //! ```
@@ -75,12 +75,14 @@ use tokio::sync::{Notify, Semaphore};
 use crate::guard::lock;
 use crate::{Job, JobMeta, JobPicker, ReleaseReason};
 
+mod error;
 mod picker;
 mod saver;
 mod sender;
 
+pub use error::StageError;
 pub use picker::StagePicker;
-pub use saver::{StageError, StageSaveError, StageSaver};
+pub use saver::{StageSaveError, StageSaver};
 pub use sender::{SendError, StageSender};
 
 /// The channel's queue and its two flags, under one lock: a send checks the

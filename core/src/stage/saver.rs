@@ -1,8 +1,9 @@
-//! [`StageSaver`]: runner A's saver, feeding the channel; its errors.
+//! [`StageSaver`]: runner A's saver, feeding the channel, and its error.
 
 use crate::{ErrorClass, Job, JobMeta, JobResult, JobSaver};
 
 use super::StageSender;
+use super::error::StageError;
 
 /// Runner A's saver: successful outputs go to the next stage, failures to `F`.
 pub struct StageSaver<T, M, F> {
@@ -10,26 +11,21 @@ pub struct StageSaver<T, M, F> {
     pub(super) failures: F,
 }
 
+impl<T, M> StageSender<T, M> {
+    /// Makes runner A's saver: outputs go down the channel, failures to `failures`.
+    pub fn on_failure<F>(self, failures: F) -> StageSaver<T, M, F> {
+        StageSaver {
+            sender: self,
+            failures,
+        }
+    }
+}
+
 impl<T, M, F> StageSaver<T, M, F> {
     /// Closes the channel (as dropping every sender does).
     pub fn close(&self) {
         self.sender.close();
     }
-}
-
-/// Why a stage channel operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StageError {
-    /// The channel was closed.
-    #[error("the stage channel is closed")]
-    Closed,
-    /// The downstream stage abandoned or went away: it will take no more jobs.
-    #[error("the downstream stage is gone")]
-    DownstreamGone,
-    /// The upstream picker failed to take a released job back.
-    #[error("the upstream picker failed to release the job: {0}")]
-    Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Why a [`StageSaver`] failed.

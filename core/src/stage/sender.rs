@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use crate::Job;
 use crate::guard::lock;
 
-use super::{Shared, StageError, StageSaver};
+use super::Shared;
+use super::error::StageError;
 
 /// The sending half of a stage channel. Turn it into runner A's saver with
 /// [`on_failure`](Self::on_failure).
@@ -76,14 +77,6 @@ impl<T, M> StageSender<T, M> {
     /// then reports the source exhausted.
     pub fn close(&self) {
         self.shared.close();
-    }
-
-    /// Makes runner A's saver: outputs go down the channel, failures to `failures`.
-    pub fn on_failure<F>(self, failures: F) -> StageSaver<T, M, F> {
-        StageSaver {
-            sender: self,
-            failures,
-        }
     }
 }
 

@@ -177,7 +177,8 @@ impl Gated {
     /// than the hang guard.
     pub async fn wait_started(&self, n: usize) {
         let mut started = self.started.subscribe();
-        let waited = within("jobs to start", started.wait_for(|s| s.len() >= n)).await;
+        let waited =
+            pjp_testkit::wait::within("jobs to start", started.wait_for(|s| s.len() >= n)).await;
         assert!(waited.is_ok(), "the executor was dropped");
     }
 }
@@ -225,24 +226,6 @@ impl<P: JobPicker> JobPicker for Observed<P> {
 
     async fn release(&self, meta: P::Metadata, reason: ReleaseReason) -> Result<(), P::Error> {
         self.inner.release(meta, reason).await
-    }
-}
-
-/// Waits until `f` holds, polling; a hang guard for tests, not a timing assertion.
-pub async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let guard = tokio::time::timeout(Duration::from_secs(30), async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    });
-    assert!(guard.await.is_ok(), "never happened: {what}");
-}
-
-/// Awaits a future with a generous hang guard.
-pub async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(30), f).await {
-        Ok(out) => out,
-        Err(_) => panic!("hung: {what}"),
     }
 }
 

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::{PgQueue, QueueError};
+use crate::error::QueueError;
+use crate::queue::PgQueue;
+use crate::sql::notify::NOTIFY;
+use crate::store::BlobError;
 
 /// Rows a purge deletes per statement: small enough that it never holds many
 /// locks or a long transaction, large enough to be quick.
@@ -27,6 +30,18 @@ pub struct QueueStats {
     /// minute: the queue's recent throughput.
     pub finished_last_minute: i64,
 }
+
+/// Every status a job row can have, in the order a job goes through them
+/// (see [`JobRow::status`] for what each means).
+pub const JOB_STATUSES: [&str; 7] = [
+    "waiting",
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "dead",
+    "cancelled",
+];
 
 impl QueueStats {
     /// The count for one status (0 if none).
@@ -466,19 +481,10 @@ impl PgQueue {
         after: i64,
         limit: i64,
     ) -> Result<Vec<i64>, QueueError> {
-        const STATUSES: [&str; 7] = [
-            "waiting",
-            "queued",
-            "running",
-            "succeeded",
-            "failed",
-            "dead",
-            "cancelled",
-        ];
-        if !STATUSES.contains(&status) {
+        if !JOB_STATUSES.contains(&status) {
             return Err(QueueError::invalid(
                 "status",
-                format!("`{status}` is not one of {}", STATUSES.join(", ")),
+                format!("`{status}` is not one of {}", JOB_STATUSES.join(", ")),
             ));
         }
         sqlx::query_scalar(&self.inner.sql.ids)
@@ -522,8 +528,8 @@ impl PgQueue {
     ) -> Result<bytes::Bytes, QueueError> {
         match self.inner.store.get(key, crc).await {
             Ok(bytes) => Ok(bytes),
-            Err(crate::store::BlobError::Unavailable(e)) => Err(e),
-            Err(crate::store::BlobError::Unusable(why)) => Err(QueueError::invalid(what, why)),
+            Err(BlobError::Unavailable(e)) => Err(e),
+            Err(BlobError::Unusable(why)) => Err(QueueError::invalid(what, why)),
         }
     }
 
@@ -578,15 +584,11 @@ impl PgQueue {
     ///
     /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn children(&self, parent: i64) -> Result<Vec<ChildResult>, QueueError> {
-        let rows: Vec<ChildRow> = sqlx::query_as(&format!(
-            "SELECT id, kind, status::text, unique_key, result, result_key, result_crc
-             FROM {}.jobs WHERE parent_id = $1 ORDER BY id",
-            self.inner.schema
-        ))
-        .bind(parent)
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
+        let rows: Vec<ChildRow> = sqlx::query_as(&self.inner.sql.children)
+            .bind(parent)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
         Ok(rows
             .into_iter()
             .map(
@@ -622,7 +624,7 @@ impl PgQueue {
     }
 
     async fn notify(&self, conn: &mut sqlx::PgConnection, queue: &str) -> Result<(), QueueError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
+        sqlx::query(NOTIFY)
             .bind(&self.inner.channel)
             .bind(queue)
             .execute(&mut *conn)

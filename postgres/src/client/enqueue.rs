@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
-use crate::QueueError;
+use pjp_core::{JobKind, JobOptions};
+
+use crate::error::QueueError;
 
 /// The highest priority a job can have; `0` is the lowest and the default.
 pub const MAX_PRIORITY: i16 = 100;
 
-/// A job to enqueue.
+/// A job to enqueue: its queue and payload, the [`JobOptions`] every queue
+/// shares (priority, delay, attempts, kind, batch, depth), and what only
+/// PostgreSQL has (a unique key, a resource class, tree settings).
 ///
 /// ```
 /// use std::time::Duration;
@@ -19,20 +23,23 @@ pub const MAX_PRIORITY: i16 = 100;
 ///     .max_attempts(3)
 ///     .unique_key("batch-42/circuit-7");
 /// assert_eq!(job.queue(), "proofs");
+///
+/// // The same options as a job in the in-memory model:
+/// use pjp_core::JobOptions;
+/// let options = JobOptions::new().priority(10).batch(42).depth(1);
+/// let job = NewJob::new("proofs", b"input".to_vec()).options(options);
+/// assert_eq!(job.job_options(), &options);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     pub(crate) queue: String,
     pub(crate) payload: Vec<u8>,
-    pub(crate) priority: i16,
-    pub(crate) delay: Duration,
-    pub(crate) max_attempts: u32,
-    pub(crate) max_lost_leases: u32,
+    pub(crate) options: JobOptions,
+    /// A kind given as text that a [`JobKind`] cannot hold (over 64
+    /// bytes), kept to be refused by `validate` with its text.
+    pub(crate) unfit_kind: Option<String>,
     pub(crate) unique_key: Option<String>,
-    pub(crate) kind: String,
     pub(crate) resource_class: String,
-    pub(crate) batch: i64,
-    pub(crate) depth: i16,
     pub(crate) cancel_tree: bool,
     /// Set by [`PgQueue::enqueue_tree`](crate::PgQueue::enqueue_tree).
     pub(crate) parent_id: Option<i64>,
@@ -47,15 +54,10 @@ impl NewJob {
         Self {
             queue: queue.into(),
             payload: payload.into(),
-            priority: 0,
-            delay: Duration::ZERO,
-            max_attempts: 5,
-            max_lost_leases: 3,
+            options: JobOptions::new(),
+            unfit_kind: None,
             unique_key: None,
-            kind: String::new(),
             resource_class: String::new(),
-            batch: 0,
-            depth: 0,
             cancel_tree: false,
             parent_id: None,
             waiting_on: 0,
@@ -64,19 +66,19 @@ impl NewJob {
 
     /// Higher runs first, `0..=`[`MAX_PRIORITY`].
     pub fn priority(mut self, priority: i16) -> Self {
-        self.priority = priority;
+        self.options.priority = priority;
         self
     }
 
     /// Not claimable before `delay` from now (database clock).
     pub fn run_after(mut self, delay: Duration) -> Self {
-        self.delay = delay;
+        self.options.delay = delay;
         self
     }
 
     /// Executor failures allowed before the job is dead (at least 1).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.options.max_attempts = attempts;
         self
     }
 
@@ -84,7 +86,7 @@ impl NewJob {
     /// before the job is dead (at least 1). Keep it small: a job that kills
     /// every worker that takes it (out of memory, a GPU fault) must stop.
     pub fn max_lost_leases(mut self, leases: u32) -> Self {
-        self.max_lost_leases = leases;
+        self.options.max_lost_leases = leases;
         self
     }
 
@@ -101,7 +103,14 @@ impl NewJob {
     /// those. Default: none (`""`). 0–64 characters of ASCII letters, digits
     /// and `_ - . :`.
     pub fn kind(mut self, kind: impl Into<String>) -> Self {
-        self.kind = kind.into();
+        let kind = kind.into();
+        match JobKind::new(&kind) {
+            Some(fits) => {
+                self.options.kind = fits;
+                self.unfit_kind = None;
+            }
+            None => self.unfit_kind = Some(kind),
+        }
         self
     }
 
@@ -118,7 +127,7 @@ impl NewJob {
     /// order takes the oldest batch first, so whole proofs finish sooner
     /// ([`ClaimOrder::ProofFirst`](crate::ClaimOrder::ProofFirst)). Default 0.
     pub fn batch(mut self, batch: i64) -> Self {
-        self.batch = batch;
+        self.options.batch = batch;
         self
     }
 
@@ -127,7 +136,7 @@ impl NewJob {
     /// claim order takes the round closest to the final proof first (Aztec
     /// picks the root-most proof type first). Default 0; at most 32,767.
     pub fn depth(mut self, depth: u16) -> Self {
-        self.depth = i16::try_from(depth).unwrap_or(i16::MAX);
+        self.options.depth = depth;
         self
     }
 
@@ -142,6 +151,24 @@ impl NewJob {
         self
     }
 
+    /// Its priority, delay, attempts, kind, batch and depth at once, as
+    /// for any queue (replacing what the single setters set).
+    pub fn options(mut self, options: JobOptions) -> Self {
+        self.options = options;
+        self.unfit_kind = None;
+        self
+    }
+
+    /// Its kind (`""` for none).
+    pub(crate) fn kind_name(&self) -> &str {
+        self.options.kind.as_str()
+    }
+
+    /// The options every queue shares.
+    pub fn job_options(&self) -> &JobOptions {
+        &self.options
+    }
+
     /// The queue it goes to.
     pub fn queue(&self) -> &str {
         &self.queue
@@ -149,22 +176,29 @@ impl NewJob {
 
     pub(crate) fn validate(&self) -> Result<(), QueueError> {
         check_queue_name(&self.queue)?;
-        if !(0..=MAX_PRIORITY).contains(&self.priority) {
+        let options = &self.options;
+        if !(0..=MAX_PRIORITY).contains(&options.priority) {
             return Err(QueueError::invalid(
                 "priority",
-                format!("{} is outside 0..={MAX_PRIORITY}", self.priority),
+                format!("{} is outside 0..={MAX_PRIORITY}", options.priority),
             ));
         }
-        if self.max_attempts == 0 || self.max_attempts > i32::MAX as u32 {
+        if options.max_attempts == 0 || options.max_attempts > i32::MAX as u32 {
             return Err(QueueError::invalid("max_attempts", "must be at least 1"));
         }
-        if self.max_lost_leases == 0 || self.max_lost_leases > i32::MAX as u32 {
+        if options.max_lost_leases == 0 || options.max_lost_leases > i32::MAX as u32 {
             return Err(QueueError::invalid("max_lost_leases", "must be at least 1"));
         }
-        if self.delay > Duration::from_secs(10 * 365 * 24 * 3600) {
+        if options.delay > Duration::from_secs(10 * 365 * 24 * 3600) {
             return Err(QueueError::invalid("run_after", "more than ten years away"));
         }
-        check_label("kind", &self.kind)?;
+        if options.depth > i16::MAX as u16 {
+            return Err(QueueError::invalid("depth", "more than 32,767 rounds"));
+        }
+        check_label(
+            "kind",
+            self.unfit_kind.as_deref().unwrap_or(self.kind_name()),
+        )?;
         check_label("resource class", &self.resource_class)?;
         if let Some(key) = &self.unique_key
             && (key.is_empty() || key.len() > 512)

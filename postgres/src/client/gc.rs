@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 
-use crate::{PgQueue, QueueError};
+use crate::error::QueueError;
+use crate::queue::PgQueue;
 
 /// How a collection runs ([`PgQueue::collect_orphans`]).
 ///
@@ -148,24 +149,19 @@ impl PgQueue {
     pub async fn collect_orphans(&self, options: CollectOptions) -> Result<Collected, QueueError> {
         let schema = self.inner.schema.clone();
         let root = self.blob_root().await?.to_owned();
-        let named: HashSet<String> = sqlx::query_scalar::<_, String>(&format!(
-            "SELECT payload_key FROM {schema}.jobs WHERE payload_key IS NOT NULL
-             UNION
-             SELECT result_key FROM {schema}.jobs WHERE result_key IS NOT NULL"
-        ))
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(|e| self.database_error(e))?
-        .into_iter()
-        .collect();
-        let running: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(&format!(
-            "SELECT id, token FROM {schema}.jobs WHERE status = 'running'"
-        ))
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(|e| self.database_error(e))?
-        .into_iter()
-        .collect();
+        let named: HashSet<String> = sqlx::query_scalar::<_, String>(&self.inner.sql.blob_keys)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|e| self.database_error(e))?
+            .into_iter()
+            .collect();
+        let running: HashSet<(i64, i64)> =
+            sqlx::query_as::<_, (i64, i64)>(&self.inner.sql.running_claims)
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(|e| self.database_error(e))?
+                .into_iter()
+                .collect();
         let store = self.inner.store.object_store();
         let prefix = object_store::path::Path::from(schema.as_str());
         let listed: Vec<object_store::ObjectMeta> = store

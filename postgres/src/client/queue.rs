@@ -11,11 +11,12 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::time::Instant;
 
 use crate::enqueue::{Enqueued, NewJob, Tree};
+use crate::error::QueueError;
 use crate::redact::{redact_url, scrub};
 use crate::schema::{self, check_schema_name};
 use crate::sql::Statements;
+use crate::sql::notify::NOTIFY;
 use crate::store::PayloadStore;
-use crate::{QueueError, WorkerConfig};
 
 /// The schema the queue lives in unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "pjp";
@@ -309,18 +310,6 @@ impl PgQueue {
         schema::check_version(&self.inner.pool, &self.inner.schema).await
     }
 
-    /// Starts a worker on this queue: checks the schema, then spawns its
-    /// heartbeat and notification listener (on the ambient tokio runtime).
-    ///
-    /// # Cancellation safety
-    ///
-    /// Cancel safe: a worker dropped before it is returned aborts its heartbeat and listener,
-    /// and holds no lease.
-    pub async fn worker(&self, config: WorkerConfig) -> Result<crate::PgWorker, QueueError> {
-        self.check_schema().await?;
-        crate::PgWorker::start(self.clone(), config).await
-    }
-
     /// Enqueues one job.
     ///
     /// # Cancellation safety
@@ -482,20 +471,21 @@ impl PgQueue {
                 self.inner.store.put(key, &job.payload).await?
             };
             queues.push(job.queue.clone());
-            priorities.push(job.priority);
-            delays.push(job.delay.as_secs_f64());
-            max_attempts.push(i32::try_from(job.max_attempts).unwrap_or(i32::MAX));
-            max_lost.push(i32::try_from(job.max_lost_leases).unwrap_or(i32::MAX));
+            let options = job.job_options();
+            priorities.push(options.priority);
+            delays.push(options.delay.as_secs_f64());
+            max_attempts.push(i32::try_from(options.max_attempts).unwrap_or(i32::MAX));
+            max_lost.push(i32::try_from(options.max_lost_leases).unwrap_or(i32::MAX));
             payloads.push(stored.inline);
             keys.push(stored.key);
             crcs.push(stored.crc);
             unique.push(job.unique_key.clone());
             parents.push(job.parent_id);
             waiting.push(job.waiting_on);
-            kinds.push(job.kind.clone());
+            kinds.push(job.kind_name().to_owned());
             classes.push(job.resource_class.clone());
-            batches.push(job.batch);
-            depths.push(job.depth);
+            batches.push(options.batch);
+            depths.push(i16::try_from(options.depth).unwrap_or(i16::MAX));
             cancel_trees.push(job.cancel_tree);
         }
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(&self.inner.sql.insert)
@@ -524,7 +514,7 @@ impl PgQueue {
         // global lock at commit).
         let woken: BTreeSet<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         for queue in woken {
-            sqlx::query("SELECT pg_notify($1, $2)")
+            sqlx::query(NOTIFY)
                 .bind(&self.inner.channel)
                 .bind(queue)
                 .execute(&mut *conn)
@@ -621,11 +611,10 @@ impl PgQueue {
         self.inner
             .blob_root
             .get_or_try_init(|| async {
-                let id: String =
-                    sqlx::query_scalar(&format!("SELECT id FROM {schema}.queue_identity"))
-                        .fetch_one(&self.inner.pool)
-                        .await
-                        .map_err(|e| self.database_error(e))?;
+                let id: String = sqlx::query_scalar(&self.inner.sql.identity)
+                    .fetch_one(&self.inner.pool)
+                    .await
+                    .map_err(|e| self.database_error(e))?;
                 Ok::<_, QueueError>(format!("{schema}/{id}"))
             })
             .await

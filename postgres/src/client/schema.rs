@@ -4,7 +4,8 @@
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::QueueError;
+use crate::error::QueueError;
+use crate::sql::schema as statements;
 
 /// The migrations this library ships, embedded at build time. They name no
 /// schema: they create the queue's tables in the first schema of the
@@ -62,17 +63,17 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<Vec<i64>, Que
 }
 
 async fn migrate_locked(conn: &mut PgConnection, schema: &str) -> Result<Vec<i64>, QueueError> {
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+    sqlx::query(statements::MIGRATE_LOCK)
         .bind(format!("pjp-postgres migrate {schema}"))
         .execute(&mut *conn)
         .await?;
     // The migrations name no schema: they run with `search_path` set to ours,
     // so the tables and sqlx's own `_sqlx_migrations` land in it.
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+    sqlx::query(&statements::create_schema(schema))
         .execute(&mut *conn)
         .await?;
     let before = applied_versions(conn, schema).await?;
-    sqlx::query(&format!("SET search_path TO {schema}"))
+    sqlx::query(&statements::set_search_path(schema))
         .execute(&mut *conn)
         .await?;
     MIGRATOR.run_direct(&mut *conn).await?;
@@ -84,11 +85,9 @@ async fn applied_versions(conn: &mut PgConnection, schema: &str) -> Result<Vec<i
     if !migrations_table_exists(conn, schema).await? {
         return Ok(Vec::new());
     }
-    let versions: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT version FROM {schema}._sqlx_migrations WHERE success ORDER BY version"
-    ))
-    .fetch_all(&mut *conn)
-    .await?;
+    let versions: Vec<i64> = sqlx::query_scalar(&statements::applied_versions(schema))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(versions)
 }
 
@@ -96,12 +95,10 @@ async fn migrations_table_exists(
     conn: &mut PgConnection,
     schema: &str,
 ) -> Result<bool, QueueError> {
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = '_sqlx_migrations')",
-    )
-    .bind(schema)
-    .fetch_one(&mut *conn)
-    .await?;
+    let exists: bool = sqlx::query_scalar(statements::MIGRATIONS_TABLE_EXISTS)
+        .bind(schema)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(exists)
 }
 

@@ -5,9 +5,13 @@ use std::fmt;
 
 use pjp_core::{ErrorClass, JobResult, JobSaver};
 
+use crate::enqueue::NewJob;
+use crate::error::QueueError;
+use crate::job::PgJob;
+use crate::saver::PgSaver;
 use crate::sql::Completion;
-use crate::worker::WorkerShared;
-use crate::{NewJob, PgJob, PgSaver, QueueError, write};
+use crate::state::WorkerShared;
+use crate::write;
 
 /// A job's output and the jobs its save creates ([`FanOutSaver`]).
 ///
@@ -154,15 +158,11 @@ where
             // never reaches zero with members still to come.
             let members = i32::try_from(spawn.members())
                 .map_err(|_| QueueError::invalid("fan-out", "more than 2^31 jobs"))?;
-            let grown: Option<i64> = sqlx::query_scalar(&format!(
-                "UPDATE {}.jobs SET waiting_on = waiting_on + $2
-                 WHERE id = $1 AND status = 'waiting' RETURNING id",
-                queue.schema()
-            ))
-            .bind(group)
-            .bind(members)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let grown: Option<i64> = sqlx::query_scalar(&queue.inner.sql.grow_group)
+                .bind(group)
+                .bind(members)
+                .fetch_optional(&mut *tx)
+                .await?;
             if grown.is_none() {
                 return Err(QueueError::invalid(
                     "fan-out",

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use pjp_core::{ErrorClass, ExecError, JobResult, JobSaver, SaveBatch, SaveResults};
 
+use crate::error::QueueError;
+use crate::job::PgJob;
 use crate::sql::Completion;
+use crate::state::WorkerShared;
 use crate::store::Stored;
-use crate::worker::WorkerShared;
 use crate::write::{self, Finish};
-use crate::{PgJob, QueueError};
 
 type Classifier<F> = Arc<dyn Fn(&ExecError<F>) -> bool + Send + Sync>;
 

@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 
+use crate::config::WorkerConfig;
+use crate::error::QueueError;
+use crate::job::PgJob;
 use crate::queue::once_more_if_gone;
 use crate::sql::Completion;
+use crate::sql::notify::NOTIFY;
+use crate::state::{Counters, WorkerShared};
 use crate::store::Stored;
-use crate::worker::{Counters, WorkerShared};
-use crate::{PgJob, QueueError};
 
 /// One job's end, as written by [`complete`].
 pub(crate) struct Finish {
@@ -49,7 +52,7 @@ impl Columns {
     fn bind<'q>(
         &'q self,
         sql: &'q str,
-        config: &crate::WorkerConfig,
+        config: &WorkerConfig,
     ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Written, sqlx::postgres::PgArguments> {
         sqlx::query_as(sql)
             .bind(&self.ids)
@@ -202,7 +205,7 @@ pub(crate) async fn wake_parents(shared: &WorkerShared, queues: Vec<String>) {
     let queues: std::collections::BTreeSet<String> = queues.into_iter().collect();
     for queue in &queues {
         shared.wakeups.wake(queue);
-        let notified = sqlx::query("SELECT pg_notify($1, $2)")
+        let notified = sqlx::query(NOTIFY)
             .bind(&shared.queue.inner.channel)
             .bind(queue)
             .execute(&shared.queue.inner.pool)

@@ -11,7 +11,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use url::Url;
 
-use crate::QueueError;
+use crate::error::QueueError;
 
 /// The default size above which a payload or result goes to the object store
 /// instead of the row: 64 KiB. Below it, a round trip to the store costs more
@@ -78,7 +78,7 @@ impl PayloadStore {
     /// scheme, or a store whose builder rejects its configuration.
     pub fn open(url: &str) -> Result<Self, QueueError> {
         let bad = |why: String| QueueError::StoreUrl {
-            url: crate::redact_url(url),
+            url: crate::redact::redact_url(url),
             why: crate::redact::scrub(&why, url),
         };
         let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -131,7 +131,7 @@ impl PayloadStore {
     pub fn new(store: Arc<dyn ObjectStore>, url: impl Into<String>) -> Self {
         Self {
             store,
-            url: crate::redact_url(&url.into()),
+            url: crate::redact::redact_url(&url.into()),
             inline_limit: DEFAULT_INLINE_LIMIT,
         }
     }
@@ -286,7 +286,7 @@ impl PayloadStore {
 /// claim's token in the name means a stale worker's upload can never
 /// overwrite the current holder's; kind and batch group a tree's blobs, so
 /// one batch can be listed or removed by prefix.
-pub(crate) fn result_key(root: &str, job: &crate::PgJob) -> String {
+pub(crate) fn result_key(root: &str, job: &crate::job::PgJob) -> String {
     let kind = match job.kind.as_str() {
         "" => "-",
         kind => kind,
@@ -299,15 +299,15 @@ pub(crate) fn result_key(root: &str, job: &crate::PgJob) -> String {
 
 /// Where a payload written at enqueue goes:
 /// `{root}/inputs/{queue}/{kind}/{batch}/{random}` (`-` for no kind).
-pub(crate) fn input_key(root: &str, job: &crate::NewJob) -> String {
-    let kind = match job.kind.as_str() {
+pub(crate) fn input_key(root: &str, job: &crate::enqueue::NewJob) -> String {
+    let kind = match job.kind_name() {
         "" => "-",
         kind => kind,
     };
     format!(
         "{root}/inputs/{}/{kind}/{}/{:032x}",
         job.queue,
-        job.batch,
+        job.job_options().batch,
         fastrand::u128(..)
     )
 }

@@ -10,8 +10,10 @@ use pjp_core::JobId;
 use sqlx::PgPool;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::worker::{Counters, Leases};
-use crate::{PgQueue, QueueError, WorkerConfig};
+use crate::config::WorkerConfig;
+use crate::error::QueueError;
+use crate::queue::PgQueue;
+use crate::state::{Counters, Leases};
 
 /// Rows one rescue statement returns to the queue at most.
 const RESCUE_BATCH: i64 = 1_000;

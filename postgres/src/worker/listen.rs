@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use crate::worker::{Counters, Wakeups};
+use crate::state::{Counters, Wakeups};
 
 /// The listener's task. Notifications are hints: a listener that cannot
 /// connect or loses its connection only costs latency, because idle pickers

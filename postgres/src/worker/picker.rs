@@ -4,16 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pjp_core::{ClaimOrder, ErrorClass, Job, JobPicker, KindFilter, Picked, ReleaseReason};
+use pjp_core::{
+    ClaimOrder, ErrorClass, Job, JobKind, JobPicker, KindFilter, Picked, ReleaseReason,
+};
 use tokio::sync::watch;
 
 use crate::enqueue::check_queue_name;
+use crate::error::QueueError;
+use crate::job::PgJob;
 use crate::queue::once_more_if_gone;
 use crate::sql::Completion;
+use crate::state::{Counters, WorkerShared};
 use crate::store::{BlobError, Stored};
-use crate::worker::{Counters, WorkerShared};
 use crate::write::{self, Finish};
-use crate::{JobKind, PgJob, QueueError};
 
 /// The most jobs one claim statement takes.
 pub const MAX_CLAIM_BATCH: usize = 1_000;

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueStats};
 use serde::Serialize;
 
-use pjp_prover::aggregate::{AGGREGATE, AggregateJob, AggregateProof, BASIC};
 use crate::cli::{DbArgs, EnqueueArgs, GcArgs, PurgeArgs, RequeueArgs, StatusArgs, VerifyArgs};
+use pjp_prover::aggregate::{AGGREGATE, AggregateJob, AggregateProof, BASIC};
 use pjp_prover::job::{ProofJob, StoredProof};
 
 use crate::failure::Failure;
@@ -286,16 +286,6 @@ impl From<QueueStats> for QueueStatus {
     }
 }
 
-const STATUSES: [&str; 7] = [
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "dead",
-    "cancelled",
-    "waiting",
-];
-
 impl Status {
     fn text(&self) -> String {
         let mut out = String::new();
@@ -303,7 +293,7 @@ impl Status {
             let _ = writeln!(out, "schema `{}`: no jobs", self.schema);
         }
         for q in &self.queues {
-            let counts: Vec<String> = STATUSES
+            let counts: Vec<String> = pjp_postgres::JOB_STATUSES
                 .iter()
                 .map(|s| format!("{} {s}", q.counts.get(*s).copied().unwrap_or(0)))
                 .collect();

@@ -96,7 +96,14 @@ pub(crate) async fn run(args: &RunArgs, config: RunConfig) -> Result<ExitCode, F
     let results = results?;
     let elapsed = started.elapsed();
 
-    let summary = summarise(args, &component, &results, aggregated.as_ref(), elapsed, backend);
+    let summary = summarise(
+        args,
+        &component,
+        &results,
+        aggregated.as_ref(),
+        elapsed,
+        backend,
+    );
     if args.json {
         let json =
             serde_json::to_string_pretty(&summary).map_err(|e| Failure::runtime(e.to_string()))?;
@@ -124,9 +131,7 @@ async fn prove(
 ) -> Result<Vec<StageResult>, Failure> {
     let pipeline = match args.sequential {
         true => None,
-        false => {
-            Some(Pipeline::build(component).map_err(|e| Failure::runtime(e.to_string()))?)
-        }
+        false => Some(Pipeline::build(component).map_err(|e| Failure::runtime(e.to_string()))?),
     };
     let recorders = pipeline.as_ref().and_then(Pipeline::recorders);
     let live = pipeline.as_ref().map_or_else(Live::default, Pipeline::live);
@@ -215,7 +220,7 @@ fn summarise(
                 lost_leases: stats.lost_leases,
                 reclaimed: stats.rescued,
                 dead_lettered: stats.dead,
-                aggregated: aggregation.map_or(0, |r| r.succeeded),
+                aggregated: aggregation.map_or(0, |r| r.counts.succeeded),
             };
             (jobs, released, 0, Some(fleet))
         }
@@ -267,7 +272,7 @@ fn tree_rounds(
         })
         .count() as u64;
     let closed = roots.len() as u64;
-    let failed = dead + aggregation.map_or(0, |r| r.failed);
+    let failed = dead + aggregation.map_or(0, |r| r.counts.failed);
     vec![
         Round {
             name: "basic",

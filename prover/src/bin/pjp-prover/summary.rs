@@ -38,9 +38,9 @@ impl StageSummary {
         Self {
             name: report.stage.clone(),
             workers: report.workers,
-            picked: report.picked,
-            succeeded: report.succeeded,
-            failed: report.failed,
+            picked: report.counts.picked,
+            succeeded: report.counts.succeeded,
+            failed: report.counts.failed,
             released: report.released.len() as u64,
             job_latency_p50_ms: job_p50,
             job_latency_p99_ms: job_p99,

@@ -1,0 +1,206 @@
+//! What a worker's parts share: the leases it holds, its wake-ups, its
+//! counters, and the handle they reach them through ([`WorkerShared`]).
+//! The heartbeat, the listener, the pickers and the savers import this
+//! module; it imports none of them, only the queue handle and the
+//! configuration.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::config::WorkerConfig;
+use crate::queue::PgQueue;
+
+/// What a worker counted since it started ([`PgWorker::stats`](crate::PgWorker::stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Jobs claimed.
+    pub claimed: u64,
+    /// Jobs completed successfully.
+    pub succeeded: u64,
+    /// Executor failures saved (retried later, failed, or dead).
+    pub failed: u64,
+    /// Jobs handed back (shutdown, a cancelled execution, a save that gave up).
+    pub released: u64,
+    /// Writes rejected because another claim superseded this one.
+    pub fenced: u64,
+    /// Leases the heartbeat found lost (the running jobs were cancelled).
+    pub lost_leases: u64,
+    /// Expired leases of other (dead) workers this worker returned to the queue.
+    pub rescued: u64,
+    /// Jobs dead-lettered by this worker (a missing payload, spent budgets).
+    pub dead: u64,
+    /// Heartbeat statements run.
+    pub heartbeats: u64,
+    /// Heartbeat or rescue statements that failed (retried next interval).
+    pub heartbeat_errors: u64,
+    /// Notifications received.
+    pub notifications: u64,
+    /// Picks that found nothing and waited for a notification.
+    pub idle_waits: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) claimed: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) released: AtomicU64,
+    pub(crate) fenced: AtomicU64,
+    pub(crate) lost_leases: AtomicU64,
+    pub(crate) rescued: AtomicU64,
+    pub(crate) dead: AtomicU64,
+    pub(crate) heartbeats: AtomicU64,
+    pub(crate) heartbeat_errors: AtomicU64,
+    pub(crate) notifications: AtomicU64,
+    pub(crate) idle_waits: AtomicU64,
+    /// Jobs handed back to the queue (released, or put back after an
+    /// infrastructure failure) and not finished by this worker since.
+    handed_back: Mutex<BTreeSet<i64>>,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records jobs the database confirmed back in the queue.
+    pub(crate) fn handed_back(&self, ids: impl IntoIterator<Item = i64>) {
+        self.handed_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(ids);
+    }
+
+    /// Records a job this worker finished (it is no longer handed back).
+    pub(crate) fn finished(&self, id: i64) {
+        self.handed_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// The jobs handed back and not finished since, in id order.
+    pub(crate) fn handed_back_ids(&self) -> Vec<i64> {
+        self.handed_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    pub(crate) fn snapshot(&self) -> WorkerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WorkerStats {
+            claimed: get(&self.claimed),
+            succeeded: get(&self.succeeded),
+            failed: get(&self.failed),
+            released: get(&self.released),
+            fenced: get(&self.fenced),
+            lost_leases: get(&self.lost_leases),
+            rescued: get(&self.rescued),
+            dead: get(&self.dead),
+            heartbeats: get(&self.heartbeats),
+            heartbeat_errors: get(&self.heartbeat_errors),
+            notifications: get(&self.notifications),
+            idle_waits: get(&self.idle_waits),
+        }
+    }
+}
+
+/// The leases this worker holds: every job claimed and not yet completed or
+/// released, wherever it is (prefetched, executing, waiting to be saved).
+#[derive(Debug, Default)]
+pub(crate) struct Leases(Mutex<HashMap<i64, i64>>);
+
+impl Leases {
+    fn map(&self) -> MutexGuard<'_, HashMap<i64, i64>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn hold(&self, jobs: impl IntoIterator<Item = (i64, i64)>) {
+        self.map().extend(jobs);
+    }
+
+    /// Forgets a lease if it is still the one with `token`.
+    pub(crate) fn drop_lease(&self, id: i64, token: i64) -> bool {
+        let mut map = self.map();
+        if map.get(&id) == Some(&token) {
+            map.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn holds(&self, id: i64, token: i64) -> bool {
+        self.map().get(&id) == Some(&token)
+    }
+
+    pub(crate) fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
+        let mut held: Vec<(i64, i64)> = self.map().iter().map(|(i, t)| (*i, *t)).collect();
+        held.sort_unstable();
+        held.into_iter().unzip()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// Wake-ups per queue name: bumped by the listener on a notification.
+#[derive(Debug, Default)]
+pub(crate) struct Wakeups(Mutex<HashMap<String, watch::Sender<u64>>>);
+
+impl Wakeups {
+    pub(crate) fn subscribe(&self, queue: &str) -> watch::Receiver<u64> {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(queue.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    pub(crate) fn wake(&self, queue: &str) {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = map.get(queue) {
+            sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    pub(crate) fn wake_all(&self) {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for sender in map.values() {
+            sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+/// What a worker's pickers and savers hold: its queue and configuration,
+/// and what they share with its heartbeat and listener.
+pub(crate) struct WorkerShared {
+    pub(crate) queue: PgQueue,
+    pub(crate) config: WorkerConfig,
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) wakeups: Arc<Wakeups>,
+    pub(crate) counters: Arc<Counters>,
+    /// The heartbeat and the listener: aborted when the worker and every
+    /// picker and saver made from it are gone. Held as handles only, so this
+    /// module needs neither task's type.
+    pub(crate) _tasks: Vec<AbortOnDropHandle<()>>,
+}
+
+impl WorkerShared {
+    /// Forgets a lease once its job is written. When the worker then holds
+    /// none, idle picks are woken: a picker told to exit when the queue is
+    /// empty was waiting only for this worker's own jobs to finish.
+    pub(crate) fn drop_lease(&self, id: i64, token: i64) {
+        if self.leases.drop_lease(id, token) && self.leases.len() == 0 {
+            self.wakeups.wake_all();
+        }
+    }
+}
