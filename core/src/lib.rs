@@ -130,6 +130,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
 
+pub mod autoscale;
 mod backoff;
 pub mod boxed;
 mod cancel;

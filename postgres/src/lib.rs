@@ -87,6 +87,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod autoscale;
 mod client;
 mod error;
 mod redact;

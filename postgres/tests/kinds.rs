@@ -6,7 +6,9 @@ mod common;
 
 use common::{TestDb, fast};
 use pjp_core::{JobPicker, Picked};
+use pjp_postgres::autoscale::{self, ScalePolicy};
 use pjp_postgres::{NewJob, PgPicker};
+use std::time::Duration;
 
 const QUEUE: &str = "proofs";
 
@@ -241,6 +243,26 @@ async fn the_load_report_counts_each_kind_and_class() {
         (3, 0, 0)
     );
     assert_eq!(scheduler.drain_estimate(), None, "no rate yet");
+    assert_eq!(scheduler.p95_duration, None, "nothing succeeded yet");
+
+    // The two successes ran 10 s each (set by hand: the test does not wait):
+    // their p95 is what the autoscaling plan uses.
+    db.exec(&format!(
+        "UPDATE {} SET started_at = finished_at - interval '10 seconds' WHERE status = 'succeeded'",
+        db.table()
+    ))
+    .await;
+    let load = db.queue.load().await.unwrap();
+    let of = |kind: &str| load.iter().find(|l| l.kind == kind).cloned();
+    let basic = of("basic").expect("basic");
+    assert_eq!(basic.p95_duration, Some(Duration::from_secs(10)));
+    // 4 jobs of 10 s within 10 s: 4 workers; the scheduler's 3 jobs use the
+    // fallback of 60 s: 18 workers, capped at 8.
+    let policy = ScalePolicy::new(Duration::from_secs(10)).max(8);
+    let plans = autoscale::plan(&load, &policy);
+    let desired = |kind: &str| plans.iter().find(|p| p.kind == kind).map(|p| p.desired);
+    assert_eq!(desired("basic"), Some(4), "{plans:?}");
+    assert_eq!(desired("scheduler"), Some(8), "{plans:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

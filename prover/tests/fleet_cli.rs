@@ -85,6 +85,35 @@ fn migrate_enqueue_status_requeue_purge() {
         "{text}"
     );
 
+    // The autoscaling plan, a dry run: nothing finished yet, so each job is
+    // taken to last the fallback: 1,200 × 60 s drained in 10 minutes needs
+    // 120 workers, capped by --max-workers.
+    let plan: Value = serde_json::from_str(&schema.ok(&[
+        "status",
+        "--json",
+        "--plan",
+        "--drain-window",
+        "10m",
+        "--fallback-duration",
+        "60s",
+        "--max-workers",
+        "500",
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let planned = &plan["plan"][0];
+    assert_eq!(planned["work"], 1200, "{plan:#}");
+    assert_eq!(planned["desired_workers"], 120, "{plan:#}");
+    assert_eq!(planned["measured"], false, "{plan:#}");
+    let capped = schema.ok(&["status", "--plan", "--max-workers", "16"]);
+    assert!(
+        capped.contains("1200 job(s) × 60.0s (fallback) → 16 worker(s)"),
+        "{capped}"
+    );
+    assert!(
+        status.get("plan").is_none(),
+        "no plan without --plan: {status:#}"
+    );
+
     assert!(
         schema
             .ok(&["requeue", "--dead"])

@@ -284,3 +284,43 @@ fn a_worker_that_dies_holding_the_last_child_still_finishes_the_tree() {
     assert_eq!((report.crashes, report.reclaimed), (1, 1), "{report}");
     assert!(report.recovery.is_some(), "{report}");
 }
+
+/// The autoscaling plan replayed: a backlog of 1,000 one-second proofs on a
+/// parked pool of 40 one-worker nodes, planned every second to drain within
+/// a minute. The fleet grows to ceil(1,000 × 1 s / 60 s) = 17 nodes, holds
+/// that peak while the backlog drains (within the window), then shrinks
+/// back to none once the work is done.
+#[test]
+fn the_autoscaling_plan_drains_the_backlog_within_its_window() {
+    use pjp_core::autoscale::ScalePolicy;
+
+    let window = Duration::from_secs(60);
+    let policy = ScalePolicy::new(window)
+        .max(40)
+        .fallback_duration(Duration::from_secs(1));
+    let fleet = Fleet::new("autoscaled backlog")
+        .jobs(1_000)
+        .exec_cost(Duration::from_secs(1))
+        .region("near", LatencyProfile::same_region())
+        .nodes("near", 40, 1)
+        .autoscale(policy, Duration::from_secs(1));
+    for seed in 1..=3 {
+        let report = run(&fleet, seed);
+        println!("{report}");
+        assert!(report.is_clean(), "{report}");
+        assert_eq!((report.succeeded, report.dead), (1_000, 0), "{report}");
+        assert!(report.elapsed <= window, "drained in {:?}", report.elapsed);
+        let peak = report.scaling.iter().map(|&(_, n)| n).max();
+        assert_eq!(peak, Some(17), "{report}");
+        // Started on the first plan, and back to the policy's min (0) after.
+        let first = report
+            .scaling
+            .first()
+            .map(|&(at, _)| at)
+            .unwrap_or_default();
+        assert!(first < Duration::from_secs(1), "{report}");
+        assert_eq!(report.scaling.last().map(|&(_, n)| n), Some(0), "{report}");
+        let shrank_at = report.scaling.last().map(|&(at, _)| at).unwrap_or_default();
+        assert!(shrank_at > report.elapsed, "{report}");
+    }
+}

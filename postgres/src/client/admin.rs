@@ -69,6 +69,10 @@ pub struct KindLoad {
     pub oldest_queued: Option<Duration>,
     /// Jobs that finished in the last minute.
     pub finished_last_minute: i64,
+    /// The 95th percentile of how long the jobs that succeeded in the last
+    /// minute ran (their last claim to their completion); `None` when none
+    /// did. What [`autoscale`](crate::autoscale) plans with.
+    pub p95_duration: Option<Duration>,
 }
 
 impl KindLoad {
@@ -542,7 +546,16 @@ impl PgQueue {
     ///
     /// Cancel safe: it only reads; dropping it changes nothing.
     pub async fn load(&self) -> Result<Vec<KindLoad>, QueueError> {
-        type Row = (String, String, String, i64, i64, Option<f64>, i64);
+        type Row = (
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<f64>,
+            i64,
+            Option<f64>,
+        );
         let rows: Vec<Row> = sqlx::query_as(&self.inner.sql.load)
             .bind(60.0_f64)
             .fetch_all(&self.inner.pool)
@@ -551,7 +564,7 @@ impl PgQueue {
         Ok(rows
             .into_iter()
             .map(
-                |(queue, kind, resource_class, queued, running, oldest, finished)| KindLoad {
+                |(queue, kind, resource_class, queued, running, oldest, finished, p95)| KindLoad {
                     queue,
                     kind,
                     resource_class,
@@ -561,6 +574,9 @@ impl PgQueue {
                         .filter(|s| s.is_finite() && *s >= 0.0)
                         .map(Duration::from_secs_f64),
                     finished_last_minute: finished,
+                    p95_duration: p95
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64),
                 },
             )
             .collect())

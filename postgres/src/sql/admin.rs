@@ -38,7 +38,10 @@ pub(super) fn load(s: &str) -> String {
                 count(*) FILTER (WHERE status = 'queued'),
                 count(*) FILTER (WHERE status = 'running'),
                 extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8,
-                count(*) FILTER (WHERE finished_at > now() - make_interval(secs => $1))
+                count(*) FILTER (WHERE finished_at > now() - make_interval(secs => $1)),
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+                    FILTER (WHERE status = 'succeeded' AND started_at IS NOT NULL
+                            AND finished_at > now() - make_interval(secs => $1))
          FROM {s}.jobs
          WHERE status IN ('queued', 'running')
             OR finished_at > now() - make_interval(secs => $1)

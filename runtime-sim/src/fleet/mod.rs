@@ -41,6 +41,7 @@ mod wire;
 
 use std::time::Duration;
 
+use pjp_core::autoscale::ScalePolicy;
 use pjp_core::memory::ClaimOrder;
 use pjp_testkit::{LatencyProfile, RunnerPlan};
 
@@ -134,6 +135,16 @@ pub struct Fleet {
     pub(crate) order: ClaimOrder,
     pub(crate) record: bool,
     pub(crate) time_limit: Duration,
+    pub(crate) autoscale: Option<Autoscale>,
+}
+
+/// The fleet's autoscaler: the planner's policy, how often it plans, and
+/// how long it holds each peak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Autoscale {
+    pub(crate) policy: ScalePolicy,
+    pub(crate) every: Duration,
+    pub(crate) hold: Duration,
 }
 
 /// The jobs as proof trees: per batch, `circuits` basic proofs, one
@@ -170,6 +181,7 @@ impl Fleet {
             order: ClaimOrder::ProofFirst,
             record: false,
             time_limit: Duration::from_secs(24 * 3600),
+            autoscale: None,
         }
     }
 
@@ -285,6 +297,26 @@ impl Fleet {
     /// ([`FleetReport::spans`]).
     pub fn record(mut self, record: bool) -> Self {
         self.record = record;
+        self
+    }
+
+    /// Scales the fleet with the planner of [`pjp_core::autoscale`]: the
+    /// nodes added so far become a pool, parked until asked for. Every
+    /// `every`, an autoscaler reads the work (jobs not yet settled) and the
+    /// p95 of the last 1,000 jobs' execution times, plans the nodes it needs
+    /// ([`desired_workers`](pjp_core::autoscale::desired_workers), the
+    /// policy's `jobs_per_worker` being one node's capacity), holds each
+    /// plan's peak for the policy's drain window
+    /// ([`Stabilizer`](pjp_core::autoscale::Stabilizer)), starts parked
+    /// nodes and drains surplus ones. After the last job it keeps planning
+    /// for one drain window, so the report shows the fleet shrink back to
+    /// the policy's `min` ([`FleetReport::scaling`]).
+    pub fn autoscale(mut self, policy: ScalePolicy, every: Duration) -> Self {
+        self.autoscale = Some(Autoscale {
+            policy,
+            every: every.max(Duration::from_millis(10)),
+            hold: policy.drain_window,
+        });
         self
     }
 

@@ -99,6 +99,10 @@ pub struct FleetReport {
     pub spans: Vec<NodeSpans>,
     /// Crashes, drains, partitions and outages.
     pub markers: Vec<Marker>,
+    /// With [`Fleet::autoscale`](super::Fleet::autoscale): each change of
+    /// the nodes running, `(when, nodes)`, from the first plan until one
+    /// drain window after the last job.
+    pub scaling: Vec<(Duration, usize)>,
     /// Wall time of the simulation, through
     /// [`Fleet::simulate`](super::Fleet::simulate). Not part of `Display`.
     pub wall: Option<Duration>,
@@ -210,6 +214,19 @@ impl fmt::Display for FleetReport {
                 f,
                 "  time to final proof over {} batches: p50 {p50:.2?}, p99 {p99:.2?}",
                 self.final_proofs.len()
+            )?;
+        }
+        if !self.scaling.is_empty() {
+            let peak = self.scaling.iter().map(|&(_, n)| n).max().unwrap_or(0);
+            let steps: Vec<String> = self
+                .scaling
+                .iter()
+                .map(|(at, n)| format!("{:.0}s→{n}", at.as_secs_f64()))
+                .collect();
+            writeln!(
+                f,
+                "  autoscaled: peak {peak} nodes; nodes over time: {}",
+                steps.join(" ")
             )?;
         }
         if !self.markers.is_empty() {

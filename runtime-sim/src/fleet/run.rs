@@ -1,11 +1,13 @@
 //! Running a [`Fleet`]: the queue, one madsim node per worker node (runner +
 //! heartbeat), the event controller and the monitor.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use madsim::runtime::{Handle, NodeHandle};
+use pjp_core::autoscale::{Stabilizer, desired_workers};
 use pjp_core::memory::{JobOptions, JobStatus, MemoryQueue, QueueMeta};
 use pjp_core::observe::Recorder;
 use pjp_core::{AsyncExecutor, JobContext, JobId, JobRunner, Runtime, Shutdown};
@@ -35,6 +37,31 @@ struct NodeState {
     finished: Notify,
     /// Runner activity of every incarnation (when recording).
     recorder: Option<Recorder>,
+    /// Left idle by the autoscaler: an incarnation that starts does nothing.
+    parked: AtomicBool,
+}
+
+/// The execution times of the last jobs, for the autoscaler's p95.
+#[derive(Default)]
+struct Durations(Mutex<VecDeque<Duration>>);
+
+impl Durations {
+    const KEPT: usize = 1_000;
+
+    fn record(&self, took: Duration) {
+        let mut kept = lock(&self.0);
+        if kept.len() == Self::KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(took);
+    }
+
+    fn p95(&self) -> Option<Duration> {
+        let mut sorted: Vec<Duration> = lock(&self.0).iter().copied().collect();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        sorted.get((last as f64 * 0.95).round() as usize).copied()
+    }
 }
 
 /// A job's modeled execution; the poison job asks for its node's death.
@@ -44,6 +71,7 @@ struct FleetExec {
     poison: Option<u64>,
     node: usize,
     kill: mpsc::UnboundedSender<usize>,
+    durations: Arc<Durations>,
 }
 
 impl AsyncExecutor for FleetExec {
@@ -57,9 +85,12 @@ impl AsyncExecutor for FleetExec {
             let _ = self.kill.send(self.node);
             std::future::pending::<()>().await;
         }
+        let started = self.runtime.now();
         if !self.cost.is_zero() {
             self.runtime.sleep(self.cost).await;
         }
+        self.durations
+            .record(self.runtime.now().saturating_duration_since(started));
         Ok(input)
     }
 }
@@ -74,12 +105,17 @@ struct NodeWiring {
     stats: Arc<WireStats>,
     state: Arc<NodeState>,
     kill: mpsc::UnboundedSender<usize>,
+    durations: Arc<Durations>,
 }
 
 impl NodeWiring {
     /// One incarnation: a heartbeat task and the runner, restarted after a
     /// failed run (a supervisor), until the work is done or a drain stops it.
     async fn incarnation(self) {
+        if self.state.parked.load(Relaxed) {
+            self.state.finished.notify_waiters();
+            return;
+        }
         let spec = &self.fleet.nodes[self.index];
         let region = &self.fleet.regions[spec.region];
         let Ok(runtime) = SimRuntime::builder()
@@ -119,6 +155,7 @@ impl NodeWiring {
                 poison: self.fleet.poison.map(|p| p.job),
                 node: self.index,
                 kill: self.kill.clone(),
+                durations: Arc::clone(&self.durations),
             };
             let picker = Wire {
                 inner: self.queue.picker(),
@@ -218,6 +255,7 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
     });
     let stats = Arc::new(WireStats::default());
     let (kill_tx, mut kill_rx) = mpsc::unbounded_channel::<usize>();
+    let durations = Arc::new(Durations::default());
     let fleet_arc = Arc::new(fleet.clone());
     let states: Vec<Arc<NodeState>> = fleet
         .nodes
@@ -228,6 +266,8 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
                 held: Mutex::default(),
                 finished: Notify::new(),
                 recorder: fleet.record.then(Recorder::new),
+                // With an autoscaler, every node waits to be asked for.
+                parked: AtomicBool::new(fleet.autoscale.is_some()),
             })
         })
         .collect();
@@ -241,6 +281,7 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
                 stats: Arc::clone(&stats),
                 state: Arc::clone(&states[index]),
                 kill: kill_tx.clone(),
+                durations: Arc::clone(&durations),
             };
             handle
                 .create_node()
@@ -342,6 +383,50 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
             _ => {}
         }
     }
+    // The autoscaler: plans, holds each peak, starts and drains nodes.
+    let scaling: Arc<Mutex<Vec<(Duration, usize)>>> = Arc::default();
+    if let Some(autoscale) = fleet.autoscale {
+        let (rt, handle, states, ids) = (
+            runtime.clone(),
+            handle.clone(),
+            states.clone(),
+            node_ids.clone(),
+        );
+        let (queue, durations, scaling, since) = (
+            queue.clone(),
+            Arc::clone(&durations),
+            Arc::clone(&scaling),
+            since.clone(),
+        );
+        let jobs = fleet.jobs as usize;
+        controllers.push(runtime.spawn(async move {
+            let mut stabilizer = Stabilizer::new(autoscale.hold);
+            let mut running = 0;
+            loop {
+                let now = since();
+                let work = jobs.saturating_sub(queue.settled()) as u64;
+                let desired = desired_workers(work, durations.p95(), &autoscale.policy);
+                let target = (stabilizer.recommend(now, desired) as usize).min(ids.len());
+                // Up: the lowest parked nodes start; down: the highest
+                // running ones drain (finish what they hold, pick nothing).
+                for node in running..target {
+                    states[node].parked.store(false, Relaxed);
+                    handle.restart(ids[node]);
+                }
+                for state in states.iter().take(running).skip(target) {
+                    state.parked.store(true, Relaxed);
+                    if let Some(shutdown) = lock(&state.shutdown).clone() {
+                        shutdown.drain();
+                    }
+                }
+                if target != running {
+                    lock(&scaling).push((now, target));
+                    running = target;
+                }
+                rt.sleep(autoscale.every).await;
+            }
+        }));
+    }
     // The poison job's victims.
     if let Some(poison) = fleet.poison {
         let crash = crash.clone();
@@ -359,6 +444,7 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
     let mut last_second = (Duration::ZERO, 0usize);
     let mut recovery: Option<Duration> = None;
     let mut final_at: Vec<Option<Duration>> = vec![None; finals.len()];
+    let mut settled_at: Option<Duration> = None;
     loop {
         let now = since();
         if now > fleet.time_limit {
@@ -369,7 +455,9 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
             });
         }
         let settled = queue.settled();
-        if now >= last_second.0 + Duration::from_secs(1) || settled >= jobs {
+        if settled_at.is_none()
+            && (now >= last_second.0 + Duration::from_secs(1) || settled >= jobs)
+        {
             let span = now.saturating_sub(last_second.0).as_secs_f64();
             if span > 0.0 {
                 throughput.push((last_second.0, (settled - last_second.1) as f64 / span));
@@ -398,11 +486,17 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
             !back
         });
         if settled >= jobs {
-            break;
+            let done = *settled_at.get_or_insert(now);
+            // An autoscaled fleet is watched one drain window (and one
+            // plan) longer: the report shows it shrink back.
+            let watch = fleet.autoscale.map_or(Duration::ZERO, |a| a.hold + a.every);
+            if now >= done + watch {
+                break;
+            }
         }
         runtime.sleep(TICK).await;
     }
-    let elapsed = since();
+    let elapsed = settled_at.unwrap_or_else(&since);
     drop(controllers);
 
     let saves = queue.saved();
@@ -471,6 +565,7 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
         origin,
         spans,
         markers,
+        scaling: std::mem::take(&mut *lock(&scaling)),
         wall: None,
     })
 }

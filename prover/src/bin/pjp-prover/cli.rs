@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use pjp_core::latency::LatencyProfile;
 use pjp_gpu::BackendChoice;
+use pjp_postgres::autoscale::ScalePolicy;
 use pjp_prover::aggregate::{AGGREGATE, BASIC};
 use pjp_prover::circuit::FaultRates;
 use pjp_prover::job::check_size;
@@ -230,6 +231,51 @@ pub(crate) struct StatusArgs {
     /// Dead jobs to list at most.
     #[arg(long, default_value_t = 10)]
     pub(crate) dead: i64,
+
+    /// Also print how many workers each queue, kind and class needs
+    /// (a dry run for an autoscaler): ceil(work × p95 duration ÷
+    /// `--drain-window`), within `--min-workers` and `--max-workers`.
+    #[arg(long)]
+    pub(crate) plan: bool,
+
+    #[command(flatten)]
+    pub(crate) policy: PlanArgs,
+}
+
+/// The autoscaling plan's policy (`status --plan`, and the
+/// `pjp_queue_desired_workers` gauge of `run --metrics-addr`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PlanArgs {
+    /// Drain the backlog within this long.
+    #[arg(long, env = "PJP_DRAIN_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub(crate) drain_window: Duration,
+
+    /// Never plan fewer workers than this per kind and class.
+    #[arg(long, env = "PJP_MIN_WORKERS", default_value_t = 0)]
+    pub(crate) min_workers: u32,
+
+    /// Never plan more workers than this per kind and class.
+    #[arg(long, env = "PJP_MAX_WORKERS", default_value_t = 100)]
+    pub(crate) max_workers: u32,
+
+    /// Jobs one worker runs at once.
+    #[arg(long, env = "PJP_JOBS_PER_WORKER", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) jobs_per_worker: u32,
+
+    /// A job's duration when none finished in the last minute.
+    #[arg(long, env = "PJP_FALLBACK_DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) fallback_duration: Duration,
+}
+
+impl PlanArgs {
+    /// The planner's policy.
+    pub(crate) fn policy(&self) -> ScalePolicy {
+        ScalePolicy::new(self.drain_window)
+            .min(self.min_workers)
+            .max(self.max_workers)
+            .jobs_per_worker(self.jobs_per_worker)
+            .fallback_duration(self.fallback_duration)
+    }
 }
 
 /// Options of `pjp-prover requeue`.
@@ -410,8 +456,13 @@ pub(crate) struct RunArgs {
     pub(crate) timeline: Option<std::path::PathBuf>,
 
     /// Serve Prometheus metrics at this address, e.g. `127.0.0.1:9000`.
+    /// A fleet worker adds the queue's load and the autoscaling plan
+    /// (`pjp_queue_desired_workers`, with the `--drain-window` policy).
     #[arg(long, env = "PJP_METRICS_ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub(crate) plan: PlanArgs,
 
     /// Progress output: auto (a bar on a terminal, log lines otherwise), bar,
     /// lines or none.

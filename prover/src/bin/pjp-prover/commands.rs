@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use pjp_postgres::autoscale::{self, ScalePlan};
 use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueStats};
 use serde::Serialize;
 
@@ -222,7 +223,37 @@ struct Status {
     queues: Vec<QueueStatus>,
     /// Per queue, kind and resource class: what an autoscaler scales on.
     load: Vec<LoadStatus>,
+    /// With `--plan`: the workers each needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<Vec<PlanStatus>>,
     dead: Vec<DeadStatus>,
+}
+
+/// One (queue, kind, class)'s planned workers (`status --plan`).
+#[derive(Debug, Serialize)]
+struct PlanStatus {
+    queue: String,
+    kind: String,
+    resource_class: String,
+    work: u64,
+    duration_secs: f64,
+    /// Whether the duration is the last minute's p95 (else the fallback).
+    measured: bool,
+    desired_workers: u32,
+}
+
+impl From<ScalePlan> for PlanStatus {
+    fn from(p: ScalePlan) -> Self {
+        Self {
+            queue: p.queue,
+            kind: p.kind,
+            resource_class: p.resource_class,
+            work: p.work,
+            duration_secs: p.duration.as_secs_f64(),
+            measured: p.measured,
+            desired_workers: p.desired,
+        }
+    }
 }
 
 /// One (queue, kind, class)'s load, for autoscalers.
@@ -237,12 +268,15 @@ pub(crate) struct LoadStatus {
     pub(crate) finished_last_minute: i64,
     /// (queued + running) ÷ the last minute's rate; `None` without a rate.
     pub(crate) drain_estimate_secs: Option<f64>,
+    /// How long the last minute's successes ran, p95; `None` without any.
+    pub(crate) p95_duration_secs: Option<f64>,
 }
 
 impl From<pjp_postgres::KindLoad> for LoadStatus {
     fn from(l: pjp_postgres::KindLoad) -> Self {
         Self {
             drain_estimate_secs: l.drain_estimate().map(|d| d.as_secs_f64()),
+            p95_duration_secs: l.p95_duration.map(|d| d.as_secs_f64()),
             oldest_queued_secs: l.oldest_queued.map(|d| d.as_secs_f64()),
             queue: l.queue,
             kind: l.kind,
@@ -347,6 +381,26 @@ impl Status {
                 );
             }
         }
+        if let Some(plan) = &self.plan {
+            let _ = writeln!(out, "plan (workers to drain within the window):");
+            for p in plan {
+                let _ = writeln!(
+                    out,
+                    "  {} / {} / {}: {} job(s) × {:.1}s ({}) → {} worker(s)",
+                    p.queue,
+                    if p.kind.is_empty() { "-" } else { &p.kind },
+                    if p.resource_class.is_empty() {
+                        "-"
+                    } else {
+                        &p.resource_class
+                    },
+                    p.work,
+                    p.duration_secs,
+                    if p.measured { "p95" } else { "fallback" },
+                    p.desired_workers
+                );
+            }
+        }
         if !self.dead.is_empty() {
             let _ = writeln!(out, "dead jobs (first {}):", self.dead.len());
             for d in &self.dead {
@@ -365,9 +419,16 @@ async fn status_once(queue: &PgQueue, args: &StatusArgs) -> Result<Status, Failu
     let queues = queue.stats().await?;
     let load = queue.load().await?;
     let dead = queue.dead_jobs(None, args.dead).await?;
+    let plan = args.plan.then(|| {
+        autoscale::plan(&load, &args.policy.policy())
+            .into_iter()
+            .map(PlanStatus::from)
+            .collect()
+    });
     Ok(Status {
         schema: args.db.schema.clone(),
         queues: queues.into_iter().map(QueueStatus::from).collect(),
+        plan,
         load: load.into_iter().map(LoadStatus::from).collect(),
         dead: dead
             .into_iter()

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use pjp_core::{JobId, RunReport, Shutdown};
 use pjp_postgres::PgQueue;
+use pjp_postgres::autoscale::{self, ScalePolicy};
 use pjp_prover::pipeline::{self, Embedded, Live, Pipeline, StageResult};
 use pjp_prover::store::StoreCounts;
 use pjp_prover::{Component, RunConfig, Source, aggregate};
@@ -34,9 +35,13 @@ pub(crate) async fn run(args: &RunArgs, config: RunConfig) -> Result<ExitCode, F
     let component = Component::new(config).await?;
     // The queue's load per kind for autoscalers, beside the worker's own metrics.
     let _load = match (&component.source, args.metrics_addr) {
-        (Source::Fleet(worker), Some(_)) => Some(AbortOnDropHandle::new(tokio::spawn(
-            publish_load(worker.queue().clone(), Duration::from_secs(5)),
-        ))),
+        (Source::Fleet(worker), Some(_)) => {
+            Some(AbortOnDropHandle::new(tokio::spawn(publish_load(
+                worker.queue().clone(),
+                args.plan.policy(),
+                Duration::from_secs(5),
+            ))))
+        }
         _ => None,
     };
     let backend = component.prover.ntt.backend().to_string();
@@ -296,14 +301,16 @@ fn tree_rounds(
 /// Publishes the queue's load per queue, kind and class as Prometheus gauges
 /// every `every` (a fleet worker with `--metrics-addr`): `pjp_queue_jobs`
 /// (`state` = queued / running), `pjp_queue_oldest_queued_seconds`,
-/// `pjp_queue_finished_last_minute` and `pjp_queue_drain_estimate_seconds`,
-/// labelled `queue`, `kind` and `class`. Every worker publishes the same
+/// `pjp_queue_finished_last_minute`, `pjp_queue_drain_estimate_seconds`,
+/// `pjp_queue_p95_duration_seconds` and the autoscaling plan under `policy`,
+/// `pjp_queue_desired_workers`, labelled `queue`, `kind` and `class`. Every worker publishes the same
 /// numbers; scrape one, or aggregate with `max`.
-pub(crate) async fn publish_load(queue: PgQueue, every: Duration) {
+pub(crate) async fn publish_load(queue: PgQueue, policy: ScalePolicy, every: Duration) {
     loop {
         match queue.load().await {
             Ok(load) => {
-                for l in load {
+                let plans = autoscale::plan(&load, &policy);
+                for (l, plan) in load.iter().zip(&plans) {
                     let labels = [
                         ("queue", l.queue.clone()),
                         ("kind", l.kind.clone()),
@@ -324,6 +331,12 @@ pub(crate) async fn publish_load(queue: PgQueue, every: Duration) {
                         metrics::gauge!("pjp_queue_drain_estimate_seconds", &labels)
                             .set(drain.as_secs_f64());
                     }
+                    if let Some(p95) = l.p95_duration {
+                        metrics::gauge!("pjp_queue_p95_duration_seconds", &labels)
+                            .set(p95.as_secs_f64());
+                    }
+                    metrics::gauge!("pjp_queue_desired_workers", &labels)
+                        .set(f64::from(plan.desired));
                 }
             }
             Err(error) => tracing::warn!(%error, "could not read the queue's load for metrics"),
