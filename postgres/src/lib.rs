@@ -120,3 +120,4 @@ pub use schema::{MIGRATOR, schema_version};
 pub use state::WorkerStats;
 pub use store::{DEFAULT_INLINE_LIMIT, PayloadStore};
 pub use worker::PgWorker;
+pub use worker::maintain::Maintained;

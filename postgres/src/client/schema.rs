@@ -77,6 +77,9 @@ async fn migrate_locked(conn: &mut PgConnection, schema: &str) -> Result<Vec<i64
         .execute(&mut *conn)
         .await?;
     MIGRATOR.run_direct(&mut *conn).await?;
+    sqlx::query(statements::ANALYZE_JOBS)
+        .execute(&mut *conn)
+        .await?;
     let after = applied_versions(conn, schema).await?;
     Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
 }

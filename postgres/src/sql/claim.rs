@@ -12,15 +12,13 @@ const CLAIM_SET: &str = "SET status = 'running', lease_owner = $3,
                    j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth";
 
 /// Priority, then the oldest batch, then the round closest to the
-/// final proof, then age (`jobs_claimable_proof`).
+/// final proof, then age (`jobs_claimable_proof`). The rows are chosen
+/// and locked by a function of the schema that keeps the index-order
+/// plan without statistics (migration `claim_plans`).
 pub(super) fn claim(s: &str) -> String {
     format!(
         "WITH picked AS MATERIALIZED (
-             SELECT id FROM {s}.jobs
-             WHERE queue = $1 AND status = 'queued' AND run_after <= now()
-             ORDER BY priority DESC, batch, depth, id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED)
+             SELECT c AS id FROM {s}.claimable_proof($1, ($2::bigint)::int) c)
          UPDATE {s}.jobs j
          {CLAIM_SET}"
     )
@@ -30,11 +28,7 @@ pub(super) fn claim(s: &str) -> String {
 pub(super) fn claim_fifo(s: &str) -> String {
     format!(
         "WITH picked AS MATERIALIZED (
-             SELECT id FROM {s}.jobs
-             WHERE queue = $1 AND status = 'queued' AND run_after <= now()
-             ORDER BY priority DESC, id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED)
+             SELECT c AS id FROM {s}.claimable_fifo($1, ($2::bigint)::int) c)
          UPDATE {s}.jobs j
          {CLAIM_SET}"
     )
@@ -42,7 +36,8 @@ pub(super) fn claim_fifo(s: &str) -> String {
 
 /// Kinds in the worker's order of preference ($5), each read from
 /// its own range of `jobs_claimable_kind` and locked there (SKIP
-/// LOCKED, so concurrent workers pass each other by), then the
+/// LOCKED, so concurrent workers pass each other by; the function
+/// `claimable_kind` keeps that plan without statistics), then the
 /// batch taken in preference order: a heavy job first, a light one
 /// when no heavy one is queued. Classes ($6) filter within a kind.
 /// The rows a kind over-locks are unlocked when the statement ends.
@@ -51,14 +46,8 @@ pub(super) fn claim_kinds(s: &str) -> String {
         "WITH wanted AS (
              SELECT k, n FROM unnest($5::text[]) WITH ORDINALITY AS w(k, n)),
          candidates AS MATERIALIZED (
-             SELECT c.id, c.priority, c.batch, c.depth, w.n FROM wanted w CROSS JOIN LATERAL (
-                 SELECT j.id, j.priority, j.batch, j.depth FROM {s}.jobs j
-                 WHERE j.queue = $1 AND j.kind = w.k AND j.status = 'queued'
-                   AND j.run_after <= now()
-                   AND ($6::text[] IS NULL OR j.resource_class = ANY($6))
-                 ORDER BY j.priority DESC, j.batch, j.depth, j.id
-                 LIMIT $2
-                 FOR UPDATE OF j SKIP LOCKED) c),
+             SELECT c.id, c.priority, c.batch, c.depth, w.n FROM wanted w CROSS JOIN LATERAL
+                 {s}.claimable_kind($1, w.k, ($2::bigint)::int, $6::text[]) c),
          picked AS MATERIALIZED (
              SELECT id FROM candidates ORDER BY n, priority DESC, batch, depth, id LIMIT $2)
          UPDATE {s}.jobs j
@@ -70,12 +59,8 @@ pub(super) fn claim_kinds(s: &str) -> String {
 pub(super) fn claim_classes(s: &str) -> String {
     format!(
         "WITH picked AS MATERIALIZED (
-             SELECT id FROM {s}.jobs
-             WHERE queue = $1 AND status = 'queued' AND run_after <= now()
-               AND resource_class = ANY($5)
-             ORDER BY priority DESC, batch, depth, id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED)
+             SELECT c AS id
+             FROM {s}.claimable_except($1, ($2::bigint)::int, '{{}}'::text[], $5::text[]) c)
          UPDATE {s}.jobs j
          {CLAIM_SET}"
     )
@@ -88,13 +73,8 @@ pub(super) fn claim_classes(s: &str) -> String {
 pub(super) fn claim_except(s: &str) -> String {
     format!(
         "WITH picked AS MATERIALIZED (
-             SELECT id FROM {s}.jobs
-             WHERE queue = $1 AND status = 'queued' AND run_after <= now()
-               AND kind <> ALL($5::text[])
-               AND ($6::text[] IS NULL OR resource_class = ANY($6))
-             ORDER BY priority DESC, batch, depth, id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED)
+             SELECT c AS id
+             FROM {s}.claimable_except($1, ($2::bigint)::int, $5::text[], $6::text[]) c)
          UPDATE {s}.jobs j
          {CLAIM_SET}"
     )

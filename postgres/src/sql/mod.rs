@@ -24,6 +24,7 @@ mod fanout;
 mod fragments;
 mod gc;
 mod lease;
+pub(crate) mod maintain;
 pub(crate) mod notify;
 pub(crate) mod schema;
 
@@ -64,6 +65,8 @@ pub(crate) struct Statements {
     pub(crate) blob_keys: String,
     pub(crate) running_claims: String,
     pub(crate) identity: String,
+    pub(crate) analyze: String,
+    pub(crate) vacuum: String,
 }
 
 impl Statements {
@@ -103,6 +106,8 @@ impl Statements {
             blob_keys: gc::blob_keys(s),
             running_claims: gc::running_claims(s),
             identity: schema::identity(s),
+            analyze: maintain::analyze(s),
+            vacuum: maintain::vacuum(s),
         }
     }
 }

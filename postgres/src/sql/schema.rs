@@ -4,6 +4,10 @@
 
 /// Takes the session advisory lock `$1` (a key naming the schema) that
 /// serialises concurrent migrations from `CREATE SCHEMA` on.
+/// After a migration, in the queue's schema (`search_path`): statistics from
+/// the start, so no plan is made on none.
+pub(crate) const ANALYZE_JOBS: &str = "ANALYZE jobs";
+
 pub(crate) const MIGRATE_LOCK: &str = "SELECT pg_advisory_lock(hashtextextended($1, 0))";
 
 /// Whether schema `$1` has sqlx's migrations table yet.

@@ -11,6 +11,7 @@ pub(crate) mod config;
 pub(crate) mod heartbeat;
 pub(crate) mod job;
 pub(crate) mod listen;
+pub(crate) mod maintain;
 pub(crate) mod picker;
 pub(crate) mod state;
 
@@ -142,6 +143,10 @@ impl PgWorker {
         let tasks = vec![
             AbortOnDropHandle::new(tokio::spawn(Arc::clone(&heartbeat).run())),
             AbortOnDropHandle::new(tokio::spawn(listener)),
+            AbortOnDropHandle::new(tokio::spawn(maintain::run(
+                queue.clone(),
+                config.maintenance_interval,
+            ))),
         ];
         // Start listening before the first pick, so that no enqueue right
         // after start-up goes unnoticed; a listener that cannot connect yet
