@@ -21,8 +21,6 @@
 #[path = "common/pg.rs"]
 mod pg;
 
-use pg::database_url;
-
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pjp_core::{JobPicker, JobSaver, Picked};
-use pjp_postgres::{NewJob, PgQueue, PgWorker, WorkerConfig};
+use pjp_postgres::{NewJob, PgWorker, WorkerConfig};
 use pjp_testkit::postgres::TestSchema;
 
 const BATCH: usize = 64;
@@ -102,26 +100,7 @@ impl Bench {
 
 async fn layout(kinds: u64, rows: u64) -> Option<Layout> {
     let schema = pg::schema(&format!("bench_kinds{kinds}"));
-    let queue = match PgQueue::builder(schema.url())
-        .schema(schema.name())
-        .max_connections(4)
-        .wait(Duration::from_secs(5))
-        .connect()
-        .await
-    {
-        Ok(queue) => queue,
-        Err(error) => {
-            eprintln!(
-                "SKIPPED pg_kinds: no PostgreSQL at {}: {error}",
-                database_url()
-            );
-            schema.keep(); // never reached: nothing to drop
-            return None;
-        }
-    };
-    if let Err(e) = queue.migrate().await {
-        panic!("migrate: {e}");
-    }
+    let (schema, queue) = pg::migrated_queue(schema, "pg_kinds", 4).await?;
     // Set-based fill: a million enqueues through the API would take minutes.
     let s = queue.schema();
     let fill = format!(

@@ -32,7 +32,7 @@ use pjp_core::{
     ErrorClass, JobPicker, JobRunner, PickManyResult, PickResult, Picked, ReleaseReason, Shutdown,
     async_executor_fn,
 };
-use pjp_postgres::{NewJob, PgJob, PgPicker, PgQueue, QueueError, WorkerConfig};
+use pjp_postgres::{NewJob, PgJob, PgPicker, QueueError, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
 
 /// The claim functions whose planner settings the baseline resets.
@@ -121,27 +121,7 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 
 async fn run(shipped: bool, rate: u64, secs: u64) -> Option<Outcome> {
     let schema = pg::schema("paced");
-    let queue = match PgQueue::builder(schema.url())
-        .schema(schema.name())
-        .max_connections(12)
-        .wait(Duration::from_secs(5))
-        .connect()
-        .await
-    {
-        Ok(queue) => queue,
-        Err(error) => {
-            eprintln!(
-                "SKIPPED pg_paced: no PostgreSQL at {}: {error}",
-                pg::database_url()
-            );
-            schema.keep();
-            return None;
-        }
-    };
-    queue
-        .migrate()
-        .await
-        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    let (schema, queue) = pg::migrated_queue(schema, "pg_paced", 12).await?;
     let s = schema.name().to_owned();
     let exec = |sql: String| {
         let pool = queue.pool().clone();

@@ -23,3 +23,40 @@ pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
         .build()
         .ok()
 }
+
+/// A migrated queue in `schema` with `connections` connections, and the
+/// schema (dropped when the caller is done); `None` (the schema kept: there
+/// is nothing to drop) when no server answers, which `bench` reports as
+/// skipped.
+///
+/// # Panics
+///
+/// If the server answers but the migration fails: a bench cannot run.
+#[allow(dead_code)] // not every bench connects this way
+pub(crate) async fn migrated_queue(
+    schema: TestSchema,
+    bench: &str,
+    connections: u32,
+) -> Option<(TestSchema, pjp_postgres::PgQueue)> {
+    let connected = pjp_postgres::PgQueue::builder(schema.url())
+        .schema(schema.name())
+        .max_connections(connections)
+        .wait(std::time::Duration::from_secs(5))
+        .connect()
+        .await;
+    let queue = match connected {
+        Ok(queue) => queue,
+        Err(error) => {
+            eprintln!(
+                "SKIPPED {bench}: no PostgreSQL at {}: {error}",
+                database_url()
+            );
+            schema.keep();
+            return None;
+        }
+    };
+    if let Err(error) = queue.migrate().await {
+        panic!("migrate: {error}");
+    }
+    Some((schema, queue))
+}
