@@ -510,13 +510,17 @@ fn timeline_draws_every_stage_task_of_the_run() {
     let svg = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(svg.trim_start().starts_with("<svg"), "not an SVG");
+    // A lane per task that did something: which of the pickers, workers and
+    // savers of a stage got the 16 jobs is up to the scheduler, so each
+    // role of each stage must show, not a given task of it.
     for lane in [
-        "witness picker 0",
-        "witness worker 1",
-        "prove worker 0",
-        "prove saver 0",
+        "witness picker ",
+        "witness worker ",
+        "witness saver ",
+        "prove worker ",
+        "prove saver ",
     ] {
-        assert!(svg.contains(lane), "lane {lane} missing");
+        assert!(svg.contains(lane), "no {lane}lane");
     }
     // A path that cannot be written is one clear line, before any work.
     let output = prover()
