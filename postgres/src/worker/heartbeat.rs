@@ -1,6 +1,8 @@
 //! The heartbeat task: extends every lease this worker holds in one statement
 //! per interval, notices leases it lost, and returns other workers' expired
-//! leases to the queue.
+//! leases to the queue. It runs on a thread of its own, with its own runtime
+//! and connection: executors that keep the caller's runtime busy (CPU work in
+//! an async executor, a blocking call) cannot delay it past a lease.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use pjp_core::JobId;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::WorkerConfig;
@@ -94,6 +97,68 @@ impl Contact {
             None => Duration::ZERO,
         }
     }
+}
+
+/// What the heartbeat thread needs to build its [`Heartbeat`].
+pub(crate) struct HeartbeatParts {
+    pub(crate) queue: PgQueue,
+    pub(crate) config: WorkerConfig,
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// Starts the heartbeat on a thread of its own; it stops when the returned
+/// guard is dropped. Its connection is opened (lazily) on that thread's
+/// runtime.
+pub(crate) async fn spawn(
+    parts: HeartbeatParts,
+) -> Result<(Arc<Heartbeat>, tokio_util::sync::DropGuard), QueueError> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (started, heartbeat) = tokio::sync::oneshot::channel();
+    let name = format!("pjp-heartbeat {}", parts.config.id);
+    let stopped = stop.clone();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the heartbeat's runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(parts.config.heartbeat_interval)
+                    .connect_lazy_with(parts.queue.inner.connect.clone());
+                let heartbeat = Arc::new(Heartbeat {
+                    queue: parts.queue,
+                    pool,
+                    config: parts.config,
+                    leases: parts.leases,
+                    counters: parts.counters,
+                    contact: Contact::default(),
+                });
+                if started.send(Arc::clone(&heartbeat)).is_err() {
+                    return;
+                }
+                tokio::select! {
+                    () = stopped.cancelled() => {}
+                    () = heartbeat.run() => {}
+                }
+            });
+        })
+        .map_err(|e| QueueError::Database(sqlx::Error::Io(e)))?;
+    let heartbeat = heartbeat.await.map_err(|_| {
+        QueueError::Database(sqlx::Error::Io(std::io::Error::other(
+            "the heartbeat thread could not start its runtime",
+        )))
+    })?;
+    Ok((heartbeat, stop.drop_guard()))
 }
 
 impl Heartbeat {

@@ -26,7 +26,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::config::WorkerConfig;
 use crate::error::QueueError;
 use crate::fanout::FanOutSaver;
-use crate::heartbeat::{Contact, Heartbeat};
+use crate::heartbeat::{Heartbeat, HeartbeatParts};
 use crate::picker::PgPicker;
 use crate::queue::PgQueue;
 use crate::saver::PgSaver;
@@ -36,8 +36,9 @@ use crate::state::{Counters, Leases, Wakeups, WorkerShared, WorkerStats};
 ///
 /// It holds what must exist once per process, whatever the number of pickers,
 /// executor workers or runners: the registry of the leases it holds, one
-/// heartbeat task that extends all of them in one statement per interval (on
-/// its own connection, so busy claims and saves never starve it), and one
+/// heartbeat that extends all of them in one statement per interval (on its
+/// own connection and its own thread, so busy claims and saves, and
+/// executors that keep the caller's runtime busy, never starve it), and one
 /// connection listening for enqueue notifications. Pickers and savers made
 /// from it share these.
 ///
@@ -98,7 +99,8 @@ impl fmt::Debug for PgWorker {
 // workers, so the worker depends on it and never the other way round.
 impl PgQueue {
     /// Starts a worker on this queue: checks the schema, then spawns its
-    /// heartbeat and notification listener (on the ambient tokio runtime).
+    /// heartbeat (on a thread of its own), its notification listener and its
+    /// maintenance (on the ambient tokio runtime).
     ///
     /// # Cancellation safety
     ///
@@ -117,21 +119,16 @@ impl PgWorker {
         let wakeups = Arc::new(Wakeups::default());
         let counters = Arc::new(Counters::default());
         // One connection each, opened lazily and reopened by sqlx after a cut.
-        let heartbeat_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(config.heartbeat_interval)
-            .connect_lazy_with(queue.inner.connect.clone());
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(queue.inner.connect.clone());
-        let heartbeat = Arc::new(Heartbeat {
+        let (heartbeat, heartbeat_thread) = crate::heartbeat::spawn(HeartbeatParts {
             queue: queue.clone(),
-            pool: heartbeat_pool,
             config: config.clone(),
             leases: leases.clone(),
             counters: counters.clone(),
-            contact: Contact::default(),
-        });
+        })
+        .await?;
         let (listening, mut ready) = watch::channel(false);
         let listener = crate::listen::listen(
             listen_pool,
@@ -141,7 +138,6 @@ impl PgWorker {
             listening,
         );
         let tasks = vec![
-            AbortOnDropHandle::new(tokio::spawn(Arc::clone(&heartbeat).run())),
             AbortOnDropHandle::new(tokio::spawn(listener)),
             AbortOnDropHandle::new(tokio::spawn(maintain::run(
                 queue.clone(),
@@ -160,6 +156,7 @@ impl PgWorker {
                 wakeups,
                 counters,
                 _tasks: tasks,
+                _heartbeat: heartbeat_thread,
             }),
             heartbeat,
         })

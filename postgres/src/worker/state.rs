@@ -188,10 +188,12 @@ pub(crate) struct WorkerShared {
     pub(crate) leases: Arc<Leases>,
     pub(crate) wakeups: Arc<Wakeups>,
     pub(crate) counters: Arc<Counters>,
-    /// The heartbeat and the listener: aborted when the worker and every
-    /// picker and saver made from it are gone. Held as handles only, so this
-    /// module needs neither task's type.
+    /// The listener and the maintenance task: aborted when the worker and
+    /// every picker and saver made from it are gone. Held as handles only,
+    /// so this module needs neither task's type.
     pub(crate) _tasks: Vec<AbortOnDropHandle<()>>,
+    /// Stops the heartbeat's thread when the worker is gone.
+    pub(crate) _heartbeat: tokio_util::sync::DropGuard,
 }
 
 impl WorkerShared {
