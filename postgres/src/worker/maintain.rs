@@ -14,7 +14,8 @@ use crate::sql::maintain::{CHURN, TRY_LOCK, UNLOCK};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Maintained {
-    /// Another worker of the schema holds the maintenance lock.
+    /// Work was due, but another caller of the schema holds the
+    /// maintenance lock.
     Busy,
     /// Nothing needed doing.
     Nothing,
@@ -48,8 +49,9 @@ impl PgQueue {
     /// Looks after the jobs table: refreshes its statistics once a tenth of
     /// its rows (at least 1,000) changed since they were last gathered, and
     /// reclaims dead rows once they pass a fifth of the live ones (at least
-    /// 10,000). One caller of a schema at a time: another gets
-    /// [`Maintained::Busy`] at once. Every worker does this every
+    /// 10,000). A look that finds nothing to do costs one read of the
+    /// statistics view; the work itself is done by one caller of a schema
+    /// at a time (another gets [`Maintained::Busy`] at once). Every worker does this every
     /// [`maintenance_interval`](crate::WorkerConfig::maintenance_interval);
     /// call it yourself to maintain a queue no worker serves.
     ///
@@ -62,10 +64,43 @@ impl PgQueue {
     }
 }
 
+/// What the table needs, from its churn: dead rows past a fifth of the
+/// live ones (at least 10,000) want a vacuum; a tenth of the rows (at least
+/// 1,000) changed since the last analyze want fresh statistics.
+fn needs(changed: i64, dead: i64, live: i64) -> Maintained {
+    if dead > (live / 5).max(10_000) {
+        Maintained::Vacuumed
+    } else if changed > (live / 10).max(1_000) {
+        Maintained::Analyzed
+    } else {
+        Maintained::Nothing
+    }
+}
+
+/// The jobs table's churn: rows changed since the last analyze, dead rows,
+/// live rows (zeros before the statistics collector has seen the table).
+async fn churn<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    schema: &str,
+) -> Result<(i64, i64, i64), sqlx::Error> {
+    Ok(sqlx::query_as(CHURN)
+        .bind(schema)
+        .fetch_optional(executor)
+        .await?
+        .unwrap_or_default())
+}
+
 async fn maintain_once(queue: &PgQueue) -> Result<Maintained, QueueError> {
     let inner = &queue.inner;
-    // A session lock on a connection of its own, released before it goes
-    // back to the pool (or with it, if the task is dropped mid-way).
+    // A look first, on a pooled connection: most looks find nothing to do,
+    // and cost neither a connection of their own nor the lock.
+    let (changed, dead, live) = churn(&inner.pool, &inner.schema).await?;
+    if needs(changed, dead, live) == Maintained::Nothing {
+        return Ok(Maintained::Nothing);
+    }
+    // The work itself holds a session lock, on a connection of its own that
+    // is closed afterwards (or dropped with the task): the lock never
+    // outlives it in the pool.
     let mut conn = inner.pool.acquire().await?.detach();
     let name = format!("pjp-postgres maintain {}", inner.schema);
     let locked: bool = sqlx::query_scalar(TRY_LOCK)
@@ -73,23 +108,23 @@ async fn maintain_once(queue: &PgQueue) -> Result<Maintained, QueueError> {
         .fetch_one(&mut conn)
         .await?;
     if !locked {
+        let _ = sqlx::Connection::close(conn).await;
         return Ok(Maintained::Busy);
     }
     let done = async {
-        let (changed, dead, live): (i64, i64, i64) = sqlx::query_as(CHURN)
-            .bind(&inner.schema)
-            .fetch_optional(&mut conn)
-            .await?
-            .unwrap_or_default();
-        if dead > (live / 5).max(10_000) {
-            sqlx::query(&inner.sql.vacuum).execute(&mut conn).await?;
-            Ok(Maintained::Vacuumed)
-        } else if changed > (live / 10).max(1_000) {
-            sqlx::query(&inner.sql.analyze).execute(&mut conn).await?;
-            Ok(Maintained::Analyzed)
-        } else {
-            Ok::<_, QueueError>(Maintained::Nothing)
+        // Read again under the lock: another worker may have just done it.
+        let (changed, dead, live) = churn(&mut conn, &inner.schema).await?;
+        let need = needs(changed, dead, live);
+        match need {
+            Maintained::Vacuumed => {
+                sqlx::query(&inner.sql.vacuum).execute(&mut conn).await?;
+            }
+            Maintained::Analyzed => {
+                sqlx::query(&inner.sql.analyze).execute(&mut conn).await?;
+            }
+            Maintained::Busy | Maintained::Nothing => {}
         }
+        Ok::<_, QueueError>(need)
     }
     .await;
     let _ = sqlx::query_scalar::<_, bool>(UNLOCK)
