@@ -63,7 +63,10 @@ mod scenario;
 mod simulate;
 
 #[cfg(madsim)]
-pub use fleet::{Fleet, FleetEvent, FleetReport, Marker, NodeSpans, NodeSpec, Region};
+pub use fleet::{
+    Fleet, FleetEvent, FleetReport, HeartbeatDelay, Liveness, Marker, NodeSpans, NodeSpec,
+    QueueCalls, Region,
+};
 #[cfg(madsim)]
 pub use runtime::{NotInSimulation, SimRuntime, SimRuntimeBuilder};
 #[cfg(madsim)]

@@ -324,3 +324,53 @@ fn the_autoscaling_plan_drains_the_backlog_within_its_window() {
         assert!(shrank_at > report.elapsed, "{report}");
     }
 }
+
+/// Issue 22, item 3: 1,000 provers holding 10 CPU-bound jobs each, every
+/// core busy proving. A heartbeat per process on its own thread costs the
+/// queue one statement per node per interval whatever the node holds, and
+/// reaches the queue well within a quarter of the interval; the baselines in
+/// the same run are a heartbeat per job (ten times the statements) and a
+/// heartbeat that needs one of the busy cores (it starves behind the jobs).
+#[test]
+fn liveness_costs_one_statement_per_process_and_never_waits_for_a_core() {
+    use pjp_runtime_sim::Liveness;
+
+    let interval = Duration::from_secs(1);
+    let seed = 1;
+    let [own, per_job, shared] = [
+        Liveness::PerProcess,
+        Liveness::PerJob,
+        Liveness::SharedCores,
+    ]
+    .map(|liveness| {
+        let fleet = Fleet::liveness_at_scale(liveness).time_limit(Duration::from_secs(600));
+        let report = run(&fleet, seed);
+        println!("{report}");
+        report
+    });
+    for report in [&own, &per_job, &shared] {
+        assert_eq!(report.lost, 0, "{report}");
+        assert_eq!(report.saved_twice, 0, "{report}");
+    }
+
+    // At most one heartbeat statement per node per interval, and about one.
+    let intervals = own.elapsed.as_secs_f64() / interval.as_secs_f64();
+    let ceiling = own.nodes as f64 * intervals.ceil();
+    let beats = own.calls.heartbeats as f64;
+    assert!(beats <= ceiling, "{beats} beats > {ceiling}: {own}");
+    assert!(
+        beats >= ceiling * 0.75,
+        "{beats} beats, expected about {ceiling}: {own}"
+    );
+    // Every core was busy, yet the beat arrived within a quarter interval.
+    assert!(own.heartbeat_delay.p99 < interval / 4, "{own}");
+    assert_eq!((own.wasted, own.reclaimed), (0, 0), "{own}");
+
+    // A beat per job costs the queue about ten times as many statements.
+    assert!(
+        per_job.calls.heartbeats >= 8 * own.calls.heartbeats,
+        "{per_job}"
+    );
+    // A beat that needs a busy core arrives seconds late: the test can fail.
+    assert!(shared.heartbeat_delay.p99 >= interval, "{shared}");
+}

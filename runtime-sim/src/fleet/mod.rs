@@ -35,6 +35,7 @@
 //! # fn main() {}
 //! ```
 
+mod liveness;
 mod report;
 mod run;
 mod wire;
@@ -45,6 +46,7 @@ use pjp_core::autoscale::ScalePolicy;
 use pjp_core::memory::ClaimOrder;
 use pjp_testkit::{LatencyProfile, RunnerPlan};
 
+pub use liveness::{HeartbeatDelay, Liveness, QueueCalls};
 pub use report::{FleetReport, Marker, NodeSpans};
 
 use crate::{ScenarioError, SimConfig};
@@ -136,6 +138,8 @@ pub struct Fleet {
     pub(crate) record: bool,
     pub(crate) time_limit: Duration,
     pub(crate) autoscale: Option<Autoscale>,
+    pub(crate) liveness: Liveness,
+    pub(crate) cpu_bound: bool,
 }
 
 /// The fleet's autoscaler: the planner's policy, how often it plans, and
@@ -182,6 +186,8 @@ impl Fleet {
             record: false,
             time_limit: Duration::from_secs(24 * 3600),
             autoscale: None,
+            liveness: Liveness::PerProcess,
+            cpu_bound: false,
         }
     }
 
@@ -318,6 +324,37 @@ impl Fleet {
             hold: policy.drain_window,
         });
         self
+    }
+
+    /// How nodes keep their leases ([`Liveness::PerProcess`] by default):
+    /// the report counts the statements that reach the queue
+    /// ([`FleetReport::calls`]) and how late each heartbeat arrives
+    /// ([`FleetReport::heartbeat_delay`]).
+    pub fn liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// Makes jobs CPU-bound: each holds one of its node's cores (a node has
+    /// as many as it has executor workers) for its cost, so every core is
+    /// busy proving while work remains. Off by default (a job then only
+    /// waits its cost, as on a GPU).
+    pub fn cpu_bound(mut self, cpu_bound: bool) -> Self {
+        self.cpu_bound = cpu_bound;
+        self
+    }
+
+    /// "1,000 provers holding 10 jobs each": 1,000 nodes × 10 CPU-bound
+    /// workers in one cross-region setup, 30,000 jobs of 2 s, 3 s leases
+    /// heartbeated every second, kept alive as `liveness` says.
+    pub fn liveness_at_scale(liveness: Liveness) -> Self {
+        Self::new(format!("1,000 provers × 10 jobs ({liveness:?})"))
+            .jobs(30_000)
+            .exec_cost(Duration::from_secs(2))
+            .region("dc", LatencyProfile::cross_region())
+            .nodes("dc", 1_000, 10)
+            .cpu_bound(true)
+            .liveness(liveness)
     }
 
     /// Gives up (an error) once this much simulated time has passed.

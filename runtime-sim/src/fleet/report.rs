@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use pjp_core::observe::{ActivitySpan, Role};
 
+use super::liveness::{HeartbeatDelay, QueueCalls};
+
 /// One node's runner activity over all its incarnations (recorded with
 /// [`Fleet::record`](super::Fleet::record)).
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +105,10 @@ pub struct FleetReport {
     /// the nodes running, `(when, nodes)`, from the first plan until one
     /// drain window after the last job.
     pub scaling: Vec<(Duration, usize)>,
+    /// Statements that reached the queue, by kind.
+    pub calls: QueueCalls,
+    /// How late heartbeats reached the queue.
+    pub heartbeat_delay: HeartbeatDelay,
     /// Wall time of the simulation, through
     /// [`Fleet::simulate`](super::Fleet::simulate). Not part of `Display`.
     pub wall: Option<Duration>,
@@ -165,6 +171,20 @@ impl FleetReport {
             .copied()
     }
 
+    /// Statements per simulated second that reached the queue, over the
+    /// whole run: `(all, heartbeats)`.
+    pub fn statements_per_second(&self) -> (f64, f64) {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (
+                self.calls.total() as f64 / secs,
+                self.calls.heartbeats as f64 / secs,
+            )
+        } else {
+            (0.0, 0.0)
+        }
+    }
+
     /// Simulated jobs per wall second, when the wall time is known.
     pub fn jobs_per_wall_second(&self) -> Option<f64> {
         let wall = self.wall?.as_secs_f64();
@@ -206,6 +226,24 @@ impl fmt::Display for FleetReport {
             self.recovery
                 .map_or_else(|| "-".to_owned(), |r| format!("{r:.2?}"))
         )?;
+        let (per_sec, beats_per_sec) = self.statements_per_second();
+        writeln!(
+            f,
+            "  queue statements {} ({per_sec:.0}/s): picks {}  saves {}  releases {}  heartbeats {} ({beats_per_sec:.0}/s)",
+            self.calls.total(),
+            self.calls.picks,
+            self.calls.saves,
+            self.calls.releases,
+            self.calls.heartbeats,
+        )?;
+        let delay = &self.heartbeat_delay;
+        if delay.beats > 0 {
+            writeln!(
+                f,
+                "  heartbeat delay over {} beats: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+                delay.beats, delay.p50, delay.p99, delay.max
+            )?;
+        }
         if let (Some(p50), Some(p99)) = (
             self.final_proof_quantile(0.5),
             self.final_proof_quantile(0.99),

@@ -13,9 +13,10 @@ use pjp_core::observe::Recorder;
 use pjp_core::{AsyncExecutor, JobContext, JobId, JobRunner, Runtime, Shutdown};
 use tokio::sync::{Notify, mpsc};
 
+use super::liveness::Call;
 use super::report::{FleetReport, Marker, NodeSpans};
 use super::wire::{Cuts, Held, Link, Wire, WireStats};
-use super::{Fleet, FleetEvent};
+use super::{Fleet, FleetEvent, Liveness};
 use crate::{ScenarioError, SimRuntime};
 
 type Queue = MemoryQueue<u64, u64, String>;
@@ -72,6 +73,7 @@ struct FleetExec {
     node: usize,
     kill: mpsc::UnboundedSender<usize>,
     durations: Arc<Durations>,
+    cpu_bound: bool,
 }
 
 impl AsyncExecutor for FleetExec {
@@ -86,7 +88,9 @@ impl AsyncExecutor for FleetExec {
             std::future::pending::<()>().await;
         }
         let started = self.runtime.now();
-        if !self.cost.is_zero() {
+        if self.cpu_bound {
+            self.runtime.run_blocking(self.cost, || ()).await;
+        } else if !self.cost.is_zero() {
             self.runtime.sleep(self.cost).await;
         }
         self.durations
@@ -135,17 +139,12 @@ impl NodeWiring {
             held: Arc::clone(&held),
             stats: Arc::clone(&self.stats),
         };
-        let heartbeat = {
-            let (link, queue, every) = (link.clone(), self.queue.clone(), self.fleet.heartbeat);
-            runtime.spawn(async move {
-                loop {
-                    link.runtime.sleep(every).await;
-                    let claims = link.held.snapshot();
-                    // A failed heartbeat is retried next interval.
-                    let _ = link.call(async || Ok(queue.heartbeat(&claims))).await;
-                }
-            })
-        };
+        let heartbeat = runtime.spawn(heartbeat(
+            link.clone(),
+            self.queue.clone(),
+            self.fleet.heartbeat,
+            self.fleet.liveness,
+        ));
         let cost = self.fleet.exec_cost.mul_f64(spec.slowdown);
         let jobs = self.fleet.jobs as usize;
         loop {
@@ -156,6 +155,7 @@ impl NodeWiring {
                 node: self.index,
                 kill: self.kill.clone(),
                 durations: Arc::clone(&self.durations),
+                cpu_bound: self.fleet.cpu_bound,
             };
             let picker = Wire {
                 inner: self.queue.picker(),
@@ -185,6 +185,39 @@ impl NodeWiring {
         }
         drop(heartbeat);
         self.state.finished.notify_waiters();
+    }
+}
+
+/// The CPU a beat needs when it shares the executors' cores.
+const BEAT_COST: Duration = Duration::from_micros(100);
+
+/// A node's heartbeat: every `every` (a beat that comes late moves the next
+/// one, as tokio's `MissedTickBehavior::Delay` does), extends the leases the
+/// node holds. A failed beat is retried at the next one.
+async fn heartbeat(link: Link, queue: Queue, every: Duration, liveness: Liveness) {
+    let runtime = link.runtime.clone();
+    let mut due = runtime.now() + every;
+    loop {
+        let now = runtime.now();
+        if due > now {
+            runtime.sleep(due - now).await;
+        }
+        if liveness == Liveness::SharedCores {
+            runtime.run_blocking(BEAT_COST, || ()).await;
+        }
+        let claims = link.held.snapshot();
+        let statements = match liveness {
+            Liveness::PerJob => claims.len() as u64,
+            _ => 1,
+        };
+        let _ = link
+            .call(Call::Heartbeat(statements), async || {
+                let late = runtime.now().saturating_duration_since(due);
+                link.stats.calls.heartbeat_arrived(late);
+                Ok(queue.heartbeat(&claims))
+            })
+            .await;
+        due = (due + every).max(runtime.now());
     }
 }
 
@@ -566,6 +599,8 @@ pub(super) async fn run(fleet: &Fleet) -> Result<FleetReport, ScenarioError> {
         spans,
         markers,
         scaling: std::mem::take(&mut *lock(&scaling)),
+        calls: stats.calls.calls(),
+        heartbeat_delay: stats.calls.heartbeat_delay(),
         wall: None,
     })
 }

@@ -9,6 +9,7 @@ use pjp_core::memory::{QueueError, QueueMeta, QueuePicker, QueueSaver};
 use pjp_core::{ErrorClass, Job, JobPicker, JobResult, JobSaver, Picked, ReleaseReason, Runtime};
 use pjp_testkit::LatencyProfile;
 
+use super::liveness::{Call, CallStats};
 use crate::SimRuntime;
 
 /// One cut: a region (`None`: every region), from, until, and whether
@@ -52,6 +53,8 @@ pub(crate) enum WireError {
 pub(crate) struct WireStats {
     /// Saves the queue fenced: executions whose result was wasted.
     pub(crate) fenced: std::sync::atomic::AtomicU64,
+    /// Statements that reached the queue, and heartbeat delays.
+    pub(crate) calls: CallStats,
 }
 
 /// The claims a node's incarnation knows it holds (its heartbeat extends
@@ -97,6 +100,7 @@ impl Link {
     /// on the way back comes after the call took effect: the reply is lost.
     pub(crate) async fn call<O>(
         &self,
+        call: Call,
         op: impl AsyncFnOnce() -> Result<O, QueueError>,
     ) -> Result<O, WireError> {
         let rtt = self.latency.sample(self.runtime.random_u64());
@@ -105,6 +109,7 @@ impl Link {
             self.runtime.sleep(out).await;
         }
         self.cross().await?;
+        self.stats.calls.count(call);
         let result = op().await;
         let back = rtt - out;
         if !back.is_zero() {
@@ -151,7 +156,10 @@ impl JobPicker for Wire<QueuePicker<Input, Output, Failure>> {
     type Error = WireError;
 
     async fn pick(&self) -> Result<Picked<Job<Input, QueueMeta>>, WireError> {
-        let picked = self.link.call(async || self.inner.pick().await).await?;
+        let picked = self
+            .link
+            .call(Call::Pick, async || self.inner.pick().await)
+            .await?;
         if let Picked::Some(job) = &picked {
             self.link.held.hold([job.meta]);
         }
@@ -161,7 +169,7 @@ impl JobPicker for Wire<QueuePicker<Input, Output, Failure>> {
     async fn pick_many(&self, max: usize) -> Result<Picked<Vec<Job<Input, QueueMeta>>>, WireError> {
         let picked = self
             .link
-            .call(async || self.inner.pick_many(max).await)
+            .call(Call::Pick, async || self.inner.pick_many(max).await)
             .await?;
         if let Picked::Some(jobs) = &picked {
             self.link.held.hold(jobs.iter().map(|j| j.meta));
@@ -174,7 +182,9 @@ impl JobPicker for Wire<QueuePicker<Input, Output, Failure>> {
         // node no longer heartbeats, so it expires and comes back.
         self.link.held.forget(&meta);
         self.link
-            .call(async || self.inner.release(meta, reason).await)
+            .call(Call::Release, async || {
+                self.inner.release(meta, reason).await
+            })
             .await
     }
 
@@ -196,7 +206,7 @@ impl JobSaver for Wire<QueueSaver<Input, Output, Failure>> {
     ) -> Result<(), WireError> {
         let saved = self
             .link
-            .call(async || self.inner.save(result, meta).await)
+            .call(Call::Save, async || self.inner.save(result, meta).await)
             .await;
         match &saved {
             Ok(()) => self.link.held.forget(meta),
