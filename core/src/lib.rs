@@ -168,8 +168,8 @@ pub use kind::JobKind;
 pub use outcome::{ExecError, JobResult};
 pub use picker::{JobPicker, PickManyResult, PickResult, Picked};
 pub use runner::{
-    ConfigError, Counts, JobRunner, LatencySummary, Progress, ProgressSnapshot, RunError,
-    RunErrorKind, RunReport, RunnerBuilder, RunnerConfig, Step, StopReason,
+    ConfigError, Counts, JobRunner, LateResults, LatencySummary, Progress, ProgressSnapshot,
+    RunError, RunErrorKind, RunReport, RunnerBuilder, RunnerConfig, Step, StopReason,
 };
 pub use runtime::{Runtime, TaskHandle, TaskPanicked};
 pub use saver::{JobSaver, SaveBatch, SaveResults};

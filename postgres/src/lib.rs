@@ -23,6 +23,12 @@
 //!   [`PgQueue::dead_jobs`] and [`PgQueue::requeue`].
 //! * **Wake-ups by `LISTEN/NOTIFY`**, one listening connection per process,
 //!   with polling as the fallback.
+//! * **Through a connection pooler** in transaction mode ([`Pooler`]): every
+//!   statement in a transaction of its own, unprepared, no session state;
+//!   the worker listens on a direct URL or polls ([`WakeUp`]).
+//! * **Liveness costs scale with workers**: one heartbeat statement per
+//!   worker per interval, and one rescuer per schema
+//!   ([`PgWorker::is_rescuer`]).
 //! * **Large payloads and results in an object store** ([`PayloadStore`]:
 //!   `file://`, `memory://`, `s3://`, `gs://`, `az://`), small ones inline.
 //!
@@ -97,27 +103,30 @@ mod store;
 mod worker;
 
 // The modules by their own names, whatever folder holds them.
-use client::{admin, enqueue, gc, queue, schema};
+use client::{admin, db, enqueue, gc, queue, schema};
 use save::{fanout, saver, write};
 use worker::{config, heartbeat, job, listen, picker, state};
 
 pub use admin::{
-    ChildResult, DeadJob, JOB_STATUSES, JobRow, KindLoad, Purged, QueueStats, ResultRef,
+    ChildResult, DataRef, DeadJob, JOB_PAGE_WINDOW, JOB_STATUSES, JobDetail, JobFilter, JobPage,
+    JobRow, JobSpan, JobSummary, JobTree, KindCounts, KindLoad, LeaseHolder, MAX_TREE_NODES,
+    Purged, QueueStats, ResultRef, TreeNode, TreeTop,
 };
 pub use config::WorkerConfig;
+pub use db::Pooler;
 pub use enqueue::{Enqueued, MAX_PRIORITY, NewJob, Tree};
 pub use error::QueueError;
 pub use fanout::{FanOut, FanOutSaver, Spawn};
 pub use gc::{CollectOptions, Collected};
 pub use job::PgJob;
 pub use picker::{MAX_CLAIM_BATCH, PgPicker};
-pub use pjp_core::ClaimOrder;
 pub use pjp_core::JobKind;
+pub use pjp_core::{ClaimOrder, LateResults};
 pub use queue::{DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA, PgQueue, PgQueueBuilder};
 pub use redact::redact_url;
 pub use saver::PgSaver;
 pub use schema::{MIGRATOR, schema_version};
 pub use state::WorkerStats;
 pub use store::{DEFAULT_INLINE_LIMIT, PayloadStore};
-pub use worker::PgWorker;
 pub use worker::maintain::Maintained;
+pub use worker::{PgWorker, WakeUp};

@@ -119,7 +119,12 @@ async fn a_stale_workers_fan_out_is_rejected_whole() {
         .enqueue(NewJob::new("witness", b"batch".to_vec()))
         .await
         .unwrap();
-    let stale = db.queue.worker(fast("stale")).await.unwrap();
+    // A late success would be accepted whole (`tests/late.rs`); this worker
+    // rejects late results, as every stale write was once.
+    let strict = db
+        .handle(|b| b.late_results(pjp_core::runner::LateResults::Reject))
+        .await;
+    let stale = strict.worker(fast("stale")).await.unwrap();
     let old = claim_one(&stale.picker("witness").unwrap()).await.unwrap();
     // Its lease runs out (moved back in time) and the job is rescued and
     // claimed by another worker.

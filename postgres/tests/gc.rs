@@ -36,7 +36,13 @@ async fn keys(db: &TestDb) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_collected_and_live_blobs_never_are() {
     let store = PayloadStore::open("memory://").unwrap().inline_limit(16);
-    let db = TestDb::with(|b| b.store(store)).await;
+    // Late results rejected: the stale claim's upload below is an orphan (a
+    // late success would be accepted and its upload named by the row).
+    let db = TestDb::with(|b| {
+        b.store(store)
+            .late_results(pjp_core::runner::LateResults::Reject)
+    })
+    .await;
     let big = |b: u8| vec![b; 100];
     let jobs = db
         .queue

@@ -339,9 +339,13 @@ async fn an_expired_lease_is_rescued_without_burning_an_attempt_and_the_stale_sa
     );
     assert_eq!(a.stats().rescued + b.stats().rescued, 1, "rescued once");
 
-    // The stalled worker wakes up and saves: rejected, visibly.
+    // The stalled worker wakes up and saves a failure: rejected, visibly.
+    // (A success would be accepted late: `tests/late.rs`.)
     let error = a_saver
-        .save(&Ok(b"stale".to_vec()), &stale)
+        .save(
+            &Err(pjp_core::ExecError::Failed("stale".to_owned())),
+            &stale,
+        )
         .await
         .unwrap_err();
     assert_eq!(a_saver.classify(&error), ErrorClass::LostClaim);

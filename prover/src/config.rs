@@ -137,6 +137,13 @@ pub struct FleetConfig {
     /// How long an idle pick waits for a notification before it polls
     /// (the worker's default when `None`).
     pub poll_interval: Option<Duration>,
+    /// How `database_url` reaches PostgreSQL: straight (the default), or
+    /// through a pooler in transaction mode (PgBouncer
+    /// `pool_mode = transaction`).
+    pub pooler: pjp_postgres::Pooler,
+    /// Through a transaction pooler: a URL reaching the database without
+    /// it, for the worker's `LISTEN` (without one the worker polls).
+    pub direct_url: Option<String>,
 }
 
 impl FleetConfig {
@@ -158,6 +165,8 @@ impl FleetConfig {
             lease_ttl: Duration::from_secs(3),
             rescue_interval: Duration::from_millis(500),
             poll_interval: None,
+            pooler: pjp_postgres::Pooler::None,
+            direct_url: None,
         }
     }
 }
@@ -178,6 +187,8 @@ impl fmt::Debug for FleetConfig {
             .field("aggregates", &self.aggregates)
             .field("heartbeat", &self.heartbeat)
             .field("lease_ttl", &self.lease_ttl)
+            .field("pooler", &self.pooler)
+            .field("direct_url", &self.direct_url.as_deref().map(redact_url))
             .field("rescue_interval", &self.rescue_interval)
             .field("poll_interval", &self.poll_interval)
             .finish()

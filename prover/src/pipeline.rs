@@ -202,7 +202,11 @@ async fn fleet(fleet: &FleetConfig, verify_every: u64) -> Result<Parts, SetupErr
         .schema(&fleet.schema)
         .wait(fleet.db_wait)
         .max_connections(fleet.connections)
-        .application_name("pjp-prover");
+        .application_name("pjp-prover")
+        .pooler(fleet.pooler);
+    if let Some(direct) = &fleet.direct_url {
+        builder = builder.direct_url(direct);
+    }
     // The default id names the host and process.
     let id = fleet
         .worker_id

@@ -11,9 +11,15 @@
 //! * **expiry and reclaim**: a lease not extended expires, the job goes back
 //!   to the queue, and that costs a *lost lease*, never an *attempt*; past the
 //!   lost-lease budget the job is dead (it kills or strands every worker);
-//! * **fencing**: a save by a claim that lost its lease is rejected and
-//!   changes nothing; a release by it changes nothing; a repeated save by the
-//!   claim that saved is idempotent;
+//! * **fencing**: a failure saved by a claim that lost its lease is rejected
+//!   and changes nothing; a release or heartbeat by it changes nothing; every
+//!   write of it is rejected once the job has finished; a repeated save by
+//!   the claim that saved is idempotent;
+//! * **late results** (the default, `LateResults::Accept`): a *success*
+//!   saved by a claim that lost its lease is accepted, exactly once, while
+//!   the job has not finished (queued, waiting for a retry, or running under
+//!   another claim); the claim holding the job then loses it (its heartbeat
+//!   extends nothing, its save is fenced);
 //! * **retries**: a failure uses an attempt and the job runs again after a
 //!   delay (`run_after`), or is dead once its attempts are spent; a permanent
 //!   failure ends it `failed`;
@@ -177,8 +183,15 @@ pub enum Case {
     HeartbeatKeepsLease,
     /// An expired lease is reclaimed: a lost lease, no attempt.
     ExpiryReclaims,
-    /// The stale claim's save is fenced, its release and heartbeat change nothing.
+    /// The stale claim's failures are fenced, its release and heartbeat
+    /// change nothing, and once the job finished its success is fenced too.
     StaleWritesFenced,
+    /// A stale claim's success is accepted while another claim holds the
+    /// job, which then loses it.
+    LateSuccessAccepted,
+    /// Of several stale successes one is accepted, also while the job waits
+    /// for a retry.
+    LateSuccessOnce,
     /// Past its lost-lease budget, a job is dead.
     LostLeaseBudget,
     /// A failure uses an attempt and runs again after a delay; spent attempts mean dead.
@@ -193,13 +206,15 @@ pub enum Case {
 
 impl Case {
     /// Every case, in the order they run.
-    pub const ALL: [Case; 11] = [
+    pub const ALL: [Case; 13] = [
         Case::ClaimsAreDisjoint,
         Case::PriorityOrder,
         Case::RunAfter,
         Case::HeartbeatKeepsLease,
         Case::ExpiryReclaims,
         Case::StaleWritesFenced,
+        Case::LateSuccessAccepted,
+        Case::LateSuccessOnce,
         Case::LostLeaseBudget,
         Case::RetryThenDead,
         Case::PermanentFailure,
@@ -216,7 +231,9 @@ impl fmt::Display for Case {
             Self::RunAfter => "a delayed job waits for its time",
             Self::HeartbeatKeepsLease => "a heartbeat keeps the lease",
             Self::ExpiryReclaims => "an expired lease is reclaimed as a lost lease",
-            Self::StaleWritesFenced => "a stale claim's writes change nothing",
+            Self::StaleWritesFenced => "a stale claim's downgrades change nothing",
+            Self::LateSuccessAccepted => "a stale claim's success is accepted late",
+            Self::LateSuccessOnce => "of several late successes one is accepted",
             Self::LostLeaseBudget => "past its lost-lease budget a job is dead",
             Self::RetryThenDead => "failures retry after a delay, then dead",
             Self::PermanentFailure => "a permanent failure ends the job failed",
@@ -288,6 +305,8 @@ async fn run_case<Q: DurableQueue>(q: &Q, case: Case) -> Verdict {
         Case::HeartbeatKeepsLease => heartbeat_keeps_lease(q).await,
         Case::ExpiryReclaims => expiry_reclaims(q).await,
         Case::StaleWritesFenced => stale_writes_fenced(q).await,
+        Case::LateSuccessAccepted => late_success_accepted(q).await,
+        Case::LateSuccessOnce => late_success_once(q).await,
         Case::LostLeaseBudget => lost_lease_budget(q).await,
         Case::RetryThenDead => retry_then_dead(q).await,
         Case::PermanentFailure => permanent_failure(q).await,
@@ -463,15 +482,17 @@ async fn stale_writes_fenced<Q: DurableQueue>(q: &Q) -> Verdict {
     let stale = lose_lease(q, &cut).await?;
     let live = step!("worker", q.worker("live"));
     let claim = claim_one(q, &live).await?;
-    // The cut-off worker comes back: nothing it writes lands.
+    // The cut-off worker comes back: nothing but a success of it lands.
     let extended = step!("heartbeat", q.heartbeat(&cut));
     check(extended == 0, || {
         format!("a lost lease was extended ({extended})")
     })?;
-    let written = step!("stale save", q.complete(&cut, &stale, Outcome::Succeeded));
-    check(written == Write::Fenced, || {
-        format!("stale save {written:?}")
-    })?;
+    for outcome in [Outcome::Retry, Outcome::Failed, Outcome::Cancelled] {
+        let written = step!("stale save", q.complete(&cut, &stale, outcome));
+        check(written == Write::Fenced, || {
+            format!("stale {outcome:?} {written:?}")
+        })?;
+    }
     step!("stale release", q.release(&cut, &stale));
     expect_view(q, job, JobStatus::Running, 0, 1).await?;
     let again = step!("claim", q.claim(&cut, 1));
@@ -480,11 +501,91 @@ async fn stale_writes_fenced<Q: DurableQueue>(q: &Q) -> Verdict {
     })?;
     let written = step!("complete", q.complete(&live, &claim, Outcome::Succeeded));
     check(written == Write::Done, || format!("save {written:?}"))?;
-    let late = step!("stale save", q.complete(&cut, &stale, Outcome::Retry));
-    check(late == Write::Fenced, || {
-        format!("stale save after success {late:?}")
-    })?;
+    // The job has finished: a stale success is too late now.
+    for outcome in [Outcome::Succeeded, Outcome::Retry] {
+        let late = step!("stale save", q.complete(&cut, &stale, outcome));
+        check(late == Write::Fenced, || {
+            format!("stale {outcome:?} after success {late:?}")
+        })?;
+    }
     expect_view(q, job, JobStatus::Succeeded, 0, 1).await
+}
+
+async fn late_success_accepted<Q: DurableQueue>(q: &Q) -> Verdict {
+    let job = step!("enqueue", q.enqueue(JobSpec::default()));
+    let slow = step!("worker", q.worker("slow"));
+    let stale = lose_lease(q, &slow).await?;
+    let live = step!("worker", q.worker("live"));
+    let claim = claim_one(q, &live).await?;
+    // The slow worker's proof is done first: it is kept.
+    let written = step!("late save", q.complete(&slow, &stale, Outcome::Succeeded));
+    check(written == Write::Done, || format!("late save {written:?}"))?;
+    expect_view(q, job, JobStatus::Succeeded, 0, 1).await?;
+    // A repeat of it (its reply was lost) is idempotent.
+    let again = step!("late save", q.complete(&slow, &stale, Outcome::Succeeded));
+    check(again == Write::Done, || {
+        format!("repeated late save {again:?}")
+    })?;
+    // The claim that held the job lost it.
+    let extended = step!("heartbeat", q.heartbeat(&live));
+    check(extended == 0, || {
+        format!("the superseded holder's lease was extended ({extended})")
+    })?;
+    for outcome in [Outcome::Succeeded, Outcome::Cancelled] {
+        let written = step!("holder's save", q.complete(&live, &claim, outcome));
+        check(written == Write::Fenced, || {
+            format!("the superseded holder's {outcome:?} {written:?}")
+        })?;
+    }
+    step!("holder's release", q.release(&live, &claim));
+    expect_view(q, job, JobStatus::Succeeded, 0, 1).await?;
+    let claims = step!("claim", q.claim(&live, 1));
+    check(claims.is_empty(), || {
+        "a finished job was claimed".to_owned()
+    })
+}
+
+async fn late_success_once<Q: DurableQueue>(q: &Q) -> Verdict {
+    let job = step!(
+        "enqueue",
+        q.enqueue(JobSpec {
+            max_lost_leases: 5,
+            ..JobSpec::default()
+        })
+    );
+    let (a, b, c) = (
+        step!("worker", q.worker("a")),
+        step!("worker", q.worker("b")),
+        step!("worker", q.worker("c")),
+    );
+    let first = lose_lease(q, &a).await?;
+    let second = lose_lease(q, &b).await?;
+    expect_view(q, job, JobStatus::Queued, 0, 2).await?;
+    // The third claim fails: the job waits for its retry.
+    let third = claim_one(q, &c).await?;
+    let written = step!("complete", q.complete(&c, &third, Outcome::Retry));
+    check(written == Write::Done, || format!("save {written:?}"))?;
+    expect_view(q, job, JobStatus::Queued, 1, 2).await?;
+    // Two late successes: the first is accepted, the second is fenced.
+    let written = step!("late save", q.complete(&b, &second, Outcome::Succeeded));
+    check(written == Write::Done, || format!("late save {written:?}"))?;
+    let written = step!("late save", q.complete(&a, &first, Outcome::Succeeded));
+    check(written == Write::Fenced, || {
+        format!("second late save {written:?}")
+    })?;
+    let written = step!("late save", q.complete(&c, &third, Outcome::Succeeded));
+    check(written == Write::Fenced, || {
+        format!("third late save {written:?}")
+    })?;
+    expect_view(q, job, JobStatus::Succeeded, 1, 2).await?;
+    step!(
+        "advance",
+        q.advance(q.retry_max() + Duration::from_millis(1))
+    );
+    let claims = step!("claim", q.claim(&c, 1));
+    check(claims.is_empty(), || {
+        "the retry of a finished job was claimed".to_owned()
+    })
 }
 
 async fn lost_lease_budget<Q: DurableQueue>(q: &Q) -> Verdict {

@@ -28,7 +28,8 @@
 //! * [`wait`]: the tests' one polling helper: [`wait::eventually`],
 //!   [`wait::within`] and friends, each with a hang guard;
 //! * `postgres` (feature `postgres`): `TestSchema`, a fresh PostgreSQL schema
-//!   per test, dropped when the test ends.
+//!   per test, dropped when the test ends; `pooler::PgBouncer`, a PgBouncer
+//!   in transaction-pooling mode in front of the test server.
 //!
 //! ```
 //! use std::time::Duration;
@@ -70,6 +71,8 @@ mod ext;
 mod fault;
 mod ledger;
 mod plan;
+#[cfg(feature = "postgres")]
+pub mod pooler;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod props;

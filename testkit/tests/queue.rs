@@ -106,13 +106,15 @@ async fn expired_leases_are_handed_out_again_and_stale_claims_fenced() -> anyhow
     );
     assert_eq!(queue.reclaimed(), 1);
 
-    // The expired claim can neither save nor release: its save is fenced,
-    // its release hands nothing back (the job is the new claim's).
+    // The expired claim can neither fail nor release: its failure is fenced,
+    // its release hands nothing back (the job is the new claim's). (Its
+    // success would be accepted late: `MemoryQueue::set_late_results`.)
     let stale = QueueError::Fenced {
         job: first.meta.id,
         attempt: 1,
     };
-    assert_eq!(saver.save(&Ok(10), &first.meta).await, Err(stale));
+    let failed = Err(pjp_core::ExecError::Failed("stale".to_owned()));
+    assert_eq!(saver.save(&failed, &first.meta).await, Err(stale));
     assert_eq!(
         picker.release(first.meta, ReleaseReason::Abandon).await,
         Ok(())

@@ -32,6 +32,27 @@ impl Ready {
         self.len += 1;
     }
 
+    /// Takes `id` out of the line, wherever it stands; returns whether it
+    /// was there. Linear: only a late save needs it.
+    pub(super) fn remove(&mut self, id: u64) -> bool {
+        let found = self.levels.iter().find_map(|(level, line)| {
+            line.iter()
+                .position(|&(_, other)| other == id)
+                .map(|at| (*level, at))
+        });
+        let Some((level, at)) = found else {
+            return false;
+        };
+        if let Some(line) = self.levels.get_mut(&level) {
+            line.remove(at);
+            if line.is_empty() {
+                self.levels.remove(&level);
+            }
+        }
+        self.len -= 1;
+        true
+    }
+
     /// The next job's place: its level and key.
     pub(super) fn head(&self) -> Option<(Level, u64)> {
         let (level, line) = self.levels.first_key_value()?;

@@ -29,6 +29,7 @@ mod picker;
 mod saver;
 
 pub use crate::JobOptions;
+pub use crate::runner::LateResults;
 use lines::{Kinds, Lines};
 pub use meta::{JobState, JobStatus, QueueError, QueueMeta, SavedJob};
 pub use options::FailurePolicy;
@@ -100,6 +101,10 @@ struct Inner<I, O, F> {
     waiting: usize,
     /// Each parent's children, in the order they were pushed.
     children: HashMap<u64, Vec<u64>>,
+    /// What a stale claim's success does ([`MemoryQueue::set_late_results`]).
+    late_results: LateResults,
+    /// Stale successes accepted.
+    late_accepted: u64,
 }
 
 impl<I, O, F> Inner<I, O, F> {
@@ -317,6 +322,24 @@ impl<I, O, F> Inner<I, O, F> {
         self.lines.ready_len() + self.delayed.len()
     }
 
+    /// Takes a pending job out of line (ready, or waiting for its retry
+    /// delay): a late save settled it.
+    fn unqueue(&mut self, id: u64) {
+        let Some(line) = self.row(id).map(|r| r.line) else {
+            return;
+        };
+        let before = self.delayed.len();
+        self.delayed.retain(|Reverse((_, other))| *other != id);
+        let delayed = self.delayed.len() < before;
+        if let Some(line) = self.lines.line(line) {
+            if delayed {
+                line.delayed = line.delayed.saturating_sub(1);
+            } else {
+                line.ready.remove(id);
+            }
+        }
+    }
+
     /// Settles a held claim: the job leaves the claimed set.
     fn unclaim(&mut self, id: u64) {
         self.claimed = self.claimed.saturating_sub(1);
@@ -415,6 +438,8 @@ impl<I, O, F> MemoryQueue<I, O, F> {
                     settled: 0,
                     waiting: 0,
                     children: HashMap::new(),
+                    late_results: LateResults::default(),
+                    late_accepted: 0,
                 }),
             }),
         }
@@ -441,7 +466,10 @@ impl<I, O, F> MemoryQueue<I, O, F> {
     /// * a save from an expired (or already saved) claim fails with
     ///   [`QueueError::Fenced`] and stores nothing, so a job is saved once; a
     ///   repeated save by the claim that saved the job succeeds without
-    ///   storing again (a retry after a lost reply is idempotent);
+    ///   storing again (a retry after a lost reply is idempotent). One
+    ///   exception, on by default ([`set_late_results`](Self::set_late_results)):
+    ///   an expired claim's *success* is accepted while the job has not
+    ///   finished (see [`LateResults`]);
     /// * a release from an expired claim changes nothing and succeeds: the job
     ///   is someone else's now, there is nothing left to hand back;
     /// * a closed queue reports [`Picked::Exhausted`] only when no claim is
@@ -467,6 +495,55 @@ impl<I, O, F> MemoryQueue<I, O, F> {
             ttl,
             clock: Box::new(clock),
         });
+    }
+
+    /// What a save of an expired claim's success does (leased queues only):
+    /// with [`LateResults::Accept`] (the default, as in `pjp-postgres`) it
+    /// is stored once if the job has not finished yet (it is pending,
+    /// waiting for a retry delay, or claimed again): the job ends
+    /// succeeded, its parent counts it, and the claim holding it then loses
+    /// it (its heartbeat no longer extends it, its save is fenced, its
+    /// release changes nothing). The saver reports it to the runner
+    /// ([`accepted_late`](crate::runner::accepted_late)), and
+    /// [`late_accepted`](Self::late_accepted) counts it. A stale failure is
+    /// fenced whatever this says; with [`LateResults::Reject`] a stale
+    /// success is fenced too.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::{Duration, Instant};
+    /// use pjp_core::memory::{JobStatus, LateResults, MemoryQueue};
+    /// use pjp_core::{JobPicker, JobSaver, Picked};
+    ///
+    /// let queue: MemoryQueue<u64, u64> = MemoryQueue::new();
+    /// let (start, moved) = (Instant::now(), Arc::new(Mutex::new(Duration::ZERO)));
+    /// let clock = Arc::clone(&moved);
+    /// queue.set_lease_clock(Duration::from_secs(1), move || start + *clock.lock().unwrap());
+    /// let job = queue.push(7);
+    /// let claim = |picked: Picked<pjp_core::Job<u64, _>>| match picked {
+    ///     Picked::Some(job) => job.meta,
+    ///     _ => panic!("nothing claimed"),
+    /// };
+    /// let slow = claim(queue.picker().pick().await.unwrap());
+    /// *moved.lock().unwrap() += Duration::from_secs(10); // the lease expires ten times over
+    /// let now = claim(queue.picker().pick().await.unwrap()); // and the job is claimed again
+    ///
+    /// // The slow claim finishes first: its proof is kept, once.
+    /// queue.saver().save(&Ok(49), &slow).await.unwrap();
+    /// assert_eq!(queue.state(job).unwrap().status, JobStatus::Succeeded);
+    /// assert!(queue.saver().save(&Ok(49), &now).await.is_err()); // fenced
+    /// assert_eq!((queue.saved_count(), queue.late_accepted()), (1, 1));
+    /// # let _ = LateResults::Reject; }
+    /// ```
+    pub fn set_late_results(&self, late: LateResults) {
+        self.shared.lock().late_results = late;
+    }
+
+    /// Stale successes accepted so far
+    /// ([`set_late_results`](Self::set_late_results)).
+    pub fn late_accepted(&self) -> u64 {
+        self.shared.lock().late_accepted
     }
 
     /// Makes saved failures retry, or end dead or failed, like a durable

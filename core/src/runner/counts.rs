@@ -29,6 +29,11 @@ pub struct Counts {
     /// Results dropped because the job's claim was superseded (the saver
     /// classified the error as [`LostClaim`](crate::ErrorClass::LostClaim)).
     pub fenced: u64,
+    /// Of `succeeded`: outputs a leased queue accepted although the job's
+    /// claim had lost its lease
+    /// ([`LateResults::Accept`](crate::runner::LateResults::Accept); the
+    /// saver reports them with [`accepted_late`](crate::runner::accepted_late)).
+    pub late_accepted: u64,
     /// Blocking jobs that ran past their timeout: saved as timed out, they
     /// held their worker until their closure returned.
     pub stragglers: u64,
@@ -68,6 +73,7 @@ impl Counts {
             Count::Cancelled => &mut self.cancelled,
             Count::Released => &mut self.released,
             Count::Fenced => &mut self.fenced,
+            Count::LateAccepted => &mut self.late_accepted,
             Count::Stragglers => &mut self.stragglers,
             Count::SaveRetries => &mut self.save_retries,
             Count::PickErrors => &mut self.pick_errors,
@@ -91,6 +97,7 @@ pub(crate) enum Count {
     Cancelled,
     Released,
     Fenced,
+    LateAccepted,
     Stragglers,
     SaveRetries,
     PickErrors,
@@ -98,7 +105,7 @@ pub(crate) enum Count {
 
 impl Count {
     /// Every count, in the order of [`Counts`]' fields.
-    pub(crate) const ALL: [Count; 11] = [
+    pub(crate) const ALL: [Count; 12] = [
         Count::Picked,
         Count::Succeeded,
         Count::Failed,
@@ -107,6 +114,7 @@ impl Count {
         Count::Cancelled,
         Count::Released,
         Count::Fenced,
+        Count::LateAccepted,
         Count::Stragglers,
         Count::SaveRetries,
         Count::PickErrors,
@@ -139,6 +147,10 @@ impl Count {
             Count::Fenced => (
                 "pjp_jobs_fenced_total",
                 "Results dropped: the job's claim was superseded",
+            ),
+            Count::LateAccepted => (
+                "pjp_jobs_late_accepted_total",
+                "Of the succeeded: outputs accepted after the job's lease was lost",
             ),
             Count::Stragglers => (
                 "pjp_jobs_stragglers_total",

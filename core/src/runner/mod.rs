@@ -11,6 +11,7 @@ mod config;
 mod context;
 mod counts;
 mod error;
+mod late;
 mod latency;
 mod meters;
 mod pick;
@@ -32,6 +33,7 @@ pub use builder::RunnerBuilder;
 pub use config::{ConfigError, RunnerConfig};
 pub use counts::Counts;
 pub use error::{RunError, RunErrorKind};
+pub use late::{LateResults, accepted_late};
 pub use report::{LatencySummary, RunReport, StopReason};
 pub use stats::{Progress, ProgressSnapshot};
 

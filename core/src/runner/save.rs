@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::RunErrorKind;
 use super::context::Context;
 use super::counts::Count;
+use super::late::noting;
 use super::latency::{latency_histogram, merge, record};
 use super::work::Done;
 use crate::guard::{describe, lock, panic_message};
@@ -88,8 +89,15 @@ async fn fill<P, X, S, R>(
 
 /// What became of one job's save attempt.
 enum Attempt {
-    Saved,
-    Failed { class: ErrorClass, error: String },
+    /// Saved; `late`: the queue accepted it although the claim had lost the
+    /// job's lease ([`accepted_late`](super::late::accepted_late)).
+    Saved {
+        late: bool,
+    },
+    Failed {
+        class: ErrorClass,
+        error: String,
+    },
 }
 
 /// Saves a batch with retries. Every path accounts for each job: saved,
@@ -121,7 +129,13 @@ pub(crate) async fn save_batch<P, X, S, R>(
         let mut retry = Vec::new();
         for (done, outcome) in pending.into_iter().zip(outcomes) {
             match outcome {
-                Attempt::Saved => saved(ctx, &done.result, done.picked_at, now, latency),
+                Attempt::Saved { late } => {
+                    if late {
+                        ctx.count(Count::LateAccepted, 1);
+                        tracing::info!(parent: &done.span, job = %done.id, "saved late: the claim had lost its lease, and the queue accepted the result");
+                    }
+                    saved(ctx, &done.result, done.picked_at, now, latency);
+                }
                 Attempt::Failed {
                     class: ErrorClass::Transient,
                     error,
@@ -159,16 +173,13 @@ async fn attempt_saves<P, X, S, R>(ctx: &Context<P, X, S, R>, batch: &[DoneOf<S>
 where
     S: JobSaver,
 {
-    let called = if let [done] = batch {
-        AssertUnwindSafe(ctx.saver.save(&done.result, &done.meta))
-            .catch_unwind()
-            .await
-            .map(|outcome| vec![outcome])
+    let (called, late) = if let [done] = batch {
+        let (called, late) =
+            noting(AssertUnwindSafe(ctx.saver.save(&done.result, &done.meta)).catch_unwind()).await;
+        (called.map(|outcome| vec![outcome]), late)
     } else {
         let items: Vec<_> = batch.iter().map(|d| (&d.result, &d.meta)).collect();
-        AssertUnwindSafe(ctx.saver.save_many(&items))
-            .catch_unwind()
-            .await
+        noting(AssertUnwindSafe(ctx.saver.save_many(&items)).catch_unwind()).await
     };
     let outcomes = match called {
         Ok(outcomes) => outcomes,
@@ -195,8 +206,10 @@ where
     let mut outcomes = outcomes.into_iter();
     batch
         .iter()
-        .map(|_| match outcomes.next() {
-            Some(Ok(())) => Attempt::Saved,
+        .map(|done| match outcomes.next() {
+            Some(Ok(())) => Attempt::Saved {
+                late: done.result.is_ok() && late.contains(&done.id),
+            },
             Some(Err(error)) => match ctx.classify_save_error(&error) {
                 Ok(class) => Attempt::Failed {
                     class,

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::db::{Db, Pooler, connect_options};
+use pjp_core::runner::LateResults;
 use tokio::time::Instant;
 
 use crate::enqueue::{Enqueued, NewJob, Tree};
@@ -47,8 +50,13 @@ pub struct PgQueue {
 }
 
 pub(crate) struct QueueInner {
-    pub(crate) pool: PgPool,
+    /// The pool: `&Db` runs statements as the [`Pooler`] mode needs.
+    pub(crate) pool: Db,
     pub(crate) connect: PgConnectOptions,
+    /// Options reaching PostgreSQL without a transaction pooler, when the
+    /// queue goes through one and was given them
+    /// ([`PgQueueBuilder::direct_url`]): for `LISTEN` and migrations.
+    pub(crate) direct: Option<PgConnectOptions>,
     pub(crate) schema: String,
     pub(crate) sql: Statements,
     pub(crate) store: PayloadStore,
@@ -56,6 +64,38 @@ pub(crate) struct QueueInner {
     /// `{schema}/{queue identity}`: where this queue's blobs live, read from
     /// the schema once, on the first blob written.
     pub(crate) blob_root: tokio::sync::OnceCell<String>,
+    /// What a stale claim's success does, per queue name.
+    pub(crate) late: LatePolicy,
+}
+
+/// What a stale claim's success does, per queue name, as the completion
+/// statement takes it: accepted by default or not, and the queues that do
+/// the opposite.
+#[derive(Debug, Clone)]
+pub(crate) struct LatePolicy {
+    pub(crate) accept: bool,
+    pub(crate) except: Vec<String>,
+}
+
+impl LatePolicy {
+    fn new(default: LateResults, queues: &HashMap<String, LateResults>) -> Self {
+        let accept = default.accepts();
+        let mut except: Vec<String> = queues
+            .iter()
+            .filter(|(_, late)| late.accepts() != accept)
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        except.sort_unstable();
+        Self { accept, except }
+    }
+
+    fn of(&self, queue: &str) -> LateResults {
+        if self.accept != self.except.iter().any(|q| q == queue) {
+            LateResults::Accept
+        } else {
+            LateResults::Reject
+        }
+    }
 }
 
 // By hand: the connect options hold the password.
@@ -66,6 +106,8 @@ impl std::fmt::Debug for QueueInner {
             .field("port", &self.connect.get_port())
             .field("database", &self.connect.get_database())
             .field("schema", &self.schema)
+            .field("pooled", &self.pool.pooled())
+            .field("direct", &self.direct.is_some())
             .field("store", &self.store)
             .finish_non_exhaustive()
     }
@@ -81,6 +123,10 @@ pub struct PgQueueBuilder {
     wait: Duration,
     store: Option<PayloadStore>,
     application_name: String,
+    late_results: LateResults,
+    late_results_for: HashMap<String, LateResults>,
+    pooler: Pooler,
+    direct_url: Option<String>,
 }
 
 // By hand: the URL may hold a password.
@@ -93,11 +139,64 @@ impl std::fmt::Debug for PgQueueBuilder {
             .field("wait", &self.wait)
             .field("store", &self.store)
             .field("application_name", &self.application_name)
+            .field("late_results", &self.late_results)
+            .field("late_results_for", &self.late_results_for)
+            .field("pooler", &self.pooler)
+            .field("direct_url", &self.direct_url.as_deref().map(redact_url))
             .finish()
     }
 }
 
 impl PgQueueBuilder {
+    /// What a worker's save does with a success whose claim lost the job's
+    /// lease (it expired: the heartbeat could not reach the database, the
+    /// process stalled), in every queue of this handle but those set with
+    /// [`late_results_for`](Self::late_results_for).
+    ///
+    /// [`LateResults::Accept`] (the default): the success completes the job
+    /// once, if the job has not finished yet (it is queued, waiting for a
+    /// retry, or running under another claim). The completion moves the
+    /// job's token on, so the claim holding it then is fenced: its
+    /// heartbeat finds the lease lost and cancels its execution, and its
+    /// save is rejected. A stale failure, release or heartbeat is rejected
+    /// whatever this says, and so is every stale write once the job has
+    /// finished. The runner counts such a save in
+    /// `report.counts.late_accepted`, the worker in
+    /// [`WorkerStats::late_accepted`](crate::WorkerStats::late_accepted).
+    ///
+    /// [`LateResults::Reject`]: a stale success is fenced like every other
+    /// stale write ([`QueueError::Fenced`](crate::QueueError::Fenced)).
+    ///
+    /// The policy of the worker that saves is the one applied: give every
+    /// worker of a queue the same.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), pjp_postgres::QueueError> {
+    /// use pjp_core::runner::LateResults;
+    /// use pjp_postgres::PgQueue;
+    ///
+    /// // Keep late proofs (the default), but never a late result of `webhooks`.
+    /// let queue = PgQueue::builder("postgres://127.0.0.1/app")
+    ///     .late_results(LateResults::Accept)
+    ///     .late_results_for("webhooks", LateResults::Reject)
+    ///     .connect()
+    ///     .await?;
+    /// assert_eq!(queue.late_results("proofs"), LateResults::Accept);
+    /// assert_eq!(queue.late_results("webhooks"), LateResults::Reject);
+    /// # Ok(()) }
+    /// ```
+    pub fn late_results(mut self, late: LateResults) -> Self {
+        self.late_results = late;
+        self
+    }
+
+    /// [`late_results`](Self::late_results) for the queue named `queue`,
+    /// whatever the default.
+    pub fn late_results_for(mut self, queue: impl Into<String>, late: LateResults) -> Self {
+        self.late_results_for.insert(queue.into(), late);
+        self
+    }
+
     /// The `application_name` its connections report in `pg_stat_activity`
     /// (default `pjp-postgres`).
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
@@ -133,6 +232,29 @@ impl PgQueueBuilder {
         self
     }
 
+    /// How the URL reaches PostgreSQL (default [`Pooler::None`]: straight,
+    /// or through a pooler in session mode). [`Pooler::Transaction`] for a
+    /// pooler in transaction mode (PgBouncer `pool_mode = transaction`):
+    /// every statement runs in a transaction of its own, unprepared, and
+    /// the queue keeps no session state; a worker listens for
+    /// notifications on the [`direct_url`](Self::direct_url) if one is
+    /// given and polls otherwise. See the README's "Through a connection
+    /// pooler".
+    pub fn pooler(mut self, pooler: Pooler) -> Self {
+        self.pooler = pooler;
+        self
+    }
+
+    /// A URL that reaches the same database without the transaction pooler
+    /// (with [`pooler`](Self::pooler)`(Pooler::Transaction)`; unused
+    /// otherwise). A worker keeps one connection on it, to `LISTEN`;
+    /// [`PgQueue::migrate`] runs on it (a migration holds a session lock).
+    /// Without it, workers poll and `migrate` is refused.
+    pub fn direct_url(mut self, url: impl Into<String>) -> Self {
+        self.direct_url = Some(url.into());
+        self
+    }
+
     /// Connects, retrying with back-off for up to the [`wait`](Self::wait).
     /// Does not check the schema: [`PgQueue::migrate`] creates it, and
     /// [`PgQueue::worker`] checks it.
@@ -148,30 +270,18 @@ impl PgQueueBuilder {
     /// Cancel safe: dropping it closes the connections opened so far; nothing is written.
     pub async fn connect(self) -> Result<PgQueue, QueueError> {
         check_schema_name(&self.schema)?;
-        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
-            return Err(QueueError::invalid(
-                "database URL",
-                format!(
-                    "`{}`: expected postgres://user@host:port/database",
-                    redact_url(&self.url)
-                ),
-            ));
-        }
-        let connect = PgConnectOptions::from_str(&self.url).map_err(|e| {
-            let why = scrub(&e.to_string(), &self.url);
-            QueueError::invalid(
-                "database URL",
-                format!("`{}`: {why}", redact_url(&self.url)),
-            )
-        })?;
-        // Every plan is custom: the queue's statements can then be prepared
-        // once per connection (one round trip per call, not two) without
-        // PostgreSQL switching the claim to a generic plan after five runs (a
-        // generic plan of `LIMIT $2` over a partial index can scan and sort
-        // the whole backlog).
-        let connect = connect
-            .application_name(&self.application_name)
-            .options([("plan_cache_mode", "force_custom_plan")]);
+        let connect = parse_url(&self.url)?.application_name(&self.application_name);
+        // Straight to the server, every plan is custom (see
+        // `connect_options`); through a transaction pooler, no statement
+        // cache and no startup parameter the pooler does not know.
+        let connect = connect_options(connect, self.pooler);
+        let direct = match (&self.direct_url, self.pooler) {
+            (Some(url), Pooler::Transaction) => Some(connect_options(
+                parse_url(url)?.application_name(&self.application_name),
+                Pooler::None,
+            )),
+            _ => None,
+        };
         let pool = connect_with_retry(&connect, self.max_connections, self.wait).await?;
         let store = match self.store {
             Some(store) => store,
@@ -181,15 +291,34 @@ impl PgQueueBuilder {
         Ok(PgQueue {
             inner: Arc::new(QueueInner {
                 sql: Statements::new(&self.schema),
-                pool,
+                pool: Db::new(pool, self.pooler),
                 connect,
+                direct,
                 schema: self.schema,
                 store,
                 channel,
                 blob_root: tokio::sync::OnceCell::new(),
+                late: LatePolicy::new(self.late_results, &self.late_results_for),
             }),
         })
     }
+}
+
+/// Parses a `postgres://` URL into connect options.
+fn parse_url(url: &str) -> Result<PgConnectOptions, QueueError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(QueueError::invalid(
+            "database URL",
+            format!(
+                "`{}`: expected postgres://user@host:port/database",
+                redact_url(url)
+            ),
+        ));
+    }
+    PgConnectOptions::from_str(url).map_err(|e| {
+        let why = scrub(&e.to_string(), url);
+        QueueError::invalid("database URL", format!("`{}`: {why}", redact_url(url)))
+    })
 }
 
 pub(crate) async fn connect_with_retry(
@@ -256,6 +385,10 @@ impl PgQueue {
             wait: Duration::from_secs(30),
             store: None,
             application_name: "pjp-postgres".to_owned(),
+            late_results: LateResults::default(),
+            late_results_for: HashMap::new(),
+            pooler: Pooler::None,
+            direct_url: None,
         }
     }
 
@@ -278,14 +411,38 @@ impl PgQueue {
         &self.inner.store
     }
 
+    /// What this handle's workers do with a late success of a job of
+    /// `queue` ([`PgQueueBuilder::late_results`]).
+    pub fn late_results(&self, queue: &str) -> LateResults {
+        self.inner.late.of(queue)
+    }
+
     /// The connection pool (for a caller's own transactions around
-    /// [`enqueue_in`](Self::enqueue_in)).
+    /// [`enqueue_in`](Self::enqueue_in)). Through a transaction pooler
+    /// ([`Pooler::Transaction`]), run a statement with bind parameters on it
+    /// only inside a transaction, and unprepared
+    /// (`sqlx::query(…).persistent(false)`): see the README's "Through a
+    /// connection pooler".
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+        self.inner.pool.raw()
+    }
+
+    /// How the queue reaches PostgreSQL ([`PgQueueBuilder::pooler`]).
+    pub fn pooler(&self) -> Pooler {
+        if self.inner.pool.pooled() {
+            Pooler::Transaction
+        } else {
+            Pooler::None
+        }
     }
 
     /// Creates the schema and applies the migrations it lacks; returns the
     /// versions it applied (empty when it was up to date).
+    ///
+    /// Through a transaction pooler it runs on the
+    /// [`direct_url`](PgQueueBuilder::direct_url) (a migration holds a
+    /// session lock and sets the `search_path`), and without one it is
+    /// refused ([`QueueError::Invalid`]).
     ///
     /// # Cancellation safety
     ///
@@ -293,7 +450,17 @@ impl PgQueue {
     /// lock on a connection that is closed when dropped, so a dropped `migrate` leaves the
     /// schema at some migration's end, and running it again finishes the job.
     pub async fn migrate(&self) -> Result<Vec<i64>, QueueError> {
-        schema::migrate(&self.inner.pool, &self.inner.schema).await
+        let conn = if !self.inner.pool.pooled() {
+            self.inner.pool.raw().acquire().await?.detach()
+        } else if let Some(direct) = &self.inner.direct {
+            PgConnection::connect_with(direct).await?
+        } else {
+            return Err(QueueError::invalid(
+                "migrate",
+                crate::db::needs_direct("a migration"),
+            ));
+        };
+        schema::migrate(conn, &self.inner.schema).await
     }
 
     /// Checks that the schema is migrated to the version this library needs.
@@ -488,7 +655,11 @@ impl PgQueue {
             depths.push(i16::try_from(options.depth).unwrap_or(i16::MAX));
             cancel_trees.push(job.cancel_tree);
         }
+        // Through a transaction pooler, unprepared: a statement kept on the
+        // server would outlive the caller's transaction there.
+        let persistent = self.inner.pool.persistent();
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(&self.inner.sql.insert)
+            .persistent(persistent)
             .bind(&queues)
             .bind(&priorities)
             .bind(&delays)
@@ -515,6 +686,7 @@ impl PgQueue {
         let woken: BTreeSet<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         for queue in woken {
             sqlx::query(NOTIFY)
+                .persistent(persistent)
                 .bind(&self.inner.channel)
                 .bind(queue)
                 .execute(&mut *conn)
@@ -550,6 +722,7 @@ impl PgQueue {
             let (queues, keys): (Vec<String>, Vec<String>) = missing.into_iter().unzip();
             let existing: Vec<(i64, String, String)> =
                 sqlx::query_as(&self.inner.sql.existing_keys)
+                    .persistent(self.inner.pool.persistent())
                     .bind(&queues)
                     .bind(&keys)
                     .fetch_all(&mut *conn)
@@ -655,10 +828,7 @@ pub(crate) fn connection_was_gone(error: &sqlx::Error) -> bool {
 /// been closed by the server ([`connection_was_gone`]): each such connection
 /// is dropped by the pool, so after a server restart the statement runs at
 /// most once per stale connection before it gets a live one.
-pub(crate) async fn once_more_if_gone<T, F, Fut>(
-    pool: &PgPool,
-    mut run: F,
-) -> Result<T, sqlx::Error>
+pub(crate) async fn once_more_if_gone<T, F, Fut>(pool: &Db, mut run: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,

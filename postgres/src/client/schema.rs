@@ -2,7 +2,9 @@
 //! schema.
 
 use sqlx::migrate::Migrator;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
+
+use crate::db::Db;
 
 use crate::error::QueueError;
 use crate::sql::schema as statements;
@@ -53,8 +55,8 @@ pub(crate) fn check_schema_name(name: &str) -> Result<(), QueueError> {
 /// schema serialises them from `CREATE SCHEMA` on (two concurrent
 /// `CREATE SCHEMA IF NOT EXISTS` can otherwise both try to create it, and one
 /// fails on the catalog's unique index). Returns the versions it applied.
-pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<Vec<i64>, QueueError> {
-    let mut conn = pool.acquire().await?.detach();
+/// `conn` is a connection of its own, straight to the server.
+pub(crate) async fn migrate(mut conn: PgConnection, schema: &str) -> Result<Vec<i64>, QueueError> {
     let applied = migrate_locked(&mut conn, schema).await;
     // The connection held a session lock and a `search_path`: it never goes
     // back to the pool; closing it releases the lock whatever happened.
@@ -106,9 +108,21 @@ async fn migrations_table_exists(
 }
 
 /// Checks that the schema is at exactly the version this library needs.
-pub(crate) async fn check_version(pool: &PgPool, schema: &str) -> Result<(), QueueError> {
-    let mut conn = pool.acquire().await?;
-    let found = applied_versions(&mut conn, schema).await?.into_iter().max();
+/// One statement at a time on the pool (each in a transaction of its own
+/// through a transaction pooler).
+pub(crate) async fn check_version(pool: &Db, schema: &str) -> Result<(), QueueError> {
+    let exists: bool = sqlx::query_scalar(statements::MIGRATIONS_TABLE_EXISTS)
+        .bind(schema)
+        .fetch_one(pool)
+        .await?;
+    let found = if exists {
+        let versions: Vec<i64> = sqlx::query_scalar(&statements::applied_versions(schema))
+            .fetch_all(pool)
+            .await?;
+        versions.into_iter().max()
+    } else {
+        None
+    };
     let expected = schema_version();
     match found {
         None => Err(QueueError::NotMigrated {

@@ -103,7 +103,9 @@ impl Spawn {
 /// it spawns commit in one transaction, fenced like every completion. A
 /// stale worker's save (its lease was lost) is rejected whole: the job is
 /// not completed and none of its jobs exist, so a retry by the current
-/// holder creates them once.
+/// holder creates them once. A stale worker's success accepted late
+/// ([`PgQueueBuilder::late_results`](crate::PgQueueBuilder::late_results))
+/// commits whole, once: the holder's fan-out is then rejected whole.
 ///
 /// Get one from [`PgWorker::fan_out_saver`](crate::PgWorker::fan_out_saver).
 /// Failures complete as with [`PgSaver`] and spawn nothing.
@@ -152,7 +154,7 @@ where
             }
         };
         let queue = &self.shared.queue;
-        let mut tx = queue.pool().begin().await?;
+        let mut tx = queue.inner.pool.begin().await?;
         if let Some(group) = spawn.group {
             // Grown before this job's completion counts it done, so the group
             // never reaches zero with members still to come.

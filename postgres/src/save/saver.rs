@@ -21,7 +21,11 @@ type Classifier<F> = Arc<dyn Fn(&ExecError<F>) -> bool + Send + Sync>;
 /// 1, a batch of results is one statement. Each write commits only if the
 /// job's fencing token still matches this worker's claim; a stale one is
 /// rejected as [`QueueError::Fenced`] (the runner counts it in its report's
-/// `fenced` and goes on), logged with both tokens.
+/// `fenced` and goes on), logged with both tokens. The exception is a late
+/// success ([`PgQueueBuilder::late_results`](crate::PgQueueBuilder::late_results),
+/// on by default): an output whose claim lost its lease completes the job,
+/// once, if the job has not finished yet; the runner counts it in
+/// `late_accepted` too.
 ///
 /// What a result does to its job:
 ///

@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 
+use pjp_core::JobMeta;
+
 use crate::config::WorkerConfig;
 use crate::error::QueueError;
 use crate::job::PgJob;
+use crate::queue::LatePolicy;
 use crate::queue::once_more_if_gone;
 use crate::sql::Completion;
 use crate::sql::notify::NOTIFY;
@@ -20,9 +23,10 @@ pub(crate) struct Finish {
     pub(crate) error: Option<String>,
 }
 
-/// A row of a completion: a job and its new status, or a parent it made
-/// claimable (`parent-queued`) and that parent's queue.
-type Written = (i64, String, Option<String>);
+/// A row of a completion: a job, its new status and whether its success was
+/// accepted late, or a parent it made claimable (`parent-queued`) and that
+/// parent's queue.
+type Written = (i64, String, Option<String>, bool);
 
 /// The columns of a batch completion, one vector per bind parameter.
 struct Columns {
@@ -48,11 +52,13 @@ impl Columns {
         }
     }
 
-    /// The completion statement with every parameter bound.
+    /// The completion statement with every parameter bound (the queue's
+    /// policy for late results last).
     fn bind<'q>(
         &'q self,
         sql: &'q str,
         config: &WorkerConfig,
+        late: &'q LatePolicy,
     ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Written, sqlx::postgres::PgArguments> {
         sqlx::query_as(sql)
             .bind(&self.ids)
@@ -64,6 +70,8 @@ impl Columns {
             .bind(&self.errors)
             .bind(config.retry_base.as_secs_f64())
             .bind(config.retry_max.as_secs_f64())
+            .bind(late.accept)
+            .bind(&late.except)
     }
 }
 
@@ -75,6 +83,10 @@ pub(crate) struct Done {
     /// The write matched no row because this claim's own earlier write had
     /// committed (its reply was lost): nothing was written this time.
     pub(crate) repeat: bool,
+    /// A success accepted although this claim had lost the job's lease
+    /// (the queue accepts late results; see
+    /// [`PgQueueBuilder::late_results`](crate::PgQueueBuilder::late_results)).
+    pub(crate) late: bool,
 }
 
 /// Completes a batch in one statement. One outcome per job, in order: what
@@ -91,7 +103,7 @@ pub(crate) async fn complete(
     let queue = &shared.queue.inner;
     let written = once_more_if_gone(&queue.pool, || {
         columns
-            .bind(&queue.sql.complete, &shared.config)
+            .bind(&queue.sql.complete, &shared.config, &queue.late)
             .fetch_all(&queue.pool)
     })
     .await;
@@ -113,8 +125,9 @@ pub(crate) async fn complete_on(
         return (Vec::new(), Vec::new());
     }
     let columns = Columns::of(batch);
+    let queue = &shared.queue.inner;
     let written = columns
-        .bind(&shared.queue.inner.sql.complete, &shared.config)
+        .bind(&queue.sql.complete, &shared.config, &queue.late)
         .fetch_all(conn)
         .await;
     settle(shared, batch, written).await
@@ -129,13 +142,13 @@ async fn settle(
     written: Result<Vec<Written>, sqlx::Error>,
 ) -> (Vec<Result<Done, QueueError>>, Vec<String>) {
     let mut woken = Vec::new();
-    let written: HashMap<i64, String> = match written {
+    let written: HashMap<i64, (String, bool)> = match written {
         Ok(rows) => {
             let (parents, jobs): (Vec<Written>, Vec<Written>) =
-                rows.into_iter().partition(|(_, _, woke)| woke.is_some());
-            woken.extend(parents.into_iter().filter_map(|(_, _, q)| q));
+                rows.into_iter().partition(|(_, _, woke, _)| woke.is_some());
+            woken.extend(parents.into_iter().filter_map(|(_, _, q, _)| q));
             jobs.into_iter()
-                .map(|(id, status, _)| (id, status))
+                .map(|(id, status, _, late)| (id, (status, late)))
                 .collect()
         }
         Err(error) => {
@@ -161,7 +174,7 @@ async fn settle(
             let job = finish.job;
             shared.drop_lease(job.id, job.token);
             match written.get(&job.id) {
-                Some(status) => {
+                Some((status, late)) => {
                     let counters = &shared.counters;
                     let counter = match finish.kind {
                         Completion::Release | Completion::Infrastructure => {
@@ -181,9 +194,13 @@ async fn settle(
                     if status == "dead" {
                         Counters::add(&shared.counters.dead, 1);
                     }
+                    if *late {
+                        accepted_late(shared, &job);
+                    }
                     Ok(Done {
                         status: status.clone(),
                         repeat: false,
+                        late: *late,
                     })
                 }
                 None => fenced.remove(&job.id).unwrap_or(Err(QueueError::Fenced {
@@ -196,6 +213,19 @@ async fn settle(
         })
         .collect();
     (outcomes, woken)
+}
+
+/// A success of `job` was accepted although its claim had lost the lease:
+/// counted, logged, and told to the runner saving it (which counts it in
+/// `report.counts.late_accepted`).
+fn accepted_late(shared: &WorkerShared, job: &PgJob) {
+    Counters::add(&shared.counters.late_accepted, 1);
+    tracing::info!(
+        job = job.id,
+        held_token = job.token,
+        "late result accepted: the claim had lost its lease, but the job had not finished; the claim holding it now is fenced"
+    );
+    pjp_core::runner::accepted_late(job.job_id());
 }
 
 /// A completion made parents claimable: wake this worker's idle pickers of
@@ -257,8 +287,10 @@ pub(crate) async fn release(
 /// Looks up each job whose write matched no row. A row that still carries
 /// this claim's token, is no longer running and lost no lease since, was last
 /// written by this claim: the write is a repeat of one that committed (its
-/// reply was lost and the runner retried), so it is done. Any other row was
-/// superseded: counted, logged with both tokens, and reported as fenced.
+/// reply was lost and the runner retried), so it is done; so is a
+/// `succeeded` row whose late success was this claim's (`late_token`). Any
+/// other row was superseded: counted, logged with both tokens, and reported
+/// as fenced.
 async fn explain_fenced(
     shared: &WorkerShared,
     fenced: &[PgJob],
@@ -267,25 +299,27 @@ async fn explain_fenced(
         return HashMap::new();
     }
     let ids: Vec<i64> = fenced.iter().map(|j| j.id).collect();
-    let current: HashMap<i64, (i64, String, i32)> =
-        sqlx::query_as::<_, (i64, i64, String, i32)>(&shared.queue.inner.sql.current_tokens)
-            .bind(&ids)
-            .fetch_all(&shared.queue.inner.pool)
-            .await
-            .map(|rows| {
-                rows.into_iter()
-                    .map(|(i, t, s, l)| (i, (t, s, l)))
-                    .collect()
-            })
-            .unwrap_or_default();
+    type Current = (i64, String, i32, Option<i64>);
+    let current: HashMap<i64, Current> = sqlx::query_as::<_, (i64, i64, String, i32, Option<i64>)>(
+        &shared.queue.inner.sql.fenced_claims,
+    )
+    .bind(&ids)
+    .fetch_all(&shared.queue.inner.pool)
+    .await
+    .map(|rows| {
+        rows.into_iter()
+            .map(|(i, t, s, l, late)| (i, (t, s, l, late)))
+            .collect()
+    })
+    .unwrap_or_default();
     fenced
         .iter()
         .map(|job| {
-            let (token, status, lost) =
+            let (token, status, lost, late_token) =
                 current
                     .get(&job.id)
                     .cloned()
-                    .unwrap_or((-1, "unknown".to_owned(), -1));
+                    .unwrap_or((-1, "unknown".to_owned(), -1, None));
             if token == job.token
                 && status != "running"
                 && status != "cancelled"
@@ -296,6 +330,19 @@ async fn explain_fenced(
                     Ok(Done {
                         status,
                         repeat: true,
+                        late: false,
+                    }),
+                );
+            }
+            if late_token == Some(job.token) && status == "succeeded" {
+                // This claim's late success committed; its reply was lost.
+                pjp_core::runner::accepted_late(job.job_id());
+                return (
+                    job.id,
+                    Ok(Done {
+                        status,
+                        repeat: true,
+                        late: true,
                     }),
                 );
             }

@@ -1,6 +1,7 @@
 //! Fenced batch writes: a claim's end (completion, release) and the look-up
 //! that explains a write that matched no row. The completion also settles
-//! the parents of the children it finishes (fan-in), in the same statement.
+//! the parents of the children it finishes (fan-in), in the same statement,
+//! and may accept a stale claim's success late (see [`locked_or_late`]).
 
 use super::fragments::{IDS_TOKENS, cancel_siblings, locked, parents};
 
@@ -26,6 +27,35 @@ pub(crate) enum Completion {
     /// store went away while the executor read from them): `queued` again
     /// after a back-off on `infra_retries`, no attempt used.
     Infrastructure = 5,
+}
+
+/// The rows of a batch completion that still belong to their claim, and the
+/// late successes it may accept instead, locked in id order like every
+/// batch write ([`locked`] plus one case).
+///
+/// A late success is a success (`kind` 0) from a claim that held the job
+/// once (its token is not ahead of the row's) but lost it, while the job has
+/// not finished: `queued` (rescued, perhaps waiting for a retry) or
+/// `running` under another claim. Late results are accepted per queue:
+/// `$10` says whether by default, `$11` lists the queues that do the
+/// opposite. Two late successes of one job queue up on its row lock; the
+/// second re-reads the row, finds it `succeeded`, and is fenced: exactly one
+/// is accepted.
+fn locked_or_late(s: &str) -> String {
+    format!(
+        "input AS (
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[],
+                                  $5::text[], $6::bigint[], $7::text[])
+             AS i(id, token, kind, result, result_key, result_crc, error)),
+         locked AS MATERIALIZED (
+             SELECT j.id, (j.token <> i.token OR j.status <> 'running') AS late
+             FROM {s}.jobs j JOIN input i ON j.id = i.id
+             WHERE (j.token = i.token AND j.status = 'running')
+                OR (i.kind = 0 AND i.token <= j.token AND j.status IN ('queued', 'running')
+                    AND $10::boolean <> (j.queue = ANY($11::text[])))
+             ORDER BY j.id
+             FOR UPDATE OF j)"
+    )
 }
 
 pub(super) fn complete(s: &str) -> String {
@@ -56,11 +86,17 @@ pub(super) fn complete(s: &str) -> String {
                  finished_at = CASE
                      WHEN i.kind IN (0, 2, 4) OR (i.kind = 1 AND j.attempts + 1 >= j.max_attempts)
                      THEN now() END,
+                 -- A late success moves the token on: the claim holding the
+                 -- job now is fenced, and its heartbeat finds the lease lost.
+                 token = CASE WHEN l.late THEN j.token + 1 ELSE j.token END,
+                 late_token = CASE WHEN l.late THEN i.token END,
                  lease_owner = NULL, lease_expires_at = NULL
              FROM input i, locked l
              WHERE j.id = i.id AND j.id = l.id
-             RETURNING j.id, j.status, j.parent_id),
-         -- Fan-in: the children that finished here, per parent.
+             RETURNING j.id, j.status, j.parent_id, l.late),
+         -- Fan-in: the children that finished here, per parent (a late
+         -- success counts like any other: its row left `queued` or
+         -- `running` here, once).
          settled AS (
              SELECT parent_id AS id,
                     count(*) FILTER (WHERE status = 'succeeded') AS ok,
@@ -87,19 +123,15 @@ pub(super) fn complete(s: &str) -> String {
              WHERE p.id = c.id AND p.id = l.id
              RETURNING p.id, p.queue, p.status),
          {woken_siblings}
-         -- The jobs written, then the parents made claimable (their
-         -- queue, so the worker can wake the pickers waiting on it).
-         SELECT id, status::text, NULL::text FROM done
+         -- The jobs written (and whether late), then the parents made
+         -- claimable (their queue, so the worker can wake the pickers
+         -- waiting on it).
+         SELECT id, status::text, NULL::text, late FROM done
          UNION ALL
-         SELECT id, 'parent-queued', queue FROM woken WHERE status = 'queued'
+         SELECT id, 'parent-queued', queue, false FROM woken WHERE status = 'queued'
          UNION ALL
-         SELECT id, 'sibling-cancelled', NULL FROM siblings WHERE false",
-        locked(
-            s,
-            "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[],
-                                  $5::text[], $6::bigint[], $7::text[])
-             AS i(id, token, kind, result, result_key, result_crc, error)"
-        ),
+         SELECT id, 'sibling-cancelled', NULL, false FROM siblings WHERE false",
+        locked_or_late(s),
     )
 }
 
@@ -118,4 +150,12 @@ pub(super) fn release(s: &str) -> String {
 
 pub(super) fn current_tokens(s: &str) -> String {
     format!("SELECT id, token, status::text, lost_leases FROM {s}.jobs WHERE id = ANY($1)")
+}
+
+/// What explains a write that matched no row: [`current_tokens`], and the
+/// token of the stale claim whose success was accepted late, if one was.
+pub(super) fn fenced_claims(s: &str) -> String {
+    format!(
+        "SELECT id, token, status::text, lost_leases, late_token FROM {s}.jobs WHERE id = ANY($1)"
+    )
 }

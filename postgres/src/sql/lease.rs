@@ -4,16 +4,31 @@
 
 use super::fragments::{IDS_TOKENS, cancel_siblings, locked, parents};
 
+/// Extends the leases `($1, $2)` by `$3` seconds and, when the rescuer role
+/// has lapsed (or is this worker's, `$4`), takes it for `$5` seconds: one
+/// statement per worker per heartbeat, whatever it holds. Returns the ids
+/// extended and whether this worker holds the role.
 pub(super) fn heartbeat(s: &str) -> String {
     format!(
-        "WITH {}
-         UPDATE {s}.jobs j SET lease_expires_at = now() + make_interval(secs => $3)
-         FROM locked l WHERE j.id = l.id
-         RETURNING j.id",
+        "WITH {},
+         extended AS (
+             UPDATE {s}.jobs j SET lease_expires_at = now() + make_interval(secs => $3)
+             FROM locked l WHERE j.id = l.id
+             RETURNING j.id),
+         role AS (
+             UPDATE {s}.rescuer SET owner = $4,
+                 expires_at = now() + make_interval(secs => $5)
+             WHERE expires_at < now() OR owner = $4
+             RETURNING owner)
+         SELECT coalesce(array(SELECT id FROM extended), '{{}}'::bigint[]),
+                EXISTS (SELECT 1 FROM role)",
         locked(s, IDS_TOKENS)
     )
 }
 
+/// Returns up to `$1` expired leases to the queue (`$2`: see below), and
+/// renews the rescuer role of worker `$3` for `$4` seconds if it holds it:
+/// a row `(NULL, 'rescuer')` says it does.
 pub(super) fn rescue(s: &str) -> String {
     let parents = parents(s);
     let settle_siblings = cancel_siblings(s, "settle");
@@ -56,8 +71,14 @@ pub(super) fn rescue(s: &str) -> String {
              FROM settled c, parents l
              WHERE p.id = c.id AND p.id = l.id
              RETURNING p.id, p.status),
-         {settle_siblings}
+         {settle_siblings},
+         role AS (
+             UPDATE {s}.rescuer SET expires_at = now() + make_interval(secs => $4)
+             WHERE owner = $3
+             RETURNING owner)
          SELECT id, status::text FROM rescued
+         UNION ALL
+         SELECT NULL, 'rescuer' FROM role
          UNION ALL
          SELECT id, 'sibling-cancelled' FROM siblings WHERE false"
     )

@@ -1,10 +1,11 @@
 //! The queue's own maintenance: statistics and dead rows of the jobs table,
 //! kept fresh by its workers rather than left to autovacuum's settings.
 
-/// Only one worker of a schema maintains it at a time (session lock, taken
-/// without waiting; $1 is the schema's lock name).
-pub(crate) const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
-pub(crate) const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
+/// Only one worker of a schema maintains it at a time (a transaction lock,
+/// taken without waiting, held by a transaction open around the work, so
+/// that it works through a transaction pooler; $1 is the schema's lock
+/// name). It conflicts with a session lock of the same name.
+pub(crate) const TRY_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))";
 
 /// What the jobs table has gone through since it was last analyzed, and its
 /// dead and live rows (the statistics collector's view, a second or so old),

@@ -43,6 +43,7 @@ pub(crate) struct Statements {
     pub(crate) heartbeat: String,
     pub(crate) rescue: String,
     pub(crate) current_tokens: String,
+    pub(crate) fenced_claims: String,
     pub(crate) has_work: String,
     pub(crate) has_work_kinds: String,
     pub(crate) has_work_except: String,
@@ -67,6 +68,7 @@ pub(crate) struct Statements {
     pub(crate) identity: String,
     pub(crate) analyze: String,
     pub(crate) vacuum: String,
+    pub(crate) console: admin::ConsoleStatements,
 }
 
 impl Statements {
@@ -84,6 +86,7 @@ impl Statements {
             heartbeat: lease::heartbeat(s),
             rescue: lease::rescue(s),
             current_tokens: complete::current_tokens(s),
+            fenced_claims: complete::fenced_claims(s),
             has_work: claim::has_work(s),
             has_work_kinds: claim::has_work_kinds(s),
             has_work_except: claim::has_work_except(s),
@@ -108,6 +111,7 @@ impl Statements {
             identity: schema::identity(s),
             analyze: maintain::analyze(s),
             vacuum: maintain::vacuum(s),
+            console: admin::ConsoleStatements::new(s),
         }
     }
 }

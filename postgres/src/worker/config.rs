@@ -9,10 +9,12 @@ use crate::error::QueueError;
 /// How a worker holds its leases ([`PgQueue::worker`](crate::PgQueue::worker)).
 ///
 /// The defaults: a heartbeat every 2 s extends every lease to 3 s from the
-/// database's clock, so a live worker survives one late heartbeat; every
-/// worker looks for expired leases every 500 ms. A worker that dies is
-/// therefore rescued at most 3.5 s after its last heartbeat, within 2 ×
-/// the heartbeat interval.
+/// database's clock, so a live worker survives one late heartbeat; one
+/// worker of the schema (the rescuer) looks for expired leases every
+/// 500 ms. A worker that dies is therefore rescued at most 3.5 s (lease
+/// time + rescue interval) after it died, within 2 × the heartbeat
+/// interval; the rescuer too, since its role lapses one heartbeat interval
+/// before its leases do and the next heartbeat of a live worker takes it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -102,8 +104,10 @@ impl WorkerConfig {
         self
     }
 
-    /// How often this worker returns expired leases to the queue (default
-    /// 500 ms). Every worker does it; it is one cheap statement.
+    /// How often the schema's rescuer returns expired leases to the queue
+    /// (default 500 ms): one statement per interval per schema, by the one
+    /// worker holding the rescuer role ([`PgWorker::is_rescuer`](crate::PgWorker::is_rescuer)),
+    /// however many workers there are.
     pub fn rescue_interval(mut self, interval: Duration) -> Self {
         self.rescue_interval = interval;
         self

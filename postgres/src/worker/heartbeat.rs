@@ -1,19 +1,28 @@
 //! The heartbeat task: extends every lease this worker holds in one statement
-//! per interval, notices leases it lost, and returns other workers' expired
-//! leases to the queue. It runs on a thread of its own, with its own runtime
-//! and connection: executors that keep the caller's runtime busy (CPU work in
-//! an async executor, a blocking call) cannot delay it past a lease.
+//! per interval, notices leases it lost, and, while this worker holds the
+//! schema's rescuer role, returns other workers' expired leases to the
+//! queue. It runs on a thread of its own, with its own runtime and
+//! connection: executors that keep the caller's runtime busy (CPU work in an
+//! async executor, a blocking call) cannot delay it past a lease.
+//!
+//! Statements per worker: one heartbeat per heartbeat interval, whatever it
+//! holds (it also takes the rescuer role when the role has lapsed). Per
+//! schema, whatever the number of workers: one rescue per rescue interval,
+//! by the role's holder, which renews the role with it. A holder that dies
+//! stops renewing; the role lapses after [`rescuer_ttl`] and the next
+//! heartbeat of any live worker takes it (and rescues at once).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pjp_core::JobId;
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::WorkerConfig;
+use crate::db::Db;
 use crate::error::QueueError;
 use crate::queue::PgQueue;
 use crate::state::{Counters, Leases};
@@ -21,13 +30,29 @@ use crate::state::{Counters, Leases};
 /// Rows one rescue statement returns to the queue at most.
 const RESCUE_BATCH: i64 = 1_000;
 
+/// How long the rescuer role lasts past its holder's latest rescue or
+/// heartbeat: the lease time less one heartbeat interval, so that when the
+/// holder dies the role has lapsed, and been taken by another worker's
+/// heartbeat, by the time the holder's own leases expire; at least two
+/// rescue intervals, so that a holder keeps it through one late rescue.
+pub(crate) fn rescuer_ttl(config: &WorkerConfig) -> Duration {
+    config
+        .lease_ttl
+        .saturating_sub(config.heartbeat_interval)
+        .max(config.rescue_interval * 2)
+}
+
 pub(crate) struct Heartbeat {
     pub(crate) queue: PgQueue,
-    pub(crate) pool: PgPool,
+    /// One connection, in the queue's [`Pooler`](crate::Pooler) mode.
+    pub(crate) pool: Db,
     pub(crate) config: WorkerConfig,
     pub(crate) leases: Arc<Leases>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) contact: Contact,
+    /// Whether this worker held the rescuer role at its latest heartbeat or
+    /// rescue.
+    pub(crate) rescuer: AtomicBool,
 }
 
 /// When this worker could last reach the database, and whether it was cut
@@ -131,10 +156,12 @@ pub(crate) async fn spawn(
                 }
             };
             runtime.block_on(async move {
-                let pool = PgPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(parts.config.heartbeat_interval)
-                    .connect_lazy_with(parts.queue.inner.connect.clone());
+                let pool = parts.queue.inner.pool.alike(
+                    PgPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(parts.config.heartbeat_interval)
+                        .connect_lazy_with(parts.queue.inner.connect.clone()),
+                );
                 let heartbeat = Arc::new(Heartbeat {
                     queue: parts.queue,
                     pool,
@@ -142,6 +169,7 @@ pub(crate) async fn spawn(
                     leases: parts.leases,
                     counters: parts.counters,
                     contact: Contact::default(),
+                    rescuer: AtomicBool::new(false),
                 });
                 if started.send(Arc::clone(&heartbeat)).is_err() {
                     return;
@@ -163,10 +191,9 @@ pub(crate) async fn spawn(
 
 impl Heartbeat {
     pub(crate) async fn run(self: Arc<Self>) {
-        // No lease is held at start: the first beat is one interval away (an
-        // immediate one would only race the first claims).
-        let period = self.config.heartbeat_interval;
-        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // The first beat at once: it holds no lease yet, but may take the
+        // rescuer role.
+        let mut beat = tokio::time::interval(self.config.heartbeat_interval);
         let mut rescue = tokio::time::interval(self.config.rescue_interval);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         rescue.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -174,30 +201,49 @@ impl Heartbeat {
             tokio::select! {
                 biased;
                 // Failures are logged and counted; the next tick retries.
-                _ = beat.tick() => { let _ = self.beat().await; }
-                _ = rescue.tick() => { let _ = self.rescue().await; }
+                _ = beat.tick() => {
+                    let was = self.is_rescuer();
+                    let _ = self.beat().await;
+                    if !was && self.is_rescuer() {
+                        tracing::info!(worker = %self.config.id, "this worker now rescues the schema's expired leases");
+                        let _ = self.rescue().await;
+                    }
+                }
+                _ = rescue.tick() => {
+                    if self.is_rescuer() {
+                        let _ = self.rescue().await;
+                    }
+                }
             }
         }
     }
 
-    /// Extends every lease held; returns how many were extended.
+    /// Whether this worker held the rescuer role at its latest heartbeat or
+    /// rescue.
+    pub(crate) fn is_rescuer(&self) -> bool {
+        self.rescuer.load(Ordering::Relaxed)
+    }
+
+    /// Extends every lease held, and takes the rescuer role if it lapsed;
+    /// returns how many leases were extended. One statement, also when no
+    /// lease is held.
     pub(crate) async fn beat(&self) -> Result<usize, QueueError> {
         let (ids, tokens) = self.leases.snapshot();
-        if ids.is_empty() {
-            return Ok(0);
-        }
         let sql = &self.queue.inner.sql;
         let sent = Instant::now();
-        let extended: Result<Vec<i64>, _> = sqlx::query_scalar(&sql.heartbeat)
+        let extended: Result<(Vec<i64>, bool), _> = sqlx::query_as(&sql.heartbeat)
             .bind(&ids)
             .bind(&tokens)
             .bind(self.config.lease_ttl.as_secs_f64())
-            .fetch_all(&self.pool)
+            .bind(&self.config.id)
+            .bind(rescuer_ttl(&self.config).as_secs_f64())
+            .fetch_one(&self.pool)
             .await;
         Counters::add(&self.counters.heartbeats, 1);
         let extended: HashSet<i64> = match extended {
-            Ok(rows) => {
+            Ok((rows, rescuer)) => {
                 self.contact.reached(sent);
+                self.rescuer.store(rescuer, Ordering::Relaxed);
                 rows.into_iter().collect()
             }
             Err(error) => {
@@ -272,22 +318,35 @@ impl Heartbeat {
         }
     }
 
-    /// Returns every expired lease to the queue (or to `dead`); returns how
-    /// many.
+    /// Returns every expired lease to the queue (or to `dead`), and renews
+    /// the rescuer role if this worker holds it; returns how many.
     pub(crate) async fn rescue(&self) -> Result<u64, QueueError> {
         let mut total = 0;
         loop {
             let blind = self.contact.blind_for(self.config.lease_ttl);
             let sent = Instant::now();
-            let rescued: Result<Vec<(i64, String)>, _> =
+            let rescued: Result<Vec<(Option<i64>, String)>, _> =
                 sqlx::query_as(&self.queue.inner.sql.rescue)
                     .bind(RESCUE_BATCH)
                     .bind(blind.as_secs_f64())
+                    .bind(&self.config.id)
+                    .bind(rescuer_ttl(&self.config).as_secs_f64())
                     .fetch_all(&self.pool)
                     .await;
+            Counters::add(&self.counters.rescues, 1);
             match rescued {
                 Ok(rows) => {
                     self.contact.reached(sent);
+                    let rescuer = rows
+                        .iter()
+                        .any(|(id, status)| id.is_none() && status == "rescuer");
+                    if self.rescuer.swap(rescuer, Ordering::Relaxed) && !rescuer {
+                        tracing::info!(worker = %self.config.id, "another worker took over the rescuer role");
+                    }
+                    let rows: Vec<(i64, String)> = rows
+                        .into_iter()
+                        .filter_map(|(id, status)| Some((id?, status)))
+                        .collect();
                     Counters::add(&self.counters.rescued, rows.len());
                     for (id, status) in &rows {
                         if status == "dead" {

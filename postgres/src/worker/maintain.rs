@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
+use crate::db::Db;
 use crate::error::QueueError;
 use crate::queue::PgQueue;
-use crate::sql::maintain::{CHURN, TRY_LOCK, UNLOCK};
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::sql::maintain::{CHURN, TRY_LOCK};
 
 /// What one [`PgQueue::maintain`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +60,9 @@ impl PgQueue {
     ///
     /// # Cancellation safety
     ///
-    /// Cancel safe: a dropped call closes its connection, which ends a
-    /// running `ANALYZE` or `VACUUM` and releases the lock.
+    /// Cancel safe: a dropped call rolls back the transaction holding the
+    /// lock (ending a running `ANALYZE`) and closes the connection running a
+    /// `VACUUM`.
     pub async fn maintain(&self) -> Result<Maintained, QueueError> {
         maintain_once(self).await
     }
@@ -79,58 +83,61 @@ fn needs(changed: i64, dead: i64, live: i64) -> Maintained {
 
 /// The jobs table's churn: rows changed since the last analyze, dead rows,
 /// live rows (zeros before the statistics collector has seen the table).
-async fn churn<'c>(
-    executor: impl sqlx::PgExecutor<'c>,
-    schema: &str,
-) -> Result<(i64, i64, i64), sqlx::Error> {
+async fn churn(db: &Db, schema: &str) -> Result<(i64, i64, i64), sqlx::Error> {
     Ok(sqlx::query_as(CHURN)
         .bind(schema)
-        .fetch_optional(executor)
+        .fetch_optional(db)
         .await?
         .unwrap_or_default())
 }
 
 async fn maintain_once(queue: &PgQueue) -> Result<Maintained, QueueError> {
     let inner = &queue.inner;
-    // A look first, on a pooled connection: most looks find nothing to do,
-    // and cost neither a connection of their own nor the lock.
+    // A look first: most looks find nothing to do, and cost neither a
+    // transaction of their own nor the lock.
     let (changed, dead, live) = churn(&inner.pool, &inner.schema).await?;
     if needs(changed, dead, live) == Maintained::Nothing {
         return Ok(Maintained::Nothing);
     }
-    // The work itself holds a session lock, on a connection of its own that
-    // is closed afterwards (or dropped with the task): the lock never
-    // outlives it in the pool.
-    let mut conn = inner.pool.acquire().await?.detach();
+    // The work is done under a transaction-scoped lock, held by a
+    // transaction open around it: it ends with the transaction, whatever
+    // happens (a dropped call rolls it back), and it works through a
+    // transaction pooler, which lends the transaction one server throughout.
+    let mut tx = inner.pool.begin().await?;
+    let persistent = inner.pool.persistent();
     let name = format!("pjp-postgres maintain {}", inner.schema);
     let locked: bool = sqlx::query_scalar(TRY_LOCK)
+        .persistent(persistent)
         .bind(&name)
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *tx)
         .await?;
     if !locked {
-        let _ = sqlx::Connection::close(conn).await;
         return Ok(Maintained::Busy);
     }
-    let done = async {
-        // Read again under the lock: another worker may have just done it.
-        let (changed, dead, live) = churn(&mut conn, &inner.schema).await?;
-        let need = needs(changed, dead, live);
-        match need {
-            Maintained::Vacuumed => {
-                sqlx::query(&inner.sql.vacuum).execute(&mut conn).await?;
-            }
-            Maintained::Analyzed => {
-                sqlx::query(&inner.sql.analyze).execute(&mut conn).await?;
-            }
-            Maintained::Busy | Maintained::Nothing => {}
+    // Read again under the lock: another worker may have just done it.
+    let (changed, dead, live): (i64, i64, i64) = sqlx::query_as(CHURN)
+        .persistent(persistent)
+        .bind(&inner.schema)
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or_default();
+    let need = needs(changed, dead, live);
+    match need {
+        Maintained::Vacuumed => {
+            // VACUUM cannot run inside a transaction: on a connection of its
+            // own, while the lock's transaction stays open. One statement
+            // with no parameters, so a transaction pooler runs it whole on
+            // one server.
+            let mut conn = PgConnection::connect_with(&inner.connect).await?;
+            let vacuumed = conn.execute(inner.sql.vacuum.as_str()).await;
+            let _ = conn.close().await;
+            vacuumed?;
         }
-        Ok::<_, QueueError>(need)
+        Maintained::Analyzed => {
+            tx.execute(inner.sql.analyze.as_str()).await?;
+        }
+        Maintained::Busy | Maintained::Nothing => {}
     }
-    .await;
-    let _ = sqlx::query_scalar::<_, bool>(UNLOCK)
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await;
-    let _ = sqlx::Connection::close(conn).await;
-    done
+    tx.commit().await?;
+    Ok(need)
 }

@@ -17,6 +17,7 @@ pub(crate) mod state;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pjp_core::{JobCancels, JobId};
 use sqlx::postgres::PgPoolOptions;
@@ -31,6 +32,30 @@ use crate::picker::PgPicker;
 use crate::queue::PgQueue;
 use crate::saver::PgSaver;
 use crate::state::{Counters, Leases, Wakeups, WorkerShared, WorkerStats};
+
+/// How a worker's idle picks learn of new jobs ([`PgWorker::wake_up`]),
+/// logged when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WakeUp {
+    /// `LISTEN` on a connection of its own straight to the server: the
+    /// queue's own URL, or its [`direct_url`](crate::PgQueueBuilder::direct_url)
+    /// when it goes through a transaction pooler. Idle picks still poll
+    /// every poll interval, in case a notification is lost.
+    Listen,
+    /// Polling every poll interval: the queue goes through a transaction
+    /// pooler, which cannot carry `LISTEN`, and was given no direct URL.
+    Poll(Duration),
+}
+
+impl fmt::Display for WakeUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Listen => f.write_str("LISTEN on a direct connection"),
+            Self::Poll(every) => write!(f, "polling every {every:?}"),
+        }
+    }
+}
 
 /// One worker process's membership in the queue.
 ///
@@ -48,7 +73,7 @@ use crate::state::{Counters, Leases, Wakeups, WorkerShared, WorkerStats};
 ///
 /// Connections per process: the queue's pool (default
 /// [`DEFAULT_MAX_CONNECTIONS`](crate::DEFAULT_MAX_CONNECTIONS)) + 1 heartbeat
-/// + 1 listener.
+/// + 1 listener (none when it polls: [`WakeUp`]).
 ///
 /// ```no_run
 /// # async fn demo() -> anyhow::Result<()> {
@@ -84,6 +109,7 @@ pub struct PgWorker {
     /// shared state stays a leaf. Its task holds it too, and is stopped
     /// through the shared state's handles.
     heartbeat: Arc<Heartbeat>,
+    wake_up: WakeUp,
 }
 
 impl fmt::Debug for PgWorker {
@@ -118,10 +144,19 @@ impl PgWorker {
         let leases = Arc::new(Leases::default());
         let wakeups = Arc::new(Wakeups::default());
         let counters = Arc::new(Counters::default());
-        // One connection each, opened lazily and reopened by sqlx after a cut.
-        let listen_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with(queue.inner.connect.clone());
+        // Where to LISTEN: a transaction pooler cannot carry it (a
+        // notification goes to the session that listened, which the pooler
+        // lends to other clients between transactions).
+        let listen_on = if queue.inner.pool.pooled() {
+            queue.inner.direct.clone()
+        } else {
+            Some(queue.inner.connect.clone())
+        };
+        let wake_up = match listen_on {
+            Some(_) => WakeUp::Listen,
+            None => WakeUp::Poll(config.poll_interval),
+        };
+        tracing::info!(worker = %config.id, "wake-ups: {wake_up}");
         let (heartbeat, heartbeat_thread) = crate::heartbeat::spawn(HeartbeatParts {
             queue: queue.clone(),
             config: config.clone(),
@@ -129,25 +164,29 @@ impl PgWorker {
             counters: counters.clone(),
         })
         .await?;
-        let (listening, mut ready) = watch::channel(false);
-        let listener = crate::listen::listen(
-            listen_pool,
-            queue.inner.channel.clone(),
-            wakeups.clone(),
-            counters.clone(),
-            listening,
-        );
-        let tasks = vec![
-            AbortOnDropHandle::new(tokio::spawn(listener)),
-            AbortOnDropHandle::new(tokio::spawn(maintain::run(
-                queue.clone(),
-                config.maintenance_interval,
-            ))),
-        ];
-        // Start listening before the first pick, so that no enqueue right
-        // after start-up goes unnoticed; a listener that cannot connect yet
-        // does not hold the worker back (picks poll meanwhile).
-        let _ = tokio::time::timeout(config.poll_interval, ready.wait_for(|up| *up)).await;
+        let mut tasks = vec![AbortOnDropHandle::new(tokio::spawn(maintain::run(
+            queue.clone(),
+            config.maintenance_interval,
+        )))];
+        if let Some(options) = listen_on {
+            // One connection, opened lazily and reopened by sqlx after a cut.
+            let listen_pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(options);
+            let (listening, mut ready) = watch::channel(false);
+            let listener = crate::listen::listen(
+                listen_pool,
+                queue.inner.channel.clone(),
+                wakeups.clone(),
+                counters.clone(),
+                listening,
+            );
+            tasks.push(AbortOnDropHandle::new(tokio::spawn(listener)));
+            // Start listening before the first pick, so that no enqueue right
+            // after start-up goes unnoticed; a listener that cannot connect yet
+            // does not hold the worker back (picks poll meanwhile).
+            let _ = tokio::time::timeout(config.poll_interval, ready.wait_for(|up| *up)).await;
+        }
         Ok(Self {
             shared: Arc::new(WorkerShared {
                 queue,
@@ -159,7 +198,14 @@ impl PgWorker {
                 _heartbeat: heartbeat_thread,
             }),
             heartbeat,
+            wake_up,
         })
+    }
+
+    /// How its idle picks learn of new jobs: `LISTEN`, or polling when the
+    /// queue goes through a transaction pooler without a direct URL.
+    pub fn wake_up(&self) -> WakeUp {
+        self.wake_up
     }
 
     /// The worker id (the lease owner in the table).
@@ -265,9 +311,19 @@ impl PgWorker {
         self.heartbeat.beat().await
     }
 
+    /// Whether this worker holds the schema's rescuer role (as of its latest
+    /// heartbeat or rescue): one worker of a schema at a time returns
+    /// expired leases to the queue, every
+    /// [`rescue_interval`](WorkerConfig::rescue_interval); when it dies, the
+    /// next heartbeat of another worker takes the role over.
+    pub fn is_rescuer(&self) -> bool {
+        self.heartbeat.is_rescuer()
+    }
+
     /// Returns every expired lease in the schema to the queue (or, past its
-    /// lost-lease budget, to `dead`) now; returns how many. The background
-    /// task does this every [`rescue_interval`](WorkerConfig::rescue_interval).
+    /// lost-lease budget, to `dead`) now, whether or not this worker holds
+    /// the rescuer role; returns how many. The role's holder does this every
+    /// [`rescue_interval`](WorkerConfig::rescue_interval).
     ///
     /// # Cancellation safety
     ///

@@ -27,14 +27,22 @@ pub struct WorkerStats {
     pub released: u64,
     /// Writes rejected because another claim superseded this one.
     pub fenced: u64,
+    /// Of `succeeded`: successes accepted although their claim had lost the
+    /// job's lease ([`PgQueueBuilder::late_results`](crate::PgQueueBuilder::late_results)).
+    pub late_accepted: u64,
     /// Leases the heartbeat found lost (the running jobs were cancelled).
     pub lost_leases: u64,
     /// Expired leases of other (dead) workers this worker returned to the queue.
     pub rescued: u64,
     /// Jobs dead-lettered by this worker (a missing payload, spent budgets).
     pub dead: u64,
-    /// Heartbeat statements run.
+    /// Heartbeat statements run: one per heartbeat interval, whatever the
+    /// worker holds.
     pub heartbeats: u64,
+    /// Rescue statements run: one per rescue interval while the worker holds
+    /// the schema's rescuer role, none otherwise (and one per
+    /// [`rescue_now`](crate::PgWorker::rescue_now)).
+    pub rescues: u64,
     /// Heartbeat or rescue statements that failed (retried next interval).
     pub heartbeat_errors: u64,
     /// Notifications received.
@@ -50,10 +58,12 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) released: AtomicU64,
     pub(crate) fenced: AtomicU64,
+    pub(crate) late_accepted: AtomicU64,
     pub(crate) lost_leases: AtomicU64,
     pub(crate) rescued: AtomicU64,
     pub(crate) dead: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
+    pub(crate) rescues: AtomicU64,
     pub(crate) heartbeat_errors: AtomicU64,
     pub(crate) notifications: AtomicU64,
     pub(crate) idle_waits: AtomicU64,
@@ -101,10 +111,12 @@ impl Counters {
             failed: get(&self.failed),
             released: get(&self.released),
             fenced: get(&self.fenced),
+            late_accepted: get(&self.late_accepted),
             lost_leases: get(&self.lost_leases),
             rescued: get(&self.rescued),
             dead: get(&self.dead),
             heartbeats: get(&self.heartbeats),
+            rescues: get(&self.rescues),
             heartbeat_errors: get(&self.heartbeat_errors),
             notifications: get(&self.notifications),
             idle_waits: get(&self.idle_waits),

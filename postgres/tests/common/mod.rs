@@ -2,6 +2,8 @@
 //! when the test ends (even when it panics; see `pjp_testkit::postgres`).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod durable;
+
 use std::time::Duration;
 
 use pjp_postgres::{PgQueue, PgQueueBuilder, WorkerConfig};

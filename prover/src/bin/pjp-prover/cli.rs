@@ -50,6 +50,42 @@ pub(crate) enum Command {
     /// Check every succeeded job's stored proof on the PostgreSQL queue
     /// (its inverse NTT must give back the job's witness).
     Verify(VerifyArgs),
+    /// Serve the operator web console of the PostgreSQL queue: queues,
+    /// workers, jobs, proof trees, a timeline; requeue, cancel and purge
+    /// with `--admin-token` (read-only without one).
+    Ui(UiArgs),
+}
+
+/// Options of `pjp-prover ui`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct UiArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Where to listen. Loopback by default: a console on another address
+    /// answers anyone who reaches it (writes still need the token).
+    #[arg(long, env = "PJP_UI_LISTEN", default_value = pjp_console::DEFAULT_LISTEN)]
+    pub(crate) listen: SocketAddr,
+
+    /// The token that unlocks requeue, cancel and purge (log in with it on
+    /// the console, or send `Authorization: Bearer TOKEN`). Without one the
+    /// console is read-only.
+    #[arg(long, env = "PJP_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
+
+    /// The object store the jobs' blobs are in (as given to `run`): a purge
+    /// from the console deletes them with their rows.
+    #[arg(long, env = "PJP_STORE_URL", hide_env_values = true)]
+    pub(crate) store_url: Option<String>,
+
+    /// The workers' lease TTL (as given to `run`): a worker's last
+    /// heartbeat is shown as its newest lease's expiry less this.
+    #[arg(long, env = "PJP_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
+    pub(crate) lease_ttl: Duration,
+
+    /// How often the overview refreshes itself.
+    #[arg(long, env = "PJP_UI_REFRESH", default_value = "2s", value_parser = parse_duration)]
+    pub(crate) refresh: Duration,
 }
 
 /// Options of `pjp-prover verify`.
@@ -69,6 +105,12 @@ pub(crate) struct VerifyArgs {
     /// Print JSON instead of text.
     #[arg(long, env = "PJP_JSON")]
     pub(crate) json: bool,
+}
+
+/// `--pooler`: `none` or `transaction`.
+fn parse_pooler(name: &str) -> Result<pjp_postgres::Pooler, String> {
+    pjp_postgres::Pooler::parse(name)
+        .ok_or_else(|| format!("`{name}`: use `none` or `transaction`"))
 }
 
 /// Options of `pjp-prover run` that make it a fleet worker on a PostgreSQL
@@ -142,6 +184,19 @@ pub(crate) struct FleetArgs {
     /// (default 1s).
     #[arg(long, env = "PJP_POLL_INTERVAL", value_parser = parse_duration)]
     pub(crate) poll_interval: Option<Duration>,
+
+    /// How `--database-url` reaches PostgreSQL: `none` (straight, or a
+    /// pooler in session mode) or `transaction` (a pooler in transaction
+    /// mode, e.g. PgBouncer `pool_mode = transaction`: every statement runs
+    /// in a transaction of its own, unprepared).
+    #[arg(long, env = "PJP_POOLER", default_value = "none", value_parser = parse_pooler)]
+    pub(crate) pooler: pjp_postgres::Pooler,
+
+    /// With `--pooler transaction`: a URL reaching the database without the
+    /// pooler, where the worker listens for new jobs (without it, it polls
+    /// every poll interval).
+    #[arg(long, env = "PJP_DIRECT_URL", hide_env_values = true)]
+    pub(crate) direct_url: Option<String>,
 }
 
 /// Where the PostgreSQL queue is.
@@ -562,6 +617,8 @@ impl FleetArgs {
         fleet.lease_ttl = self.lease_ttl;
         fleet.rescue_interval = self.rescue_interval;
         fleet.poll_interval = self.poll_interval;
+        fleet.pooler = self.pooler;
+        fleet.direct_url = self.direct_url.clone();
         Ok(Some(fleet))
     }
 

@@ -1,5 +1,5 @@
 //! The fleet commands on the PostgreSQL queue: `migrate`, `enqueue`,
-//! `status`, `requeue`, `purge`, `gc`, `verify` (the worker itself is `run
+//! `status`, `requeue`, `purge`, `gc`, `verify`, `ui` (the worker itself is `run
 //! --database-url`, in [`crate::run`]).
 
 use std::fmt::Write as _;
@@ -11,7 +11,9 @@ use pjp_postgres::autoscale::{self, ScalePlan};
 use pjp_postgres::{NewJob, PayloadStore, PgQueue, QueueStats};
 use serde::Serialize;
 
-use crate::cli::{DbArgs, EnqueueArgs, GcArgs, PurgeArgs, RequeueArgs, StatusArgs, VerifyArgs};
+use crate::cli::{
+    DbArgs, EnqueueArgs, GcArgs, PurgeArgs, RequeueArgs, StatusArgs, UiArgs, VerifyArgs,
+};
 use pjp_prover::aggregate::{AGGREGATE, AggregateJob, AggregateProof, BASIC};
 use pjp_prover::job::{ProofJob, StoredProof};
 
@@ -84,6 +86,61 @@ pub(crate) async fn gc(args: GcArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// `ui`: the operator console, until SIGINT/SIGTERM.
+pub(crate) async fn ui(args: UiArgs) -> Result<(), Failure> {
+    let mut builder = PgQueue::builder(&args.db.database_url)
+        .schema(&args.db.schema)
+        .wait(args.db.wait)
+        .max_connections(4)
+        .application_name("pjp-console");
+    if let Some(store) = &args.store_url {
+        builder = builder.store(PayloadStore::open(store)?);
+    }
+    let queue = builder.connect().await?;
+    queue.check_schema().await?;
+    let config = pjp_console::ConsoleConfig::new(&args.db.database_url)
+        .admin_token(args.admin_token.clone())
+        .listen(args.listen)
+        .lease_ttl(args.lease_ttl)
+        .refresh(args.refresh);
+    let listener = pjp_console::bind(&config)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "pjp-prover: warning: the console listens on {addr}, not loopback: anyone who reaches it can read the queue"
+        );
+    }
+    println!(
+        "pjp console of schema `{}` on http://{addr}/ ({})",
+        args.db.schema,
+        if config.is_writable() {
+            "writes need the admin token"
+        } else {
+            "read-only: no admin token"
+        }
+    );
+    let shutdown = async {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    term.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    };
+    pjp_console::serve_on(listener, queue, config, shutdown)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))
 }
 
 pub(crate) async fn migrate(db: DbArgs) -> Result<(), Failure> {

@@ -8,7 +8,8 @@
 //! same pipeline is a fleet worker on a PostgreSQL queue.
 //!
 //! `migrate`, `enqueue`, `status`, `requeue`, `purge` and `verify` manage a
-//! PostgreSQL queue of proving jobs (see `pjp-prover help`).
+//! PostgreSQL queue of proving jobs (see `pjp-prover help`); `ui` serves an
+//! operator web console of it.
 //!
 //! Exit codes: 0 done (or drained after a signal); 1 a runner failed, a
 //! result failed verification, or the database failed; 2 bad usage (a
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         Command::Purge(args) => runtime.block_on(commands::purge(args)),
         Command::Gc(args) => runtime.block_on(commands::gc(args)),
         Command::Verify(args) => runtime.block_on(commands::verify(args)),
+        Command::Ui(args) => runtime.block_on(commands::ui(args)),
     };
     match fleet {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,376 @@
+//! `pg_storm`: a picker storm. Many worker processes claim from one queue of
+//! `PJP_STORM_JOBS` jobs (default 100,000) through PgBouncer in transaction
+//! mode; each process runs one `JobRunner` with one picker per client
+//! connection, so every picker is a claim in flight at the pooler. Two
+//! variants in the same run, on the same number of jobs:
+//!
+//! * `storm`: `PJP_STORM_PROCESSES` processes (default 10) ×
+//!   `PJP_STORM_PICKERS` pickers (default 100) = 1,000 pickers through a
+//!   pooler of `PJP_STORM_POOL` server connections (default 16);
+//! * `single`: the baseline, one process of 4 pickers straight to the
+//!   server (the figure a single worker reaches).
+//!
+//! Both claim batches of 8 and run a no-op executor. Per variant: jobs
+//! completed per second from "go" to an empty queue, and the claim's
+//! latency as each picker saw it (p50, p99, max; claims that found nothing
+//! are left out: they wait for the next poll).
+//!
+//! Run: `cargo bench -p pjp-benches --bench pg_storm` (needs `pgbouncer`;
+//! skipped without it). `cargo test --benches` runs a small storm: 4
+//! processes × 25 pickers on 4,000 jobs.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::io::{BufRead, BufWriter, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pjp_core::{
+    ErrorClass, JobPicker, JobRunner, PickManyResult, PickResult, Picked, ReleaseReason, Shutdown,
+    async_executor_fn,
+};
+use pjp_postgres::{NewJob, PgJob, PgPicker, PgQueue, Pooler, QueueError, WorkerConfig};
+use pjp_runtime_tokio::TokioRuntime;
+use pjp_testkit::pooler::PgBouncer;
+
+/// Jobs per claim.
+const BATCH: usize = 8;
+
+/// A picker that times each claim that returned jobs.
+struct Timed {
+    inner: PgPicker,
+    claims: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl Timed {
+    fn record(&self, started: Instant) {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(started.elapsed());
+    }
+}
+
+impl JobPicker for Timed {
+    type Input = Bytes;
+    type Metadata = PgJob;
+    type Error = QueueError;
+
+    async fn pick(&self) -> PickResult<Bytes, PgJob, QueueError> {
+        let started = Instant::now();
+        let picked = self.inner.pick().await;
+        if matches!(picked, Ok(Picked::Some(_))) {
+            self.record(started);
+        }
+        picked
+    }
+
+    async fn pick_many(&self, max: usize) -> PickManyResult<Bytes, PgJob, QueueError> {
+        let started = Instant::now();
+        let picked = self.inner.pick_many(max).await;
+        if matches!(&picked, Ok(Picked::Some(jobs)) if !jobs.is_empty()) {
+            self.record(started);
+        }
+        picked
+    }
+
+    async fn release(&self, meta: PgJob, reason: ReleaseReason) -> Result<(), QueueError> {
+        self.inner.release(meta, reason).await
+    }
+
+    async fn release_many(
+        &self,
+        metas: Vec<PgJob>,
+        reason: ReleaseReason,
+    ) -> Vec<Result<(), QueueError>> {
+        self.inner.release_many(metas, reason).await
+    }
+
+    fn classify(&self, error: &QueueError) -> ErrorClass {
+        self.inner.classify(error)
+    }
+
+    fn pick_is_cancel_safe(&self) -> bool {
+        self.inner.pick_is_cancel_safe()
+    }
+}
+
+/// A worker process's part: connect, say `ready`, wait for `go`, claim and
+/// complete until told `stop` (or stdin closes), then print each claim's
+/// latency in microseconds, one per line, after `claims`.
+async fn child(url: String, schema: String, pickers: usize, pooled: bool) -> anyhow::Result<()> {
+    let pooler = if pooled {
+        Pooler::Transaction
+    } else {
+        Pooler::None
+    };
+    let queue = PgQueue::builder(&url)
+        .schema(&schema)
+        .pooler(pooler)
+        .max_connections(u32::try_from(pickers)? + 4)
+        .connect()
+        .await?;
+    let worker = queue
+        .worker(WorkerConfig::new("storm").poll_interval(Duration::from_millis(200)))
+        .await?;
+    let claims = Arc::new(Mutex::new(Vec::new()));
+    let picker = Timed {
+        inner: worker.picker("storm")?,
+        claims: Arc::clone(&claims),
+    };
+    let handler = async_executor_fn(|input: Bytes| async move { Ok::<_, String>(input) });
+    let runner = JobRunner::builder_async(picker, handler, worker.saver::<Bytes, String>())
+        .workers(8)
+        .pickers(pickers)
+        .pick_batch(BATCH)
+        .prefetch(pickers * BATCH)
+        .savers(2)
+        .save_batch(64)
+        .build()?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    // `go`, then `stop` (or the end of stdin) ends the run.
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        stop.drain();
+    });
+    runner.run(&TokioRuntime::current(), shutdown).await?;
+    let claims = std::mem::take(&mut *claims.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "claims")?;
+    for claim in claims {
+        writeln!(out, "{}", claim.as_micros())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+struct Outcome {
+    jobs_per_sec: f64,
+    claims: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get((last as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Kills the children left when a variant fails half-way (by PID, through
+/// their handles).
+struct Children(Vec<(Child, ChildStdin)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One variant: enqueue `jobs`, start `processes` workers of `pickers`
+/// pickers each on `url`, time them from `go` until the queue is empty.
+async fn variant(
+    queue: &PgQueue,
+    url: &str,
+    pooled: bool,
+    processes: usize,
+    pickers: usize,
+    jobs: usize,
+) -> anyhow::Result<Outcome> {
+    for chunk in (0..jobs).collect::<Vec<_>>().chunks(5_000) {
+        let batch = chunk
+            .iter()
+            .map(|_| NewJob::new("storm", b"x".to_vec()))
+            .collect();
+        queue.enqueue_many(batch).await?;
+    }
+    let exe = std::env::current_exe()?;
+    let mut children = Children(Vec::new());
+    for _ in 0..processes {
+        let mut child = Command::new(&exe)
+            .env("PJP_STORM_CHILD", "1")
+            .env("PJP_STORM_URL", url)
+            .env("PJP_STORM_SCHEMA", queue.schema())
+            .env("PJP_STORM_PICKERS", pickers.to_string())
+            .env("PJP_STORM_POOLED", if pooled { "1" } else { "0" })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+        children.0.push((child, stdin));
+    }
+    let mut outputs = Vec::new();
+    for (child, _) in &mut children.0 {
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        match lines.next() {
+            Some(Ok(line)) if line == "ready" => outputs.push(lines),
+            other => anyhow::bail!("a worker did not start: {other:?}"),
+        }
+    }
+    let started = Instant::now();
+    for (_, stdin) in &mut children.0 {
+        writeln!(stdin, "go")?;
+        stdin.flush()?;
+    }
+    // Bounded: an hour, or the queue is empty.
+    let left = |queue: PgQueue| async move {
+        // Two index probes (the claim's and the lease index), not a count.
+        let s = queue.schema();
+        let busy: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE status = 'queued')
+                 OR EXISTS (SELECT 1 FROM {s}.jobs WHERE status = 'running')"
+        ))
+        .fetch_one(queue.pool())
+        .await?;
+        Ok::<_, anyhow::Error>(busy)
+    };
+    let deadline = started + Duration::from_secs(3_600);
+    while left(queue.clone()).await? {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the storm did not drain in an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    for (_, stdin) in &mut children.0 {
+        writeln!(stdin, "stop")?;
+        stdin.flush()?;
+    }
+    let mut claims = Vec::new();
+    for lines in outputs {
+        let mut past_header = false;
+        for line in lines {
+            let line = line?;
+            if past_header {
+                claims.push(Duration::from_micros(line.trim().parse()?));
+            } else {
+                past_header = line == "claims";
+            }
+        }
+    }
+    for (child, _) in &mut children.0 {
+        let status = child.wait()?;
+        anyhow::ensure!(status.success(), "a worker failed: {status}");
+    }
+    children.0.clear();
+    claims.sort_unstable();
+    Ok(Outcome {
+        jobs_per_sec: jobs as f64 / took.as_secs_f64(),
+        claims: claims.len(),
+        p50: quantile(&claims, 0.5),
+        p99: quantile(&claims, 0.99),
+        max: claims.last().copied().unwrap_or_default(),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let Some(rt) = pg::runtime() else {
+        eprintln!("SKIPPED pg_storm: no async runtime");
+        return Ok(());
+    };
+    if std::env::var("PJP_STORM_CHILD").is_ok() {
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        return rt.block_on(child(
+            var("PJP_STORM_URL"),
+            var("PJP_STORM_SCHEMA"),
+            env("PJP_STORM_PICKERS", 1),
+            var("PJP_STORM_POOLED") == "1",
+        ));
+    }
+    let full = std::env::args().any(|a| a == "--bench");
+    let (jobs, processes, pickers) = if full {
+        (
+            env("PJP_STORM_JOBS", 100_000),
+            env("PJP_STORM_PROCESSES", 10),
+            env("PJP_STORM_PICKERS", 100),
+        )
+    } else {
+        (4_000, 4, 25)
+    };
+    let pool = u32::try_from(env("PJP_STORM_POOL", 16)).unwrap_or(16);
+    let Some(bouncer) = PgBouncer::start_with_pool_size(pool) else {
+        eprintln!("SKIPPED pg_storm: no pgbouncer");
+        return Ok(());
+    };
+    println!(
+        "pg_storm: {jobs} jobs, claims of {BATCH}, no-op executor; storm: {processes} processes × {pickers} pickers through PgBouncer (transaction mode, {pool} server connections)"
+    );
+    println!(
+        "{:<34} {:>10} {:>8} {:>12} {:>12} {:>12}",
+        "variant", "jobs/s", "claims", "claim p50 ms", "claim p99 ms", "claim max ms"
+    );
+    let mut rates = Vec::new();
+    for (name, pooled, processes, pickers) in [
+        ("single (1 × 4 pickers, direct)", false, 1, 4),
+        ("storm", true, processes, pickers),
+    ] {
+        let outcome = rt.block_on(async {
+            let Some((schema, queue)) =
+                pg::migrated_queue(pg::schema("storm"), "pg_storm", 4).await
+            else {
+                return Ok(None);
+            };
+            let url = if pooled {
+                bouncer.url()
+            } else {
+                pg::database_url()
+            };
+            let outcome = variant(&queue, &url, pooled, processes, pickers, jobs).await?;
+            drop(schema);
+            Ok::<_, anyhow::Error>(Some(outcome))
+        })?;
+        let Some(o) = outcome else {
+            return Ok(());
+        };
+        let name = if pooled {
+            format!("storm ({processes} × {pickers} pickers, pooled)")
+        } else {
+            name.to_owned()
+        };
+        println!(
+            "{name:<34} {:>10.0} {:>8} {:>12.2} {:>12.2} {:>12.2}",
+            o.jobs_per_sec,
+            o.claims,
+            o.p50.as_secs_f64() * 1e3,
+            o.p99.as_secs_f64() * 1e3,
+            o.max.as_secs_f64() * 1e3
+        );
+        rates.push(o.jobs_per_sec);
+    }
+    if let [single, storm] = rates[..] {
+        println!(
+            "pg_storm summary: the storm completes {:.0} % of the single process's rate",
+            storm / single * 100.0
+        );
+    }
+    Ok(())
+}

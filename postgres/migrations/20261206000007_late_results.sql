@@ -1,0 +1,12 @@
+-- Late results: a claim whose lease expired may still finish first. With
+-- late results accepted (the default; `PgQueueBuilder::late_results`), its
+-- success completes the job once if the job has not finished yet: it is
+-- queued, waiting for a retry, or running under another claim. That
+-- completion moves the token on, so the claim holding the job then is
+-- fenced (its heartbeat finds the lease lost and cancels the execution).
+--
+-- `late_token`: the token of the stale claim whose success was accepted,
+-- NULL for a job completed by its current claim. It tells a repeat of that
+-- save (its reply was lost, the runner retried) from any other stale write,
+-- and shows an operator which jobs were saved late.
+ALTER TABLE jobs ADD COLUMN late_token bigint;
