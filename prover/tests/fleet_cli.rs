@@ -434,3 +434,102 @@ fn enqueue_refuses_jobs_no_worker_would_prove() {
     let status = schema.ok(&["status", "--json"]);
     assert!(!status.contains("\"queued\""), "nothing enqueued: {status}");
 }
+
+/// One HTTP/1.1 exchange with the console: (status code, whole response).
+fn http(addr: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("read from {addr}: {e}"));
+    let code = response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {response}"));
+    (code, response)
+}
+
+#[test]
+fn ui_serves_the_console_read_only_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let schema = Schema::new("ui");
+    schema.ok(&["migrate"]);
+    schema.ok(&["enqueue", "--jobs", "7", "--key-prefix", "u"]);
+    // Trust auth ignores the password: it is there to be kept out of pages and logs.
+    let mut url = url::Url::parse(schema.0.url()).unwrap_or_else(|e| panic!("{e}"));
+    url.set_password(Some("s3cret-pw"))
+        .unwrap_or_else(|()| panic!("a URL with a password"));
+    let mut child = Command::cargo_bin("pjp-prover")
+        .unwrap_or_else(|e| panic!("binary: {e}"))
+        .env_remove("RUST_LOG")
+        .env("DATABASE_URL", url.as_str())
+        .env("PJP_SCHEMA", schema.0.name())
+        .args(["ui", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = BufReader::new(stdout).lines();
+    // The first line names the address it bound (port 0: the kernel's choice).
+    let banner = lines
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no banner from `ui`"));
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"))
+        .to_owned();
+    assert!(banner.contains("read-only"), "{banner}");
+
+    let (code, page) = http(
+        &addr,
+        &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("proofs"),
+        "the overview names the queue: {page}"
+    );
+    assert!(!page.contains("s3cret-pw"), "the password is on the page");
+    let (code, page) = http(
+        &addr,
+        &format!("GET /jobs/999999999 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(code, 404, "an unknown job: {page}");
+    // No token was given: writes are refused, whatever the request carries.
+    let (code, page) = http(
+        &addr,
+        &format!(
+            "POST /actions/purge HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer guess\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(
+        (400..500).contains(&code),
+        "a write on a read-only console: {page}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("kill: {e}"));
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit on SIGTERM: {stderr}");
+    assert!(!stderr.contains("s3cret-pw") && !banner.contains("s3cret-pw"));
+}
