@@ -8,11 +8,15 @@
 //!   `PJP_STORM_PICKERS` pickers (default 100) = 1,000 pickers through a
 //!   pooler of `PJP_STORM_POOL` server connections (default 16);
 //! * `single`: the baseline, one process of 4 pickers straight to the
-//!   server (the figure a single worker reaches).
+//!   server (the figure a single worker reaches);
+//! * `storm, adaptive claims`: the storm with
+//!   `WorkerConfig::adaptive_claims(PJP_STORM_TARGET_MS)` (default 20 ms):
+//!   each process narrows its claims in flight when they slow down.
 //!
 //! Both claim batches of 8 and run a no-op executor. Per variant: jobs
 //! completed per second from "go" to an empty queue, and the claim's
-//! latency as each picker saw it (p50, p99, max; claims that found nothing
+//! latency as each picker saw it, from asking to holding its jobs (p50,
+//! p99, max; a wait at the adaptive gate counts; claims that found nothing
 //! are left out: they wait for the next poll).
 //!
 //! Run: `cargo bench -p pjp-benches --bench pg_storm` (needs `pgbouncer`;
@@ -27,6 +31,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use pjp_core::{
     ErrorClass, JobPicker, JobRunner, PickManyResult, PickResult, Picked, ReleaseReason, Shutdown,
@@ -101,7 +106,13 @@ impl JobPicker for Timed {
 /// A worker process's part: connect, say `ready`, wait for `go`, claim and
 /// complete until told `stop` (or stdin closes), then print each claim's
 /// latency in microseconds, one per line, after `claims`.
-async fn child(url: String, schema: String, pickers: usize, pooled: bool) -> anyhow::Result<()> {
+async fn child(
+    url: String,
+    schema: String,
+    pickers: usize,
+    pooled: bool,
+    target: Option<Duration>,
+) -> anyhow::Result<()> {
     let pooler = if pooled {
         Pooler::Transaction
     } else {
@@ -113,9 +124,11 @@ async fn child(url: String, schema: String, pickers: usize, pooled: bool) -> any
         .max_connections(u32::try_from(pickers)? + 4)
         .connect()
         .await?;
-    let worker = queue
-        .worker(WorkerConfig::new("storm").poll_interval(Duration::from_millis(200)))
-        .await?;
+    let mut config = WorkerConfig::new("storm").poll_interval(Duration::from_millis(200));
+    if let Some(target) = target {
+        config = config.adaptive_claims(target);
+    }
+    let worker = queue.worker(config).await?;
     let claims = Arc::new(Mutex::new(Vec::new()));
     let picker = Timed {
         inner: worker.picker("storm")?,
@@ -191,15 +204,16 @@ async fn variant(
     processes: usize,
     pickers: usize,
     jobs: usize,
+    target: Option<Duration>,
 ) -> anyhow::Result<Outcome> {
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(5_000) {
         let batch = chunk
             .iter()
             .map(|_| NewJob::new("storm", b"x".to_vec()))
             .collect();
-        queue.enqueue_many(batch).await?;
+        queue.enqueue_many(batch).await.context("enqueueing")?;
     }
-    let exe = std::env::current_exe()?;
+    let exe = std::env::current_exe().context("finding this bench's binary")?;
     let mut children = Children(Vec::new());
     for _ in 0..processes {
         let mut child = Command::new(&exe)
@@ -208,9 +222,14 @@ async fn variant(
             .env("PJP_STORM_SCHEMA", queue.schema())
             .env("PJP_STORM_PICKERS", pickers.to_string())
             .env("PJP_STORM_POOLED", if pooled { "1" } else { "0" })
+            .env(
+                "PJP_STORM_TARGET_US",
+                target.map_or(0, |t| t.as_micros()).to_string(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .spawn()?;
+            .spawn()
+            .with_context(|| format!("starting a worker process ({})", exe.display()))?;
         let stdin = child
             .stdin
             .take()
@@ -247,7 +266,7 @@ async fn variant(
         Ok::<_, anyhow::Error>(busy)
     };
     let deadline = started + Duration::from_secs(3_600);
-    while left(queue.clone()).await? {
+    while left(queue.clone()).await.context("looking for jobs left")? {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the storm did not drain in an hour"
@@ -272,7 +291,7 @@ async fn variant(
         }
     }
     for (child, _) in &mut children.0 {
-        let status = child.wait()?;
+        let status = child.wait().context("waiting for a worker")?;
         anyhow::ensure!(status.success(), "a worker failed: {status}");
     }
     children.0.clear();
@@ -304,6 +323,9 @@ fn main() -> anyhow::Result<()> {
             var("PJP_STORM_SCHEMA"),
             env("PJP_STORM_PICKERS", 1),
             var("PJP_STORM_POOLED") == "1",
+            Some(env("PJP_STORM_TARGET_US", 0))
+                .filter(|&us| us > 0)
+                .map(|us| Duration::from_micros(us as u64)),
         ));
     }
     let full = std::env::args().any(|a| a == "--bench");
@@ -328,10 +350,12 @@ fn main() -> anyhow::Result<()> {
         "{:<34} {:>10} {:>8} {:>12} {:>12} {:>12}",
         "variant", "jobs/s", "claims", "claim p50 ms", "claim p99 ms", "claim max ms"
     );
+    let target = Duration::from_millis(env("PJP_STORM_TARGET_MS", 20) as u64);
     let mut rates = Vec::new();
-    for (name, pooled, processes, pickers) in [
-        ("single (1 × 4 pickers, direct)", false, 1, 4),
-        ("storm", true, processes, pickers),
+    for (name, pooled, processes, pickers, adaptive) in [
+        ("single (1 × 4 pickers, direct)", false, 1, 4, None),
+        ("storm", true, processes, pickers, None),
+        ("storm", true, processes, pickers, Some(target)),
     ] {
         let outcome = rt.block_on(async {
             let Some((schema, queue)) =
@@ -344,17 +368,17 @@ fn main() -> anyhow::Result<()> {
             } else {
                 pg::database_url()
             };
-            let outcome = variant(&queue, &url, pooled, processes, pickers, jobs).await?;
+            let outcome = variant(&queue, &url, pooled, processes, pickers, jobs, adaptive).await?;
             drop(schema);
             Ok::<_, anyhow::Error>(Some(outcome))
         })?;
         let Some(o) = outcome else {
             return Ok(());
         };
-        let name = if pooled {
-            format!("storm ({processes} × {pickers} pickers, pooled)")
-        } else {
-            name.to_owned()
+        let name = match (pooled, adaptive) {
+            (false, _) => name.to_owned(),
+            (true, None) => format!("storm ({processes} × {pickers} pickers, pooled)"),
+            (true, Some(t)) => format!("storm, adaptive claims ({} ms)", t.as_millis()),
         };
         println!(
             "{name:<34} {:>10.0} {:>8} {:>12.2} {:>12.2} {:>12.2}",
@@ -366,10 +390,11 @@ fn main() -> anyhow::Result<()> {
         );
         rates.push(o.jobs_per_sec);
     }
-    if let [single, storm] = rates[..] {
+    if let [single, storm, adaptive] = rates[..] {
         println!(
-            "pg_storm summary: the storm completes {:.0} % of the single process's rate",
-            storm / single * 100.0
+            "pg_storm summary: the storm completes {:.0} % of the single process's rate, {:.0} % with adaptive claims",
+            storm / single * 100.0,
+            adaptive / single * 100.0
         );
     }
     Ok(())

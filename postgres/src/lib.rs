@@ -105,7 +105,7 @@ mod worker;
 // The modules by their own names, whatever folder holds them.
 use client::{admin, db, enqueue, gc, queue, schema};
 use save::{fanout, saver, write};
-use worker::{config, heartbeat, job, listen, picker, state};
+use worker::{config, gate, heartbeat, job, listen, picker, state};
 
 pub use admin::{
     ChildResult, DataRef, DeadJob, JOB_PAGE_WINDOW, JOB_STATUSES, JobDetail, JobFilter, JobPage,

@@ -144,6 +144,11 @@ pub struct FleetConfig {
     /// Through a transaction pooler: a URL reaching the database without
     /// it, for the worker's `LISTEN` (without one the worker polls).
     pub direct_url: Option<String>,
+    /// Keeps each claim within this latency by narrowing the worker's
+    /// claims in flight when they slow down
+    /// ([`WorkerConfig::adaptive_claims`](pjp_postgres::WorkerConfig::adaptive_claims));
+    /// `None` (the default): every free picker claims.
+    pub adaptive_claims: Option<Duration>,
 }
 
 impl FleetConfig {
@@ -167,6 +172,7 @@ impl FleetConfig {
             poll_interval: None,
             pooler: pjp_postgres::Pooler::None,
             direct_url: None,
+            adaptive_claims: None,
         }
     }
 }
@@ -191,6 +197,7 @@ impl fmt::Debug for FleetConfig {
             .field("direct_url", &self.direct_url.as_deref().map(redact_url))
             .field("rescue_interval", &self.rescue_interval)
             .field("poll_interval", &self.poll_interval)
+            .field("adaptive_claims", &self.adaptive_claims)
             .finish()
     }
 }

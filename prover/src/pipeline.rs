@@ -238,6 +238,9 @@ async fn fleet(fleet: &FleetConfig, verify_every: u64) -> Result<Parts, SetupErr
         .heartbeat_interval(fleet.heartbeat)
         .lease_ttl(fleet.lease_ttl)
         .rescue_interval(fleet.rescue_interval);
+    if let Some(target) = fleet.adaptive_claims {
+        config = config.adaptive_claims(target);
+    }
     if let Some(poll) = fleet.poll_interval {
         config = config.poll_interval(poll);
     }

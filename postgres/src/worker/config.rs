@@ -36,6 +36,7 @@ pub struct WorkerConfig {
     pub(crate) retry_max: Duration,
     pub(crate) cancels: JobCancels,
     pub(crate) maintenance_interval: Duration,
+    pub(crate) claim_target: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -68,6 +69,7 @@ impl WorkerConfig {
             retry_max: Duration::from_secs(300),
             cancels: JobCancels::new(),
             maintenance_interval: Duration::from_secs(30),
+            claim_target: None,
         }
     }
 
@@ -82,6 +84,31 @@ impl WorkerConfig {
     /// depend on autovacuum's settings for that.
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
         self.maintenance_interval = interval;
+        self
+    }
+
+    /// Adapts how many claim statements this worker keeps in flight so
+    /// that each answers within `target` (off by default: every picker
+    /// claims when it is free). Meant for fleets whose pickers outnumber the
+    /// server's connections many times over, through a pooler: a hundred
+    /// pickers per process claiming at once queue at the pooler and contend
+    /// for the head of the claim index, and every claim slows down. With a
+    /// target, a claim slower than it narrows the worker's window of claims
+    /// in flight by a tenth, and fast claims widen it again (by one per
+    /// round, up to 256); pickers outside the window wait in the process,
+    /// as idle pickers wait for a notification.
+    /// [`PgWorker::claim_window`](crate::PgWorker::claim_window) shows the
+    /// window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pjp_postgres::WorkerConfig;
+    ///
+    /// let config = WorkerConfig::new("gpu-7").adaptive_claims(Duration::from_millis(20));
+    /// # let _ = config;
+    /// ```
+    pub fn adaptive_claims(mut self, target: Duration) -> Self {
+        self.claim_target = Some(target);
         self
     }
 
@@ -151,6 +178,12 @@ impl WorkerConfig {
             if value.is_zero() {
                 return Err(QueueError::invalid(what, "must be above zero"));
             }
+        }
+        if self.claim_target.is_some_and(|t| t.is_zero()) {
+            return Err(QueueError::invalid(
+                "adaptive claims target",
+                "must be above zero",
+            ));
         }
         if self.lease_ttl <= self.heartbeat_interval {
             return Err(QueueError::invalid(

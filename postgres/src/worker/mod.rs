@@ -8,6 +8,7 @@
 //! that owns it.
 
 pub(crate) mod config;
+pub(crate) mod gate;
 pub(crate) mod heartbeat;
 pub(crate) mod job;
 pub(crate) mod listen;
@@ -27,11 +28,16 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::config::WorkerConfig;
 use crate::error::QueueError;
 use crate::fanout::FanOutSaver;
+use crate::gate::ClaimGate;
 use crate::heartbeat::{Heartbeat, HeartbeatParts};
 use crate::picker::PgPicker;
 use crate::queue::PgQueue;
 use crate::saver::PgSaver;
 use crate::state::{Counters, Leases, Wakeups, WorkerShared, WorkerStats};
+
+/// The widest window of claims in flight that
+/// [`WorkerConfig::adaptive_claims`] opens.
+const MAX_CLAIMS_IN_FLIGHT: usize = 256;
 
 /// How a worker's idle picks learn of new jobs ([`PgWorker::wake_up`]),
 /// logged when it starts.
@@ -187,9 +193,13 @@ impl PgWorker {
             // does not hold the worker back (picks poll meanwhile).
             let _ = tokio::time::timeout(config.poll_interval, ready.wait_for(|up| *up)).await;
         }
+        let claim_gate = config
+            .claim_target
+            .map(|target| ClaimGate::new(target, MAX_CLAIMS_IN_FLIGHT));
         Ok(Self {
             shared: Arc::new(WorkerShared {
                 queue,
+                claim_gate,
                 config,
                 leases,
                 wakeups,
@@ -206,6 +216,12 @@ impl PgWorker {
     /// queue goes through a transaction pooler without a direct URL.
     pub fn wake_up(&self) -> WakeUp {
         self.wake_up
+    }
+
+    /// How many claim statements may be in flight now, with
+    /// [`WorkerConfig::adaptive_claims`] (`None` without: no limit).
+    pub fn claim_window(&self) -> Option<usize> {
+        self.shared.claim_gate.as_ref().map(ClaimGate::limit)
     }
 
     /// The worker id (the lease owner in the table).

@@ -178,6 +178,10 @@ impl PgPicker {
             (KindFilter::Only(_), _) => &inner.sql.claim_kinds,
             (KindFilter::Except(_), _) => &inner.sql.claim_except,
         };
+        let pass = match &shared.claim_gate {
+            Some(gate) => Some(gate.enter().await),
+            None => None,
+        };
         let mut rows: Vec<ClaimedRow> = once_more_if_gone(&inner.pool, || {
             let query = sqlx::query_as(sql)
                 .bind(&self.queue)
@@ -195,6 +199,11 @@ impl PgPicker {
         })
         .await
         .map_err(|e| shared.queue.database_error(e))?;
+        // Answered: its latency moves the window (a failure drops the pass
+        // unanswered and moves nothing).
+        if let Some(pass) = pass {
+            pass.answered();
+        }
         if rows.is_empty() {
             return Ok(Vec::new());
         }

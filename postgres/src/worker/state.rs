@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::WorkerConfig;
+use crate::gate::ClaimGate;
 use crate::queue::PgQueue;
 
 /// What a worker counted since it started ([`PgWorker::stats`](crate::PgWorker::stats)).
@@ -200,6 +201,9 @@ pub(crate) struct WorkerShared {
     pub(crate) leases: Arc<Leases>,
     pub(crate) wakeups: Arc<Wakeups>,
     pub(crate) counters: Arc<Counters>,
+    /// Limits the claims in flight, with
+    /// [`WorkerConfig::adaptive_claims`](crate::WorkerConfig::adaptive_claims).
+    pub(crate) claim_gate: Option<ClaimGate>,
     /// The listener and the maintenance task: aborted when the worker and
     /// every picker and saver made from it are gone. Held as handles only,
     /// so this module needs neither task's type.

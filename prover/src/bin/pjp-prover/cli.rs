@@ -197,6 +197,13 @@ pub(crate) struct FleetArgs {
     /// every poll interval).
     #[arg(long, env = "PJP_DIRECT_URL", hide_env_values = true)]
     pub(crate) direct_url: Option<String>,
+
+    /// Keep each claim statement within this latency (e.g. `20ms`): when
+    /// claims slow down, fewer of this worker's pickers claim at once (the
+    /// others wait in the process). For fleets whose pickers outnumber the
+    /// server's connections; off by default.
+    #[arg(long, env = "PJP_ADAPTIVE_CLAIMS", value_parser = parse_duration)]
+    pub(crate) adaptive_claims: Option<Duration>,
 }
 
 /// Where the PostgreSQL queue is.
@@ -619,6 +626,7 @@ impl FleetArgs {
         fleet.poll_interval = self.poll_interval;
         fleet.pooler = self.pooler;
         fleet.direct_url = self.direct_url.clone();
+        fleet.adaptive_claims = self.adaptive_claims;
         Ok(Some(fleet))
     }
 

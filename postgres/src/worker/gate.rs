@@ -1,0 +1,214 @@
+//! [`ClaimGate`]: how many claim statements one worker keeps in flight,
+//! adapted to how long they take.
+//!
+//! A hundred pickers of a process, times a fleet of processes, all claiming
+//! at once queue at the pooler and contend for the same index head: every
+//! claim slows down (zksync-era#4744: 7–18 s per pick at 300 pods). The gate
+//! lets a claim statement start only while fewer than `limit` of the
+//! worker's claims are in flight, and moves `limit` like TCP's window
+//! (additive increase, multiplicative decrease) so that claims keep
+//! answering within a target latency: a claim slower than the target cuts
+//! the limit by a tenth (once per target interval, so one slow burst is one
+//! cut), a faster one grows it by `1/limit` (one per round of claims) while
+//! at least half the window is in use. The
+//! pickers held back wait at the gate instead of at the database, as
+//! pickers of an empty queue wait for a notification.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The multiplicative decrease of the limit after a slow claim.
+const DECREASE: f64 = 0.9;
+
+/// An adaptive limit on a worker's claim statements in flight.
+#[derive(Debug)]
+pub(crate) struct ClaimGate {
+    target: Duration,
+    max: usize,
+    state: Mutex<Window>,
+    freed: Notify,
+}
+
+#[derive(Debug)]
+struct Window {
+    /// The current limit: at least 1, at most `max`.
+    limit: f64,
+    in_flight: usize,
+    /// When the limit was last cut.
+    cut_at: Option<Instant>,
+}
+
+impl ClaimGate {
+    /// A gate aiming at claims answered within `target`, letting at most
+    /// `max` (at least 1) through at once; it starts wide open.
+    pub(crate) fn new(target: Duration, max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            target,
+            max,
+            state: Mutex::new(Window {
+                limit: max as f64,
+                in_flight: 0,
+                cut_at: None,
+            }),
+            freed: Notify::new(),
+        }
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The claims let through at once now.
+    pub(crate) fn limit(&self) -> usize {
+        self.window().limit as usize
+    }
+
+    /// Waits until a claim may start. Cancel safe: dropped while waiting, it
+    /// holds nothing; the pass it returns gives its place back when dropped.
+    pub(crate) async fn enter(&self) -> Pass<'_> {
+        loop {
+            // Created before the check: a pass dropped in between still
+            // wakes it (`notify_waiters` reaches every `Notified` created).
+            let freed = self.freed.notified();
+            {
+                let mut window = self.window();
+                if (window.in_flight as f64) < window.limit.floor() {
+                    window.in_flight += 1;
+                    return Pass {
+                        gate: self,
+                        started: Instant::now(),
+                        answered: false,
+                    };
+                }
+            }
+            freed.await;
+        }
+    }
+
+    fn leave(&self, took: Option<Duration>) {
+        {
+            let mut window = self.window();
+            // A window half unused says nothing about a wider one.
+            let busy = window.in_flight as f64 >= window.limit / 2.0;
+            window.in_flight = window.in_flight.saturating_sub(1);
+            match took {
+                Some(took) if took > self.target => {
+                    let now = Instant::now();
+                    if window
+                        .cut_at
+                        .is_none_or(|at| now.duration_since(at) >= self.target)
+                    {
+                        window.limit = (window.limit * DECREASE).max(1.0);
+                        window.cut_at = Some(now);
+                    }
+                }
+                Some(_) if busy => {
+                    window.limit = (window.limit + 1.0 / window.limit).min(self.max as f64);
+                }
+                // Failed or cancelled: says nothing about the load.
+                Some(_) | None => {}
+            }
+        }
+        self.freed.notify_waiters();
+    }
+}
+
+/// A claim's place at the [`ClaimGate`]; [`answered`](Self::answered) once
+/// the statement returned, so its latency moves the limit.
+#[derive(Debug)]
+pub(crate) struct Pass<'a> {
+    gate: &'a ClaimGate,
+    started: Instant,
+    answered: bool,
+}
+
+impl Pass<'_> {
+    /// The claim statement answered: its latency moves the limit.
+    pub(crate) fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let took = self.answered.then(|| self.started.elapsed());
+        self.gate.leave(took);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_claims_narrow_the_gate_and_fast_ones_widen_it() {
+        let gate = ClaimGate::new(Duration::from_millis(20), 8);
+        assert_eq!(gate.limit(), 8);
+        // A slow claim cuts once; a second inside the same target interval
+        // (the same burst) does not cut again.
+        let (a, b) = (gate.enter().await, gate.enter().await);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        a.answered();
+        b.answered();
+        assert_eq!(gate.limit(), 7, "8 × 0.9, once");
+        // Slow bursts a target interval apart keep cutting, down to one.
+        for _ in 0..40 {
+            tokio::time::advance(Duration::from_millis(30)).await;
+            let pass = gate.enter().await;
+            tokio::time::advance(Duration::from_millis(30)).await;
+            pass.answered();
+        }
+        assert_eq!(gate.limit(), 1);
+        // One fast claim at a time uses less than half a window of two:
+        // it opens no wider than that.
+        for _ in 0..50 {
+            gate.enter().await.answered();
+        }
+        assert_eq!(gate.limit(), 2);
+        // Rounds of fast claims that fill the window open it by about one
+        // per round, up to the maximum.
+        for _ in 0..20 {
+            let mut round = Vec::new();
+            for _ in 0..gate.limit() {
+                round.push(gate.enter().await);
+            }
+            round.into_iter().for_each(Pass::answered);
+        }
+        assert_eq!(gate.limit(), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_waits_while_the_limit_is_reached_and_enters_when_one_leaves() {
+        let gate = ClaimGate::new(Duration::from_millis(20), 1);
+        let first = gate.enter().await;
+        let mut second = std::pin::pin!(gate.enter());
+        assert!(
+            futures_util::poll!(second.as_mut()).is_pending(),
+            "one at a time"
+        );
+        // A failed claim (dropped, not answered) frees its place without
+        // moving the limit.
+        drop(first);
+        let second = second.await;
+        assert_eq!(gate.limit(), 1);
+        second.answered();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_claim_dropped_holds_nothing() {
+        let gate = ClaimGate::new(Duration::from_millis(20), 1);
+        let first = gate.enter().await;
+        {
+            let mut waiting = std::pin::pin!(gate.enter());
+            assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        }
+        first.answered();
+        // The dropped waiter took no place: the next enters at once.
+        let third = std::pin::pin!(gate.enter());
+        assert!(futures_util::poll!(third).is_ready());
+    }
+}
