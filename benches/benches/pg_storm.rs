@@ -17,7 +17,9 @@
 //! completed per second from "go" to an empty queue, and the claim's
 //! latency as each picker saw it, from asking to holding its jobs (p50,
 //! p99, max; a wait at the adaptive gate counts; claims that found nothing
-//! are left out: they wait for the next poll).
+//! are left out: they wait for the next poll); and the claim statement's
+//! own p99 as the worker timed it (`PgWorker::claim_latency`, every claim,
+//! no wait at the gate), the worst process's.
 //!
 //! Run: `cargo bench -p pjp-benches --bench pg_storm` (needs `pgbouncer`;
 //! skipped without it). `cargo test --benches` runs a small storm: 4
@@ -158,6 +160,15 @@ async fn child(
     runner.run(&TokioRuntime::current(), shutdown).await?;
     let claims = std::mem::take(&mut *claims.lock().unwrap_or_else(PoisonError::into_inner));
     let mut out = BufWriter::new(std::io::stdout().lock());
+    // The statements' own latency, as the worker timed them (a wait at the
+    // adaptive gate not included).
+    let statements = worker.claim_latency();
+    writeln!(
+        out,
+        "statements {} {}",
+        statements.p99.as_micros(),
+        statements.count
+    )?;
     writeln!(out, "claims")?;
     for claim in claims {
         writeln!(out, "{}", claim.as_micros())?;
@@ -168,6 +179,8 @@ async fn child(
 
 struct Outcome {
     jobs_per_sec: f64,
+    /// The worst process's claim-statement p99.
+    statement_p99: Duration,
     claims: usize,
     p50: Duration,
     p99: Duration,
@@ -279,12 +292,16 @@ async fn variant(
         stdin.flush()?;
     }
     let mut claims = Vec::new();
+    let mut statement_p99 = Duration::ZERO;
     for lines in outputs {
         let mut past_header = false;
         for line in lines {
             let line = line?;
             if past_header {
                 claims.push(Duration::from_micros(line.trim().parse()?));
+            } else if let Some(rest) = line.strip_prefix("statements ") {
+                let p99: u64 = rest.split(' ').next().unwrap_or("0").parse()?;
+                statement_p99 = statement_p99.max(Duration::from_micros(p99));
             } else {
                 past_header = line == "claims";
             }
@@ -298,6 +315,7 @@ async fn variant(
     claims.sort_unstable();
     Ok(Outcome {
         jobs_per_sec: jobs as f64 / took.as_secs_f64(),
+        statement_p99,
         claims: claims.len(),
         p50: quantile(&claims, 0.5),
         p99: quantile(&claims, 0.99),
@@ -347,8 +365,14 @@ fn main() -> anyhow::Result<()> {
         "pg_storm: {jobs} jobs, claims of {BATCH}, no-op executor; storm: {processes} processes × {pickers} pickers through PgBouncer (transaction mode, {pool} server connections)"
     );
     println!(
-        "{:<34} {:>10} {:>8} {:>12} {:>12} {:>12}",
-        "variant", "jobs/s", "claims", "claim p50 ms", "claim p99 ms", "claim max ms"
+        "{:<34} {:>10} {:>8} {:>12} {:>12} {:>12} {:>16}",
+        "variant",
+        "jobs/s",
+        "claims",
+        "claim p50 ms",
+        "claim p99 ms",
+        "claim max ms",
+        "statement p99 ms"
     );
     let target = Duration::from_millis(env("PJP_STORM_TARGET_MS", 20) as u64);
     let mut rates = Vec::new();
@@ -381,12 +405,13 @@ fn main() -> anyhow::Result<()> {
             (true, Some(t)) => format!("storm, adaptive claims ({} ms)", t.as_millis()),
         };
         println!(
-            "{name:<34} {:>10.0} {:>8} {:>12.2} {:>12.2} {:>12.2}",
+            "{name:<34} {:>10.0} {:>8} {:>12.2} {:>12.2} {:>12.2} {:>16.2}",
             o.jobs_per_sec,
             o.claims,
             o.p50.as_secs_f64() * 1e3,
             o.p99.as_secs_f64() * 1e3,
-            o.max.as_secs_f64() * 1e3
+            o.max.as_secs_f64() * 1e3,
+            o.statement_p99.as_secs_f64() * 1e3
         );
         rates.push(o.jobs_per_sec);
     }

@@ -292,6 +292,95 @@ async fn eight_pickers_over_10k_jobs_never_share_a_job() {
     );
 }
 
+/// Four pickers of `worker` claim (32 at a time) and save until the queue
+/// is empty; the ids they did, each checked to be done once.
+async fn drain_with_four_pickers(worker: &pjp_postgres::PgWorker) -> HashSet<i64> {
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let picker = worker.picker("c").unwrap().exit_when_empty(true);
+            let saver: Saver = worker.saver();
+            tokio::spawn(async move {
+                let mut done = Vec::new();
+                loop {
+                    let jobs = match picker.pick_many(32).await.unwrap() {
+                        Picked::Some(jobs) => jobs,
+                        Picked::Empty => continue,
+                        Picked::Exhausted => return done,
+                    };
+                    let results: Vec<JobResult<Vec<u8>, String>> =
+                        jobs.iter().map(|j| Ok(j.input.to_vec())).collect();
+                    let batch: Vec<_> = results.iter().zip(jobs.iter().map(|j| &j.meta)).collect();
+                    for outcome in saver.save_many(&batch).await {
+                        outcome.unwrap();
+                    }
+                    done.extend(jobs.iter().map(|j| j.meta.id));
+                }
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for task in tasks {
+        for id in task.await.unwrap() {
+            assert!(ids.insert(id), "job {id} done twice");
+        }
+    }
+    ids
+}
+
+/// Adaptive claims: the window starts at one claim in flight. With a target
+/// no claim can meet (1 µs) it never opens; with one every claim meets
+/// (a minute) it opens for the pickers there are. Either way the pickers
+/// share the work without sharing a job, and the worker times every claim
+/// statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_claims_open_the_window_only_while_claims_are_fast() {
+    let db = TestDb::new().await;
+    let enqueue = || async {
+        let jobs: Vec<NewJob> = (0..4_000u32)
+            .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
+            .collect();
+        db.queue.enqueue_many(jobs).await.unwrap();
+    };
+    enqueue().await;
+    let slow = db
+        .queue
+        .worker(fast("slow").adaptive_claims(Duration::from_micros(1)))
+        .await
+        .unwrap();
+    assert_eq!(slow.claim_window(), Some(1), "it starts at one claim");
+    assert_eq!(drain_with_four_pickers(&slow).await.len(), 4_000);
+    assert_eq!(
+        slow.claim_window(),
+        Some(1),
+        "no claim was fast: never opened"
+    );
+    let latency = slow.claim_latency();
+    assert!(
+        latency.count >= 125,
+        "4,000 jobs in claims of 32: {latency:?}"
+    );
+    assert!(latency.p50 > Duration::ZERO && latency.p50 <= latency.p99);
+    assert!(latency.p99 <= latency.max);
+
+    enqueue().await;
+    let quick = db
+        .queue
+        .worker(fast("quick").adaptive_claims(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(drain_with_four_pickers(&quick).await.len(), 4_000);
+    let window = quick.claim_window().unwrap();
+    // Four pickers keep at most four claims in flight: the window grows
+    // only while at least half of it is used, so one step past eight at most.
+    assert!(
+        (2..=9).contains(&window),
+        "opened for four pickers: {window}"
+    );
+    // Without adaptive claims there is no window.
+    let plain = db.queue.worker(fast("plain")).await.unwrap();
+    assert_eq!(plain.claim_window(), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_rescued_without_burning_an_attempt_and_the_stale_save_is_fenced() {
     let db = TestDb::new().await;

@@ -93,10 +93,11 @@ impl WorkerConfig {
     /// server's connections many times over, through a pooler: a hundred
     /// pickers per process claiming at once queue at the pooler and contend
     /// for the head of the claim index, and every claim slows down. With a
-    /// target, a claim slower than it narrows the worker's window of claims
-    /// in flight by a tenth, and fast claims widen it again (by one per
-    /// round, up to 256); pickers outside the window wait in the process,
-    /// as idle pickers wait for a notification.
+    /// target, the worker's window of claims in flight starts at one and
+    /// widens while claims are fast (up to 256); a claim slower than the
+    /// target narrows it (by half the first time, then by a tenth). Pickers
+    /// outside the window wait in the process, as idle pickers wait for a
+    /// notification.
     /// [`PgWorker::claim_window`](crate::PgWorker::claim_window) shows the
     /// window.
     ///

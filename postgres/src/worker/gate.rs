@@ -5,12 +5,13 @@
 //! at once queue at the pooler and contend for the same index head: every
 //! claim slows down (zksync-era#4744: 7–18 s per pick at 300 pods). The gate
 //! lets a claim statement start only while fewer than `limit` of the
-//! worker's claims are in flight, and moves `limit` like TCP's window
-//! (additive increase, multiplicative decrease) so that claims keep
-//! answering within a target latency: a claim slower than the target cuts
-//! the limit by a tenth (once per target interval, so one slow burst is one
-//! cut), a faster one grows it by `1/limit` (one per round of claims) while
-//! at least half the window is in use. The
+//! worker's claims are in flight, and moves `limit` like TCP's window so
+//! that claims keep answering within a target latency. It starts at one
+//! claim (a fleet starting is a storm too) and grows by half per round of
+//! fast claims until the first slow one halves it; from then on a claim slower
+//! than the target cuts the limit by a tenth (once per target interval, so
+//! one slow burst is one cut), and a faster one grows it by `1/limit` (one
+//! per round of claims) while at least half the window is in use. The
 //! pickers held back wait at the gate instead of at the database, as
 //! pickers of an empty queue wait for a notification.
 
@@ -39,20 +40,24 @@ struct Window {
     in_flight: usize,
     /// When the limit was last cut.
     cut_at: Option<Instant>,
+    /// No claim was slow yet: each fast one (while the window is at least
+    /// half used) widens it by one.
+    slow_start: bool,
 }
 
 impl ClaimGate {
     /// A gate aiming at claims answered within `target`, letting at most
-    /// `max` (at least 1) through at once; it starts wide open.
+    /// `max` (at least 1) through at once; it starts at one.
     pub(crate) fn new(target: Duration, max: usize) -> Self {
         let max = max.max(1);
         Self {
             target,
             max,
             state: Mutex::new(Window {
-                limit: max as f64,
+                limit: 1.0,
                 in_flight: 0,
                 cut_at: None,
+                slow_start: true,
             }),
             freed: Notify::new(),
         }
@@ -98,7 +103,11 @@ impl ClaimGate {
             match took {
                 Some(took) if took > self.target => {
                     let now = Instant::now();
-                    if window
+                    if window.slow_start {
+                        window.limit = (window.limit / 2.0).max(1.0);
+                        window.slow_start = false;
+                        window.cut_at = Some(now);
+                    } else if window
                         .cut_at
                         .is_none_or(|at| now.duration_since(at) >= self.target)
                     {
@@ -107,7 +116,12 @@ impl ClaimGate {
                     }
                 }
                 Some(_) if busy => {
-                    window.limit = (window.limit + 1.0 / window.limit).min(self.max as f64);
+                    let step = if window.slow_start {
+                        1.0
+                    } else {
+                        1.0 / window.limit
+                    };
+                    window.limit = (window.limit + step).min(self.max as f64);
                 }
                 // Failed or cancelled: says nothing about the load.
                 Some(_) | None => {}
@@ -147,14 +161,33 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_claims_narrow_the_gate_and_fast_ones_widen_it() {
         let gate = ClaimGate::new(Duration::from_millis(20), 8);
-        assert_eq!(gate.limit(), 8);
-        // A slow claim cuts once; a second inside the same target interval
-        // (the same burst) does not cut again.
+        assert_eq!(gate.limit(), 1, "it starts at one");
+        // Slow start: each round of fast claims that fills the window widens
+        // it by one per claim answered while at least half of it was in
+        // use (half again per round), up to the maximum.
+        let round = || async {
+            let mut passes = Vec::new();
+            for _ in 0..gate.limit() {
+                passes.push(gate.enter().await);
+            }
+            passes.into_iter().for_each(Pass::answered);
+        };
+        for wanted in [2, 3, 5, 7, 8, 8] {
+            round().await;
+            assert_eq!(gate.limit(), wanted);
+        }
+        // The first slow claim halves it and ends the slow start; a second
+        // inside the same target interval (the same burst) does not cut.
         let (a, b) = (gate.enter().await, gate.enter().await);
         tokio::time::advance(Duration::from_millis(50)).await;
         a.answered();
         b.answered();
-        assert_eq!(gate.limit(), 7, "8 × 0.9, once");
+        assert_eq!(gate.limit(), 4, "8 / 2, once");
+        let (a, b) = (gate.enter().await, gate.enter().await);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        a.answered();
+        b.answered();
+        assert_eq!(gate.limit(), 3, "4 × 0.9");
         // Slow bursts a target interval apart keep cutting, down to one.
         for _ in 0..40 {
             tokio::time::advance(Duration::from_millis(30)).await;
@@ -169,14 +202,12 @@ mod tests {
             gate.enter().await.answered();
         }
         assert_eq!(gate.limit(), 2);
-        // Rounds of fast claims that fill the window open it by about one
-        // per round, up to the maximum.
+        // Past the slow start, rounds of fast claims that fill the window
+        // open it by about one per round, up to the maximum.
+        round().await;
+        assert_eq!(gate.limit(), 2, "2.5 + 1/2.5: a fraction per round");
         for _ in 0..20 {
-            let mut round = Vec::new();
-            for _ in 0..gate.limit() {
-                round.push(gate.enter().await);
-            }
-            round.into_iter().for_each(Pass::answered);
+            round().await;
         }
         assert_eq!(gate.limit(), 8);
     }

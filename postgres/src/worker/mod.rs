@@ -33,7 +33,7 @@ use crate::heartbeat::{Heartbeat, HeartbeatParts};
 use crate::picker::PgPicker;
 use crate::queue::PgQueue;
 use crate::saver::PgSaver;
-use crate::state::{Counters, Leases, Wakeups, WorkerShared, WorkerStats};
+use crate::state::{ClaimLatency, Counters, Leases, Wakeups, WorkerShared, WorkerStats};
 
 /// The widest window of claims in flight that
 /// [`WorkerConfig::adaptive_claims`] opens.
@@ -200,6 +200,7 @@ impl PgWorker {
             shared: Arc::new(WorkerShared {
                 queue,
                 claim_gate,
+                claim_latency: ClaimLatency::new(),
                 config,
                 leases,
                 wakeups,
@@ -222,6 +223,15 @@ impl PgWorker {
     /// [`WorkerConfig::adaptive_claims`] (`None` without: no limit).
     pub fn claim_window(&self) -> Option<usize> {
         self.shared.claim_gate.as_ref().map(ClaimGate::limit)
+    }
+
+    /// How long its claim statements took since it started, from asking the
+    /// pool for a connection to the answer (p50, p99, max over every claim,
+    /// those that found nothing included; a wait at a pooler counts, a wait
+    /// for [`WorkerConfig::adaptive_claims`]'s window does not). Claims slowing down is how a queue overloaded by its fleet
+    /// shows first.
+    pub fn claim_latency(&self) -> pjp_core::LatencySummary {
+        self.shared.claim_latency.summary()
     }
 
     /// The worker id (the lease owner in the table).

@@ -182,6 +182,7 @@ impl PgPicker {
             Some(gate) => Some(gate.enter().await),
             None => None,
         };
+        let sent = tokio::time::Instant::now();
         let mut rows: Vec<ClaimedRow> = once_more_if_gone(&inner.pool, || {
             let query = sqlx::query_as(sql)
                 .bind(&self.queue)
@@ -201,6 +202,7 @@ impl PgPicker {
         .map_err(|e| shared.queue.database_error(e))?;
         // Answered: its latency moves the window (a failure drops the pass
         // unanswered and moves nothing).
+        shared.claim_latency.record(sent.elapsed());
         if let Some(pass) = pass {
             pass.answered();
         }

@@ -11,9 +11,50 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
+use hdrhistogram::Histogram;
+use pjp_core::LatencySummary;
+
 use crate::config::WorkerConfig;
 use crate::gate::ClaimGate;
 use crate::queue::PgQueue;
+
+/// How long the worker's claim statements took, from asking the pool for a
+/// connection to the answer (a wait at the [`ClaimGate`] not included), in
+/// microseconds.
+pub(crate) struct ClaimLatency(Mutex<Histogram<u64>>);
+
+impl ClaimLatency {
+    pub(crate) fn new() -> Self {
+        // Constant bounds that hdrhistogram accepts (low >= 1, high >= 2 *
+        // low, sigfig <= 5): this cannot fail at run time.
+        #[allow(clippy::expect_used)]
+        let histogram =
+            Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds");
+        Self(Mutex::new(histogram))
+    }
+
+    pub(crate) fn record(&self, took: std::time::Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .saturating_record(micros);
+    }
+
+    pub(crate) fn summary(&self) -> LatencySummary {
+        let h = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let at = |q| std::time::Duration::from_micros(h.value_at_quantile(q));
+        LatencySummary {
+            count: h.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            max: std::time::Duration::from_micros(h.max()),
+        }
+    }
+}
 
 /// What a worker counted since it started ([`PgWorker::stats`](crate::PgWorker::stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -204,6 +245,7 @@ pub(crate) struct WorkerShared {
     /// Limits the claims in flight, with
     /// [`WorkerConfig::adaptive_claims`](crate::WorkerConfig::adaptive_claims).
     pub(crate) claim_gate: Option<ClaimGate>,
+    pub(crate) claim_latency: ClaimLatency,
     /// The listener and the maintenance task: aborted when the worker and
     /// every picker and saver made from it are gone. Held as handles only,
     /// so this module needs neither task's type.
