@@ -22,18 +22,18 @@
 
 #[path = "common/pg.rs"]
 mod pg;
+#[path = "common/timed.rs"]
+mod timed;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use pjp_core::{
-    ErrorClass, JobPicker, JobRunner, PickManyResult, PickResult, Picked, ReleaseReason, Shutdown,
-    async_executor_fn,
-};
-use pjp_postgres::{NewJob, PgJob, PgPicker, QueueError, WorkerConfig};
+use pjp_core::{JobRunner, Shutdown, async_executor_fn};
+use pjp_postgres::{NewJob, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
+use timed::Timed;
 
 /// The claim functions whose planner settings the baseline resets.
 const CLAIM_FUNCTIONS: [&str; 4] = [
@@ -42,65 +42,6 @@ const CLAIM_FUNCTIONS: [&str; 4] = [
     "claimable_except(text, integer, text[], text[])",
     "claimable_kind(text, text, integer, text[])",
 ];
-
-/// A picker that times each claim that returned jobs.
-struct Timed {
-    inner: PgPicker,
-    claims: Arc<Mutex<Vec<Duration>>>,
-}
-
-impl Timed {
-    fn record(&self, started: Instant) {
-        self.claims
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(started.elapsed());
-    }
-}
-
-impl JobPicker for Timed {
-    type Input = Bytes;
-    type Metadata = PgJob;
-    type Error = QueueError;
-
-    async fn pick(&self) -> PickResult<Bytes, PgJob, QueueError> {
-        let started = Instant::now();
-        let picked = self.inner.pick().await;
-        if matches!(picked, Ok(Picked::Some(_))) {
-            self.record(started);
-        }
-        picked
-    }
-
-    async fn pick_many(&self, max: usize) -> PickManyResult<Bytes, PgJob, QueueError> {
-        let started = Instant::now();
-        let picked = self.inner.pick_many(max).await;
-        if matches!(&picked, Ok(Picked::Some(jobs)) if !jobs.is_empty()) {
-            self.record(started);
-        }
-        picked
-    }
-
-    async fn release(&self, meta: PgJob, reason: ReleaseReason) -> Result<(), QueueError> {
-        self.inner.release(meta, reason).await
-    }
-
-    async fn release_many(
-        &self,
-        metas: Vec<PgJob>,
-        reason: ReleaseReason,
-    ) -> Vec<Result<(), QueueError>> {
-        self.inner.release_many(metas, reason).await
-    }
-
-    fn classify(&self, error: &QueueError) -> ErrorClass {
-        self.inner.classify(error)
-    }
-
-    fn pick_is_cancel_safe(&self) -> bool {
-        self.inner.pick_is_cancel_safe()
-    }
-}
 
 struct Outcome {
     median: f64,
@@ -155,10 +96,10 @@ async fn run(shipped: bool, rate: u64, secs: u64) -> Option<Outcome> {
         .await
         .unwrap_or_else(|e| panic!("worker: {e}"));
     let claims = Arc::new(Mutex::new(Vec::new()));
-    let picker = Timed {
-        inner: worker.picker("paced").unwrap_or_else(|e| panic!("{e}")),
-        claims: Arc::clone(&claims),
-    };
+    let picker = Timed::new(
+        worker.picker("paced").unwrap_or_else(|e| panic!("{e}")),
+        Arc::clone(&claims),
+    );
     let handler = async_executor_fn(|input: Bytes| async move {
         tokio::time::sleep(Duration::from_millis(1)).await;
         Ok::<_, String>(input)

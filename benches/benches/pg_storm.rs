@@ -27,6 +27,8 @@
 
 #[path = "common/pg.rs"]
 mod pg;
+#[path = "common/timed.rs"]
+mod timed;
 
 use std::io::{BufRead, BufWriter, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -35,75 +37,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use pjp_core::{
-    ErrorClass, JobPicker, JobRunner, PickManyResult, PickResult, Picked, ReleaseReason, Shutdown,
-    async_executor_fn,
-};
-use pjp_postgres::{NewJob, PgJob, PgPicker, PgQueue, Pooler, QueueError, WorkerConfig};
+use pjp_core::{JobRunner, Shutdown, async_executor_fn};
+use pjp_postgres::{NewJob, PgQueue, Pooler, WorkerConfig};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::pooler::PgBouncer;
+use timed::Timed;
 
 /// Jobs per claim.
 const BATCH: usize = 8;
-
-/// A picker that times each claim that returned jobs.
-struct Timed {
-    inner: PgPicker,
-    claims: Arc<Mutex<Vec<Duration>>>,
-}
-
-impl Timed {
-    fn record(&self, started: Instant) {
-        self.claims
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(started.elapsed());
-    }
-}
-
-impl JobPicker for Timed {
-    type Input = Bytes;
-    type Metadata = PgJob;
-    type Error = QueueError;
-
-    async fn pick(&self) -> PickResult<Bytes, PgJob, QueueError> {
-        let started = Instant::now();
-        let picked = self.inner.pick().await;
-        if matches!(picked, Ok(Picked::Some(_))) {
-            self.record(started);
-        }
-        picked
-    }
-
-    async fn pick_many(&self, max: usize) -> PickManyResult<Bytes, PgJob, QueueError> {
-        let started = Instant::now();
-        let picked = self.inner.pick_many(max).await;
-        if matches!(&picked, Ok(Picked::Some(jobs)) if !jobs.is_empty()) {
-            self.record(started);
-        }
-        picked
-    }
-
-    async fn release(&self, meta: PgJob, reason: ReleaseReason) -> Result<(), QueueError> {
-        self.inner.release(meta, reason).await
-    }
-
-    async fn release_many(
-        &self,
-        metas: Vec<PgJob>,
-        reason: ReleaseReason,
-    ) -> Vec<Result<(), QueueError>> {
-        self.inner.release_many(metas, reason).await
-    }
-
-    fn classify(&self, error: &QueueError) -> ErrorClass {
-        self.inner.classify(error)
-    }
-
-    fn pick_is_cancel_safe(&self) -> bool {
-        self.inner.pick_is_cancel_safe()
-    }
-}
 
 /// A worker process's part: connect, say `ready`, wait for `go`, claim and
 /// complete until told `stop` (or stdin closes), then print each claim's
@@ -132,10 +73,7 @@ async fn child(
     }
     let worker = queue.worker(config).await?;
     let claims = Arc::new(Mutex::new(Vec::new()));
-    let picker = Timed {
-        inner: worker.picker("storm")?,
-        claims: Arc::clone(&claims),
-    };
+    let picker = Timed::new(worker.picker("storm")?, Arc::clone(&claims));
     let handler = async_executor_fn(|input: Bytes| async move { Ok::<_, String>(input) });
     let runner = JobRunner::builder_async(picker, handler, worker.saver::<Bytes, String>())
         .workers(8)
