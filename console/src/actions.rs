@@ -75,18 +75,29 @@ fn back_to(form: &JobForm, id: i64, done: &str) -> Redirect {
     }
 }
 
+/// The checks every action on one job makes: a write allowed (token and
+/// CSRF), the cached counts dropped, and the job named existing.
+async fn writable_job(
+    console: &Console,
+    headers: &HeaderMap,
+    form: &JobForm,
+) -> Result<i64, PageError> {
+    auth::check_write(console, headers, &form.csrf)?;
+    console.forget_counts();
+    let id = job_id(&form.id)?;
+    if console.queue().job(id).await?.is_none() {
+        return Err(PageError::NotFound(format!("no job {id}")));
+    }
+    Ok(id)
+}
+
 /// `POST /actions/requeue`: one dead job.
 pub(crate) async fn requeue(
     State(console): State<Console>,
     headers: HeaderMap,
     Form(form): Form<JobForm>,
 ) -> Result<Redirect, PageError> {
-    auth::check_write(&console, &headers, &form.csrf)?;
-    console.forget_counts();
-    let id = job_id(&form.id)?;
-    if console.queue().job(id).await?.is_none() {
-        return Err(PageError::NotFound(format!("no job {id}")));
-    }
+    let id = writable_job(&console, &headers, &form).await?;
     let done = console.queue().requeue(id).await?;
     tracing::info!(job = id, requeued = done, "console: requeue");
     Ok(back_to(
@@ -125,12 +136,7 @@ pub(crate) async fn cancel(
     headers: HeaderMap,
     Form(form): Form<JobForm>,
 ) -> Result<Redirect, PageError> {
-    auth::check_write(&console, &headers, &form.csrf)?;
-    console.forget_counts();
-    let id = job_id(&form.id)?;
-    if console.queue().job(id).await?.is_none() {
-        return Err(PageError::NotFound(format!("no job {id}")));
-    }
+    let id = writable_job(&console, &headers, &form).await?;
     let done = console.queue().cancel(id).await?;
     tracing::info!(job = id, cancelled = done, "console: cancel");
     Ok(back_to(
@@ -146,12 +152,7 @@ pub(crate) async fn cancel_tree(
     headers: HeaderMap,
     Form(form): Form<JobForm>,
 ) -> Result<Redirect, PageError> {
-    auth::check_write(&console, &headers, &form.csrf)?;
-    console.forget_counts();
-    let id = job_id(&form.id)?;
-    if console.queue().job(id).await?.is_none() {
-        return Err(PageError::NotFound(format!("no job {id}")));
-    }
+    let id = writable_job(&console, &headers, &form).await?;
     let n = console.queue().cancel_tree(id).await?;
     tracing::info!(job = id, cancelled = n, "console: cancel tree");
     Ok(Redirect::to(&format!(
