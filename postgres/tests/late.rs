@@ -63,7 +63,7 @@ impl Executor for SlowProof {
     type Output = Vec<u8>;
     type Error = String;
 
-    fn execute(&self, _input: bytes::Bytes, _job: &JobContext) -> Result<Vec<u8>, String> {
+    fn execute(&self, _input: bytes::Bytes, job: &JobContext) -> Result<Vec<u8>, String> {
         let began = Instant::now();
         self.runs.fetch_add(1, Ordering::SeqCst);
         let _ = self.started.lock().unwrap().send(());
@@ -77,6 +77,9 @@ impl Executor for SlowProof {
         std::thread::sleep(self.work.saturating_sub(began.elapsed()));
         if let Some(finished) = self.finished.lock().unwrap().take() {
             let _ = finished.send(());
+        }
+        if job.is_cancelled() {
+            return Err("cancelled".to_owned());
         }
         Ok(b"slow".to_vec())
     }
@@ -119,6 +122,25 @@ impl Executor for LongProof {
 /// its heartbeat, and the job is never claimed a third time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_proof_outliving_its_lease_ten_times_is_saved_once() {
+    outlived_lease(Link::CutUntilTheProofEnds).await;
+}
+
+/// The same, but the first worker's link comes back while its proof still
+/// runs: its heartbeat finds the lease lost to the second worker, and lets
+/// the proof go on (its success can still be accepted) instead of
+/// cancelling it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_heartbeat_that_finds_its_lease_lost_lets_the_proof_finish_late() {
+    outlived_lease(Link::BackWhileTheProofRuns).await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    CutUntilTheProofEnds,
+    BackWhileTheProofRuns,
+}
+
+async fn outlived_lease(link_back: Link) {
     let db = TestDb::new().await;
     let id = db
         .queue
@@ -222,10 +244,19 @@ async fn a_proof_outliving_its_lease_ten_times_is_saved_once() {
         .await
         .unwrap()
         .unwrap();
+    if link_back == Link::BackWhileTheProofRuns {
+        link.refuse(false);
+        eventually_async(
+            "the slow worker's heartbeat finds its lease lost",
+            || async { slow.stats().lost_leases == 1 },
+        )
+        .await;
+    }
     reclaimed.send(()).unwrap();
 
     // The slow proof finishes while the live worker runs the job; then the
-    // link comes back and its save (retried by the runner) lands.
+    // link comes back (if it is not back yet) and its save (retried by the
+    // runner) lands.
     within("the slow proof finishes", slow_finished)
         .await
         .unwrap();
@@ -275,6 +306,107 @@ async fn a_proof_outliving_its_lease_ten_times_is_saved_once() {
     // naming the first claim's token as the one whose result it kept.
     assert_eq!(db.scalar(&of_job("token")).await, 3);
     assert_eq!(db.scalar(&of_job("late_token")).await, 1);
+}
+
+/// A proof that runs until it is cancelled (a minute at most): it tells the
+/// test it started, and counts the cancellation it saw.
+struct UntilCancelled {
+    started: Mutex<mpsc::Sender<()>>,
+    cancelled: Arc<AtomicU32>,
+}
+
+impl Executor for UntilCancelled {
+    type Input = bytes::Bytes;
+    type Output = Vec<u8>;
+    type Error = String;
+
+    fn execute(&self, _input: bytes::Bytes, job: &JobContext) -> Result<Vec<u8>, String> {
+        let _ = self.started.lock().unwrap().send(());
+        for _ in 0..6_000 {
+            if job.is_cancelled() {
+                self.cancelled.fetch_add(1, Ordering::SeqCst);
+                return Err("cancelled".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(10)); // a slice of the proof
+        }
+        Ok(b"too late".to_vec())
+    }
+}
+
+/// A worker's lease is lost to another claim while its proof runs: its
+/// heartbeat lets the proof go on (it may still finish first), and once the
+/// other claim completes the job, the next heartbeat cancels it: nothing it
+/// computes could be accepted any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_execution_stops_once_another_claim_completes_the_job() {
+    let db = TestDb::new().await;
+    let id = enqueue(&db, QUEUE).await;
+    let slow = db
+        .queue
+        .worker(
+            WorkerConfig::new("slow")
+                .heartbeat_interval(Duration::from_millis(50))
+                .lease_ttl(Duration::from_secs(60))
+                .rescue_interval(Duration::from_secs(3600))
+                .poll_interval(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+    let (started, began) = mpsc::channel();
+    let cancelled = Arc::new(AtomicU32::new(0));
+    let runner = JobRunner::builder(
+        slow.picker(QUEUE).unwrap().exit_when_empty(true),
+        UntilCancelled {
+            started: Mutex::new(started),
+            cancelled: Arc::clone(&cancelled),
+        },
+        slow.saver::<Vec<u8>, String>(),
+    )
+    .workers(1)
+    .job_cancels(slow.job_cancels())
+    .build()
+    .unwrap();
+    let run =
+        tokio::spawn(async move { runner.run(&TokioRuntime::current(), Shutdown::new()).await });
+    let began = tokio::task::spawn_blocking(move || began.recv());
+    within("the slow worker starts the job", began)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Another claim takes the job (as a rescue and a claim elsewhere would;
+    // written by hand so that the slow worker's own picker cannot take it).
+    let table = db.table();
+    db.exec(&format!(
+        "UPDATE {table} SET token = token + 1, lease_owner = 'live', lost_leases = lost_leases + 1
+         WHERE id = {id}"
+    ))
+    .await;
+    eventually_async(
+        "the slow worker's heartbeat finds its lease lost",
+        || async { slow.stats().lost_leases == 1 },
+    )
+    .await;
+    assert_eq!(cancelled.load(Ordering::SeqCst), 0, "it runs on, late");
+    assert_eq!(status(&db, id).await, "running");
+
+    // The other claim completes the job: the late execution is cancelled.
+    db.exec(&format!(
+        "UPDATE {table} SET status = 'succeeded', result = 'live', finished_at = now(),
+                lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = {id}"
+    ))
+    .await;
+    let report = within("the slow runner", run).await.unwrap().unwrap();
+    assert_eq!(cancelled.load(Ordering::SeqCst), 1);
+    // Its failure (the executor's) is then a stale write: fenced.
+    assert_eq!(
+        (report.counts.succeeded, report.counts.fenced),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.unaccounted(), 0);
+    assert_eq!(column(&db, id, "(result = 'live'::bytea)::int").await, 1);
 }
 
 /// Workers that heartbeat and rescue only when the test says.

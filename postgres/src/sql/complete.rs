@@ -149,7 +149,7 @@ pub(super) fn release(s: &str) -> String {
 }
 
 pub(super) fn current_tokens(s: &str) -> String {
-    format!("SELECT id, token, status::text, lost_leases FROM {s}.jobs WHERE id = ANY($1)")
+    format!("SELECT id, token, status::text, queue FROM {s}.jobs WHERE id = ANY($1)")
 }
 
 /// What explains a write that matched no row: [`current_tokens`], and the

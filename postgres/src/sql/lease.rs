@@ -7,7 +7,9 @@ use super::fragments::{IDS_TOKENS, cancel_siblings, locked, parents};
 /// Extends the leases `($1, $2)` by `$3` seconds and, when the rescuer role
 /// has lapsed (or is this worker's, `$4`), takes it for `$5` seconds: one
 /// statement per worker per heartbeat, whatever it holds. Returns the ids
-/// extended and whether this worker holds the role.
+/// extended, whether this worker holds the role, and which of the jobs `$6`
+/// (executions going on past a lost lease) can still be completed by a late
+/// success: those neither finished nor gone.
 pub(super) fn heartbeat(s: &str) -> String {
     format!(
         "WITH {},
@@ -21,7 +23,10 @@ pub(super) fn heartbeat(s: &str) -> String {
              WHERE expires_at < now() OR owner = $4
              RETURNING owner)
          SELECT coalesce(array(SELECT id FROM extended), '{{}}'::bigint[]),
-                EXISTS (SELECT 1 FROM role)",
+                EXISTS (SELECT 1 FROM role),
+                coalesce(array(SELECT id FROM {s}.jobs
+                               WHERE id = ANY($6::bigint[]) AND status IN ('queued', 'running')),
+                         '{{}}'::bigint[])",
         locked(s, IDS_TOKENS)
     )
 }

@@ -157,7 +157,9 @@ impl WorkerConfig {
         self
     }
 
-    /// The set of running jobs the heartbeat cancels when their lease is lost.
+    /// The set of running jobs the heartbeat cancels when their lease is lost
+    /// (for a queue that accepts late results, once the job finished under
+    /// another claim: until then the execution may still complete it).
     /// Give the runner the same one
     /// ([`RunnerBuilder::job_cancels`](pjp_core::RunnerBuilder::job_cancels)),
     /// or take it from

@@ -13,12 +13,14 @@
 //! one slow burst is one cut), and a faster one grows it by `1/limit` (one
 //! per round of claims) while at least half the window is in use. The
 //! pickers held back wait at the gate instead of at the database, as
-//! pickers of an empty queue wait for a notification.
+//! pickers of an empty queue wait for a notification, and they enter in the
+//! order they came (a fair semaphore): a picker that waited longest goes
+//! next, so no picker loses the race for a place again and again.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 /// The multiplicative decrease of the limit after a slow claim.
@@ -30,7 +32,9 @@ pub(crate) struct ClaimGate {
     target: Duration,
     max: usize,
     state: Mutex<Window>,
-    freed: Notify,
+    /// One permit per place in the window; waiters are served first come,
+    /// first served.
+    places: Semaphore,
 }
 
 #[derive(Debug)]
@@ -38,6 +42,11 @@ struct Window {
     /// The current limit: at least 1, at most `max`.
     limit: f64,
     in_flight: usize,
+    /// Permits that exist, free or held.
+    issued: usize,
+    /// Held permits to forget when they come back: the limit was cut below
+    /// what is in flight.
+    debt: usize,
     /// When the limit was last cut.
     cut_at: Option<Instant>,
     /// No claim was slow yet: each fast one (while the window is at least
@@ -56,10 +65,12 @@ impl ClaimGate {
             state: Mutex::new(Window {
                 limit: 1.0,
                 in_flight: 0,
+                issued: 1,
+                debt: 0,
                 cut_at: None,
                 slow_start: true,
             }),
-            freed: Notify::new(),
+            places: Semaphore::new(1),
         }
     }
 
@@ -72,62 +83,83 @@ impl ClaimGate {
         self.window().limit as usize
     }
 
-    /// Waits until a claim may start. Cancel safe: dropped while waiting, it
-    /// holds nothing; the pass it returns gives its place back when dropped.
+    /// Waits until a claim may start, behind the claims that came first.
+    /// Cancel safe: dropped while waiting, it holds nothing; the pass it
+    /// returns gives its place back when dropped.
     pub(crate) async fn enter(&self) -> Pass<'_> {
-        loop {
-            // Created before the check: a pass dropped in between still
-            // wakes it (`notify_waiters` reaches every `Notified` created).
-            let freed = self.freed.notified();
-            {
-                let mut window = self.window();
-                if (window.in_flight as f64) < window.limit.floor() {
-                    window.in_flight += 1;
-                    return Pass {
-                        gate: self,
-                        started: Instant::now(),
-                        answered: false,
-                    };
-                }
-            }
-            freed.await;
+        // The semaphore is never closed; were it, claims would go ungated
+        // rather than fail.
+        let permit = self.places.acquire().await.ok();
+        self.window().in_flight += 1;
+        Pass {
+            gate: self,
+            permit,
+            started: Instant::now(),
+            answered: false,
         }
     }
 
-    fn leave(&self, took: Option<Duration>) {
-        {
-            let mut window = self.window();
-            // A window half unused says nothing about a wider one.
-            let busy = window.in_flight as f64 >= window.limit / 2.0;
-            window.in_flight = window.in_flight.saturating_sub(1);
-            match took {
-                Some(took) if took > self.target => {
-                    let now = Instant::now();
-                    if window.slow_start {
-                        window.limit = (window.limit / 2.0).max(1.0);
-                        window.slow_start = false;
-                        window.cut_at = Some(now);
-                    } else if window
-                        .cut_at
-                        .is_none_or(|at| now.duration_since(at) >= self.target)
-                    {
-                        window.limit = (window.limit * DECREASE).max(1.0);
-                        window.cut_at = Some(now);
-                    }
+    fn leave(&self, took: Option<Duration>, permit: Option<SemaphorePermit<'_>>) {
+        let mut window = self.window();
+        // A window half unused says nothing about a wider one.
+        let busy = window.in_flight as f64 >= window.limit / 2.0;
+        window.in_flight = window.in_flight.saturating_sub(1);
+        match took {
+            Some(took) if took > self.target => {
+                let now = Instant::now();
+                if window.slow_start {
+                    window.limit = (window.limit / 2.0).max(1.0);
+                    window.slow_start = false;
+                    window.cut_at = Some(now);
+                } else if window
+                    .cut_at
+                    .is_none_or(|at| now.duration_since(at) >= self.target)
+                {
+                    window.limit = (window.limit * DECREASE).max(1.0);
+                    window.cut_at = Some(now);
                 }
-                Some(_) if busy => {
-                    let step = if window.slow_start {
-                        1.0
-                    } else {
-                        1.0 / window.limit
-                    };
-                    window.limit = (window.limit + step).min(self.max as f64);
-                }
-                // Failed or cancelled: says nothing about the load.
-                Some(_) | None => {}
             }
+            Some(_) if busy => {
+                let step = if window.slow_start {
+                    1.0
+                } else {
+                    1.0 / window.limit
+                };
+                window.limit = (window.limit + step).min(self.max as f64);
+            }
+            // Failed or cancelled: says nothing about the load.
+            Some(_) | None => {}
         }
-        self.freed.notify_waiters();
+        self.resize(&mut window);
+        if let Some(permit) = permit {
+            if window.debt > 0 {
+                window.debt -= 1;
+                window.issued -= 1;
+                permit.forget();
+            }
+            // Otherwise dropped here: the next waiter in line enters.
+        }
+    }
+
+    /// Makes the permits match the limit: adds them when it grew, forgets
+    /// free ones when it shrank and owes the rest until they come back.
+    fn resize(&self, window: &mut Window) {
+        let wanted = window.limit as usize;
+        let effective = window.issued - window.debt;
+        if wanted > effective {
+            let forgiven = window.debt.min(wanted - effective);
+            window.debt -= forgiven;
+            let added = wanted - (window.issued - window.debt);
+            if added > 0 {
+                self.places.add_permits(added);
+                window.issued += added;
+            }
+        } else if wanted < effective {
+            let excess = effective - wanted;
+            let forgotten = self.places.forget_permits(excess);
+            window.issued -= forgotten;
+            window.debt += excess - forgotten;
+        }
     }
 }
 
@@ -136,6 +168,7 @@ impl ClaimGate {
 #[derive(Debug)]
 pub(crate) struct Pass<'a> {
     gate: &'a ClaimGate,
+    permit: Option<SemaphorePermit<'a>>,
     started: Instant,
     answered: bool,
 }
@@ -150,7 +183,7 @@ impl Pass<'_> {
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
         let took = self.answered.then(|| self.started.elapsed());
-        self.gate.leave(took);
+        self.gate.leave(took, self.permit.take());
     }
 }
 
@@ -227,6 +260,66 @@ mod tests {
         let second = second.await;
         assert_eq!(gate.limit(), 1);
         second.answered();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_claims_enter_in_the_order_they_came() {
+        let gate = ClaimGate::new(Duration::from_millis(20), 1);
+        let first = gate.enter().await;
+        let mut second = std::pin::pin!(gate.enter());
+        let mut third = std::pin::pin!(gate.enter());
+        assert!(futures_util::poll!(second.as_mut()).is_pending());
+        assert!(futures_util::poll!(third.as_mut()).is_pending());
+        first.answered();
+        // The place freed goes to the claim that waited longest, even when
+        // the later one is polled first.
+        assert!(futures_util::poll!(third.as_mut()).is_pending());
+        let second = match futures_util::poll!(second.as_mut()) {
+            std::task::Poll::Ready(pass) => pass,
+            std::task::Poll::Pending => panic!("the first in line enters"),
+        };
+        second.answered();
+        assert!(futures_util::poll!(third.as_mut()).is_ready());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_below_the_claims_in_flight_lets_none_in_until_they_are_under_it() {
+        let gate = ClaimGate::new(Duration::from_millis(20), 4);
+        // Slow start to 4: 1 → 2 → 3 → 4.
+        for _ in 0..3 {
+            let passes: Vec<_> =
+                futures_util::future::join_all((0..gate.limit()).map(|_| gate.enter())).await;
+            passes.into_iter().for_each(Pass::answered);
+        }
+        assert_eq!(gate.limit(), 4);
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(gate.enter().await);
+        }
+        tokio::time::advance(Duration::from_millis(50)).await;
+        // The first slow answer halves the limit to 2 with 3 still in flight.
+        held.remove(0).answered();
+        assert_eq!(gate.limit(), 2);
+        let mut waiting = std::pin::pin!(gate.enter());
+        assert!(
+            futures_util::poll!(waiting.as_mut()).is_pending(),
+            "3 in flight"
+        );
+        drop(held.remove(0));
+        assert!(
+            futures_util::poll!(waiting.as_mut()).is_pending(),
+            "2 in flight"
+        );
+        drop(held.remove(0));
+        let pass = match futures_util::poll!(waiting.as_mut()) {
+            std::task::Poll::Ready(pass) => pass,
+            std::task::Poll::Pending => panic!("1 in flight: a place is free"),
+        };
+        let mut beyond = std::pin::pin!(gate.enter());
+        assert!(futures_util::poll!(beyond.as_mut()).is_pending(), "2 of 2");
+        drop(held);
+        drop(pass);
+        assert!(futures_util::poll!(beyond.as_mut()).is_ready());
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pjp_core::JobId;
+use pjp_core::runner::LateResults;
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -229,21 +230,25 @@ impl Heartbeat {
     /// lease is held.
     pub(crate) async fn beat(&self) -> Result<usize, QueueError> {
         let (ids, tokens) = self.leases.snapshot();
+        let (late, late_tokens) = self.leases.late();
         let sql = &self.queue.inner.sql;
         let sent = Instant::now();
-        let extended: Result<(Vec<i64>, bool), _> = sqlx::query_as(&sql.heartbeat)
+        let extended: Result<(Vec<i64>, bool, Vec<i64>), _> = sqlx::query_as(&sql.heartbeat)
             .bind(&ids)
             .bind(&tokens)
             .bind(self.config.lease_ttl.as_secs_f64())
             .bind(&self.config.id)
             .bind(rescuer_ttl(&self.config).as_secs_f64())
+            .bind(&late)
+            .bind(&late_tokens)
             .fetch_one(&self.pool)
             .await;
         Counters::add(&self.counters.heartbeats, 1);
         let extended: HashSet<i64> = match extended {
-            Ok((rows, rescuer)) => {
+            Ok((rows, rescuer, open)) => {
                 self.contact.reached(sent);
                 self.rescuer.store(rescuer, Ordering::Relaxed);
+                self.settle_late(late.into_iter().zip(late_tokens), &open);
                 rows.into_iter().collect()
             }
             Err(error) => {
@@ -265,14 +270,37 @@ impl Heartbeat {
         Ok(count)
     }
 
+    /// Executions running late whose jobs finished (under another claim) or
+    /// are gone: nothing they compute can be accepted now, so they are
+    /// cancelled.
+    fn settle_late(&self, late: impl Iterator<Item = (i64, i64)>, open: &[i64]) {
+        for (id, token) in late {
+            if open.contains(&id) || !self.leases.drop_late(id, token) {
+                continue;
+            }
+            let cancelled = self
+                .config
+                .cancels
+                .cancel(JobId::new(u64::try_from(id).unwrap_or_default()));
+            tracing::info!(
+                job = id,
+                held_token = token,
+                cancelled,
+                "the job finished under another claim: its late execution stops"
+            );
+        }
+    }
+
     /// Leases the heartbeat could not extend. Most were completed by this
     /// worker's saver between the snapshot and the statement (the saver drops
-    /// them from the registry right after); the rest were lost: forget them
-    /// and cancel their executions, so nobody computes a result that will be
-    /// fenced.
+    /// them from the registry right after); the rest were lost. A lost job
+    /// whose queue accepts late results and that has not finished keeps its
+    /// execution (its success may still complete the job, once), watched by
+    /// the next heartbeats; any other is forgotten and its execution
+    /// cancelled, so nobody computes a result that will be fenced.
     async fn lost(&self, missing: Vec<(i64, i64)>) {
         let ids: Vec<i64> = missing.iter().map(|(id, _)| *id).collect();
-        let current: Vec<(i64, i64, String, i32)> =
+        let current: Vec<(i64, i64, String, String)> =
             match sqlx::query_as(&self.queue.inner.sql.current_tokens)
                 .bind(&ids)
                 .fetch_all(&self.pool)
@@ -289,20 +317,37 @@ impl Heartbeat {
                 continue; // completed or released meanwhile
             }
             let now = current.iter().find(|(i, ..)| *i == id);
-            let (token, status) = now.map_or((-1, "gone"), |(_, t, s, _)| (*t, s.as_str()));
+            let (token, status, queue) = now.map_or((-1, "gone", ""), |(_, t, s, q)| {
+                (*t, s.as_str(), q.as_str())
+            });
             // Still ours (the statement raced a concurrent write), or this
             // worker's own success or final failure committed between the
             // statement and the look-up (its saver lets go of the lease right
             // after). A rescue keeps the token too but leaves `queued` or
             // `dead`, which this worker's own retry, release or last attempt
             // can also leave: those cannot be told apart here and still
-            // count as lost (the cancel then finds no execution, or one this
-            // worker claimed again, which is released without an attempt).
+            // count as lost (a `queued` one then keeps its execution, if
+            // any, running late; a `dead` one's cancel finds no execution,
+            // or one this worker claimed again, released without an attempt).
             if token == held && matches!(status, "running" | "succeeded" | "failed") {
                 continue;
             }
-            self.leases.drop_lease(id, held);
             Counters::add(&self.counters.lost_leases, 1);
+            if matches!(status, "queued" | "running")
+                && token >= held
+                && self.queue.late_results(queue) == LateResults::Accept
+            {
+                self.leases.run_late(id, held);
+                tracing::warn!(
+                    job = id,
+                    held_token = held,
+                    current_token = token,
+                    status,
+                    "lease lost: the execution goes on, its success may still be accepted late"
+                );
+                continue;
+            }
+            self.leases.drop_lease(id, held);
             let cancelled = self
                 .config
                 .cancels

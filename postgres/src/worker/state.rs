@@ -167,25 +167,37 @@ impl Counters {
 }
 
 /// The leases this worker holds: every job claimed and not yet completed or
-/// released, wherever it is (prefetched, executing, waiting to be saved).
+/// released, wherever it is (prefetched, executing, waiting to be saved);
+/// and the executions that go on past a lost lease because their success
+/// may still be accepted late (see [`Leases::run_late`]).
 #[derive(Debug, Default)]
-pub(crate) struct Leases(Mutex<HashMap<i64, i64>>);
+pub(crate) struct Leases(Mutex<LeaseMaps>);
+
+#[derive(Debug, Default)]
+struct LeaseMaps {
+    held: HashMap<i64, i64>,
+    late: HashMap<i64, i64>,
+}
 
 impl Leases {
-    fn map(&self) -> MutexGuard<'_, HashMap<i64, i64>> {
-        // The map stays consistent whatever panicked while holding it.
+    fn maps(&self) -> MutexGuard<'_, LeaseMaps> {
+        // The maps stay consistent whatever panicked while holding them.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn hold(&self, jobs: impl IntoIterator<Item = (i64, i64)>) {
-        self.map().extend(jobs);
+        self.maps().held.extend(jobs);
     }
 
-    /// Forgets a lease if it is still the one with `token`.
+    /// Forgets a lease (held or running late) if it is still the one with
+    /// `token`; returns whether a held one was forgotten.
     pub(crate) fn drop_lease(&self, id: i64, token: i64) -> bool {
-        let mut map = self.map();
-        if map.get(&id) == Some(&token) {
-            map.remove(&id);
+        let mut maps = self.maps();
+        if maps.late.get(&id) == Some(&token) {
+            maps.late.remove(&id);
+        }
+        if maps.held.get(&id) == Some(&token) {
+            maps.held.remove(&id);
             true
         } else {
             false
@@ -193,18 +205,51 @@ impl Leases {
     }
 
     pub(crate) fn holds(&self, id: i64, token: i64) -> bool {
-        self.map().get(&id) == Some(&token)
+        self.maps().held.get(&id) == Some(&token)
     }
 
+    /// A held lease was lost but its execution goes on: its success may
+    /// still complete the job late. No longer extended; watched instead
+    /// until the job finishes under another claim.
+    pub(crate) fn run_late(&self, id: i64, token: i64) {
+        let mut maps = self.maps();
+        if maps.held.get(&id) == Some(&token) {
+            maps.held.remove(&id);
+            maps.late.insert(id, token);
+        }
+    }
+
+    /// Forgets an execution running late if it still is (`token`); returns
+    /// whether it was.
+    pub(crate) fn drop_late(&self, id: i64, token: i64) -> bool {
+        let mut maps = self.maps();
+        if maps.late.get(&id) == Some(&token) {
+            maps.late.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The held leases, by id.
     pub(crate) fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
-        let mut held: Vec<(i64, i64)> = self.map().iter().map(|(i, t)| (*i, *t)).collect();
-        held.sort_unstable();
-        held.into_iter().unzip()
+        sorted(&self.maps().held)
+    }
+
+    /// The executions running late, by id.
+    pub(crate) fn late(&self) -> (Vec<i64>, Vec<i64>) {
+        sorted(&self.maps().late)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map().len()
+        self.maps().held.len()
     }
+}
+
+fn sorted(map: &HashMap<i64, i64>) -> (Vec<i64>, Vec<i64>) {
+    let mut pairs: Vec<(i64, i64)> = map.iter().map(|(i, t)| (*i, *t)).collect();
+    pairs.sort_unstable();
+    pairs.into_iter().unzip()
 }
 
 /// Wake-ups per queue name: bumped by the listener on a notification.
