@@ -69,6 +69,51 @@ async fn a_repeated_fan_out_save_spawns_once() {
     assert_eq!(count(&db, "queue = 'basic'").await, 3);
 }
 
+/// A fan-out whose spawned jobs cannot be created rolls back with its
+/// completion: nothing is counted as saved, and the claim still holds the
+/// job (its heartbeat keeps extending the lease) so a corrected save can
+/// land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_that_rolls_back_counts_nothing_and_keeps_its_lease() {
+    let db = TestDb::new().await;
+    let (worker, job) = witness_claimed(&db).await;
+    let saver: Saver = worker.fan_out_saver();
+    let invalid = Spawn::jobs(vec![NewJob::new("basic", vec![1]).max_attempts(0)]);
+    let error = saver
+        .save(
+            &Ok(FanOut {
+                output: b"witness done".to_vec(),
+                spawn: invalid,
+            }),
+            &job,
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("max_attempts"), "{error}");
+    assert_eq!(count(&db, "status = 'running'").await, 1);
+    assert_eq!(worker.stats().succeeded, 0, "{:?}", worker.stats());
+    // Still held: the heartbeat extends it.
+    assert_eq!(worker.heartbeat_now().await.unwrap(), 1);
+
+    saver
+        .save(
+            &Ok(FanOut {
+                output: b"witness done".to_vec(),
+                spawn: tree_of(2),
+            }),
+            &job,
+        )
+        .await
+        .unwrap();
+    assert_eq!(worker.stats().succeeded, 1);
+    assert_eq!(
+        worker.heartbeat_now().await.unwrap(),
+        0,
+        "let go once saved"
+    );
+    assert_eq!(count(&db, "queue = 'basic'").await, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_creates_its_tree_with_its_completion() {
     let db = TestDb::new().await;

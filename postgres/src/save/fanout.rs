@@ -172,15 +172,18 @@ where
                 ));
             }
         }
-        let (mut written, woken) =
-            write::complete_on(&mut tx, &self.shared, std::slice::from_ref(&finish)).await;
-        // Fenced (or failed): the transaction rolls back when dropped, and with
-        // it the group's count. Nothing was created.
-        let done = written.pop().transpose()?;
-        if done.is_some_and(|d| d.repeat) {
-            // This claim's earlier save committed (its reply was lost): its
-            // jobs exist. Roll back, spawning nothing twice.
-            return Ok(());
+        let one = std::slice::from_ref(&finish);
+        let (mut written, woken) = write::complete_on(&mut tx, &self.shared, one).await;
+        let outcome = written
+            .pop()
+            .ok_or_else(|| QueueError::invalid("fan-out", "the completion wrote no outcome"))?;
+        if !matches!(&outcome, Ok(done) if !done.repeat) {
+            // Fenced or failed: the transaction rolls back when dropped, and
+            // with it the group's count; nothing was created. Or a repeat:
+            // this claim's earlier save committed (its reply was lost) and
+            // its jobs exist; roll back, spawning nothing twice.
+            write::account(&self.shared, one, std::slice::from_ref(&outcome));
+            return outcome.map(drop);
         }
         let (parent, children) = (spawn.parent.clone(), spawn.children.clone());
         let children_parent = match parent {
@@ -206,7 +209,9 @@ where
             .collect();
         queue.enqueue_in(&mut tx, children).await?;
         tx.commit().await?;
-        // Woken only now: before the commit a woken worker would find nothing.
+        // Counted and woken only now: the commit could still have failed,
+        // and before it a woken worker would find nothing.
+        write::account(&self.shared, one, std::slice::from_ref(&outcome));
         write::wake_parents(&self.shared, woken).await;
         Ok(())
     }

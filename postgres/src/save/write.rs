@@ -108,6 +108,7 @@ pub(crate) async fn complete(
     })
     .await;
     let (outcomes, woken) = settle(shared, batch, written).await;
+    account(shared, batch, &outcomes);
     wake_parents(shared, woken).await;
     outcomes
 }
@@ -116,6 +117,8 @@ pub(crate) async fn complete(
 /// transaction: outcomes as [`complete`], and the queues of the parents it
 /// made claimable, for the caller to [wake](wake_parents) once the
 /// transaction has committed (before, a woken worker would find nothing).
+/// Nothing is counted and no lease let go: the caller [accounts](account)
+/// for the outcomes once they are final (committed, or fenced).
 pub(crate) async fn complete_on(
     conn: &mut sqlx::PgConnection,
     shared: &WorkerShared,
@@ -133,9 +136,9 @@ pub(crate) async fn complete_on(
     settle(shared, batch, written).await
 }
 
-/// Turns the rows a completion wrote into one outcome per job, counting them
-/// and explaining the fenced ones; also returns the queues of the parents it
-/// made claimable.
+/// Turns the rows a completion wrote into one outcome per job, explaining
+/// the fenced ones; also returns the queues of the parents it made
+/// claimable.
 async fn settle(
     shared: &WorkerShared,
     batch: &[Finish],
@@ -172,37 +175,12 @@ async fn settle(
         .iter()
         .map(|finish| {
             let job = finish.job;
-            shared.drop_lease(job.id, job.token);
             match written.get(&job.id) {
-                Some((status, late)) => {
-                    let counters = &shared.counters;
-                    let counter = match finish.kind {
-                        Completion::Release | Completion::Infrastructure => {
-                            counters.handed_back([job.id]);
-                            &counters.released
-                        }
-                        Completion::Succeeded => {
-                            counters.finished(job.id);
-                            &counters.succeeded
-                        }
-                        Completion::Retry | Completion::Failed | Completion::Dead => {
-                            counters.finished(job.id);
-                            &counters.failed
-                        }
-                    };
-                    Counters::add(counter, 1);
-                    if status == "dead" {
-                        Counters::add(&shared.counters.dead, 1);
-                    }
-                    if *late {
-                        accepted_late(shared, &job);
-                    }
-                    Ok(Done {
-                        status: status.clone(),
-                        repeat: false,
-                        late: *late,
-                    })
-                }
+                Some((status, late)) => Ok(Done {
+                    status: status.clone(),
+                    repeat: false,
+                    late: *late,
+                }),
                 None => fenced.remove(&job.id).unwrap_or(Err(QueueError::Fenced {
                     id: job.id,
                     held: job.token,
@@ -213,6 +191,53 @@ async fn settle(
         })
         .collect();
     (outcomes, woken)
+}
+
+/// Counts a completion's final outcomes and lets go of the leases it ended:
+/// every job written or fenced; a job whose statement failed is still this
+/// claim's (the runner retries its save).
+pub(crate) fn account(
+    shared: &WorkerShared,
+    batch: &[Finish],
+    outcomes: &[Result<Done, QueueError>],
+) {
+    let counters = &shared.counters;
+    for (finish, outcome) in batch.iter().zip(outcomes) {
+        let job = finish.job;
+        let done = match outcome {
+            Err(QueueError::Database(_)) => continue,
+            Err(_) => {
+                shared.drop_lease(job.id, job.token);
+                continue;
+            }
+            Ok(done) => done,
+        };
+        shared.drop_lease(job.id, job.token);
+        if done.repeat {
+            continue; // counted when it committed
+        }
+        let counter = match finish.kind {
+            Completion::Release | Completion::Infrastructure => {
+                counters.handed_back([job.id]);
+                &counters.released
+            }
+            Completion::Succeeded => {
+                counters.finished(job.id);
+                &counters.succeeded
+            }
+            Completion::Retry | Completion::Failed | Completion::Dead => {
+                counters.finished(job.id);
+                &counters.failed
+            }
+        };
+        Counters::add(counter, 1);
+        if done.status == "dead" {
+            Counters::add(&counters.dead, 1);
+        }
+        if done.late {
+            accepted_late(shared, &job);
+        }
+    }
 }
 
 /// A success of `job` was accepted although its claim had lost the lease:
