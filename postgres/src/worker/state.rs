@@ -190,18 +190,12 @@ impl Leases {
     }
 
     /// Forgets a lease (held or running late) if it is still the one with
-    /// `token`; returns whether a held one was forgotten.
+    /// `token`; returns whether it was.
     pub(crate) fn drop_lease(&self, id: i64, token: i64) -> bool {
         let mut maps = self.maps();
-        if maps.late.get(&id) == Some(&token) {
-            maps.late.remove(&id);
-        }
-        if maps.held.get(&id) == Some(&token) {
-            maps.held.remove(&id);
-            true
-        } else {
-            false
-        }
+        let late = maps.late.get(&id) == Some(&token) && maps.late.remove(&id).is_some();
+        let held = maps.held.get(&id) == Some(&token) && maps.held.remove(&id).is_some();
+        late || held
     }
 
     pub(crate) fn holds(&self, id: i64, token: i64) -> bool {
