@@ -131,13 +131,14 @@ impl ClaimGate {
             Some(_) | None => {}
         }
         self.resize(&mut window);
-        if let Some(permit) = permit {
-            if window.debt > 0 {
-                window.debt -= 1;
-                window.issued -= 1;
-                permit.forget();
-            }
-            // Otherwise dropped here: the next waiter in line enters.
+        // Owed: forgotten. Otherwise dropped here: the next waiter in line
+        // enters.
+        if let Some(permit) = permit
+            && window.debt > 0
+        {
+            window.debt -= 1;
+            window.issued -= 1;
+            permit.forget();
         }
     }
 
