@@ -19,7 +19,9 @@
 //! p99, max; a wait at the adaptive gate counts; claims that found nothing
 //! are left out: they wait for the next poll); and the claim statement's
 //! own p99 as the worker timed it (`PgWorker::claim_latency`, every claim,
-//! no wait at the gate), the worst process's.
+//! no wait at the gate), the worst process's; and of that, the server's own
+//! time on the claims that took jobs (`PgWorker::claim_server_latency`: a
+//! wait at the pooler or in the client process excluded).
 //!
 //! Run: `cargo bench -p pjp-benches --bench pg_storm` (needs `pgbouncer`;
 //! skipped without it). `cargo test --benches` runs a small storm: 4
@@ -107,6 +109,12 @@ async fn child(
         statements.p99.as_micros(),
         statements.count
     )?;
+    // The part the server itself spent on them.
+    writeln!(
+        out,
+        "server {}",
+        worker.claim_server_latency().p99.as_micros()
+    )?;
     writeln!(out, "claims")?;
     for claim in claims {
         writeln!(out, "{}", claim.as_micros())?;
@@ -119,6 +127,8 @@ struct Outcome {
     jobs_per_sec: f64,
     /// The worst process's claim-statement p99.
     statement_p99: Duration,
+    /// The worst process's p99 of the server's own time on its claims.
+    server_p99: Duration,
     claims: usize,
     p50: Duration,
     p99: Duration,
@@ -231,6 +241,7 @@ async fn variant(
     }
     let mut claims = Vec::new();
     let mut statement_p99 = Duration::ZERO;
+    let mut server_p99 = Duration::ZERO;
     for lines in outputs {
         let mut past_header = false;
         for line in lines {
@@ -240,6 +251,8 @@ async fn variant(
             } else if let Some(rest) = line.strip_prefix("statements ") {
                 let p99: u64 = rest.split(' ').next().unwrap_or("0").parse()?;
                 statement_p99 = statement_p99.max(Duration::from_micros(p99));
+            } else if let Some(rest) = line.strip_prefix("server ") {
+                server_p99 = server_p99.max(Duration::from_micros(rest.trim().parse()?));
             } else {
                 past_header = line == "claims";
             }
@@ -254,6 +267,7 @@ async fn variant(
     Ok(Outcome {
         jobs_per_sec: jobs as f64 / took.as_secs_f64(),
         statement_p99,
+        server_p99,
         claims: claims.len(),
         p50: quantile(&claims, 0.5),
         p99: quantile(&claims, 0.99),
@@ -303,14 +317,15 @@ fn main() -> anyhow::Result<()> {
         "pg_storm: {jobs} jobs, claims of {BATCH}, no-op executor; storm: {processes} processes × {pickers} pickers through PgBouncer (transaction mode, {pool} server connections)"
     );
     println!(
-        "{:<34} {:>10} {:>8} {:>12} {:>12} {:>12} {:>16}",
+        "{:<34} {:>10} {:>8} {:>12} {:>12} {:>12} {:>16} {:>13}",
         "variant",
         "jobs/s",
         "claims",
         "claim p50 ms",
         "claim p99 ms",
         "claim max ms",
-        "statement p99 ms"
+        "statement p99 ms",
+        "server p99 ms"
     );
     let target = Duration::from_millis(env("PJP_STORM_TARGET_MS", 20) as u64);
     let mut rates = Vec::new();
@@ -343,13 +358,14 @@ fn main() -> anyhow::Result<()> {
             (true, Some(t)) => format!("storm, adaptive claims ({} ms)", t.as_millis()),
         };
         println!(
-            "{name:<34} {:>10.0} {:>8} {:>12.2} {:>12.2} {:>12.2} {:>16.2}",
+            "{name:<34} {:>10.0} {:>8} {:>12.2} {:>12.2} {:>12.2} {:>16.2} {:>13.2}",
             o.jobs_per_sec,
             o.claims,
             o.p50.as_secs_f64() * 1e3,
             o.p99.as_secs_f64() * 1e3,
             o.max.as_secs_f64() * 1e3,
-            o.statement_p99.as_secs_f64() * 1e3
+            o.statement_p99.as_secs_f64() * 1e3,
+            o.server_p99.as_secs_f64() * 1e3
         );
         rates.push(o.jobs_per_sec);
     }

@@ -361,6 +361,11 @@ async fn adaptive_claims_open_the_window_only_while_claims_are_fast() {
     );
     assert!(latency.p50 > Duration::ZERO && latency.p50 <= latency.p99);
     assert!(latency.p99 <= latency.max);
+    // The server's part of the claims that took jobs: part of the whole.
+    let server = slow.claim_server_latency();
+    assert!((125..=latency.count).contains(&server.count), "{server:?}");
+    assert!(server.max > Duration::ZERO, "{server:?}");
+    assert!(server.max <= latency.max, "{server:?} within {latency:?}");
 
     enqueue().await;
     let quick = db

@@ -6,13 +6,17 @@
 /// leases, with a new fencing token. They are found by primary key: joined
 /// to `picked` instead, the update would hash the whole table once the
 /// statistics know it is large (a set-returning function is estimated at
-/// 1,000 rows, whatever its `LIMIT`), a sequential scan per claim.
+/// 1,000 rows, whatever its `LIMIT`), a sequential scan per claim. The
+/// last column is how long the server had been on the statement when it
+/// returned the row, in microseconds (since the statement reached it: a
+/// wait at a pooler before it is not included).
 const CLAIM_SET: &str = "SET status = 'running', lease_owner = $3,
              lease_expires_at = now() + make_interval(secs => $4),
              token = j.token + 1, started_at = now()
          WHERE j.id = ANY (ARRAY (SELECT id FROM picked))
          RETURNING j.id, j.token, j.priority, j.attempts, j.lost_leases,
-                   j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth";
+                   j.payload, j.payload_key, j.payload_crc, j.kind, j.batch, j.depth,
+                   (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1e6)::int8";
 
 /// Priority, then the oldest batch, then the round closest to the
 /// final proof, then age (`jobs_claimable_proof`). The rows are chosen

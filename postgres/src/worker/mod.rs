@@ -201,6 +201,7 @@ impl PgWorker {
                 queue,
                 claim_gate,
                 claim_latency: ClaimLatency::new(),
+                claim_server_latency: ClaimLatency::new(),
                 config,
                 leases,
                 wakeups,
@@ -232,6 +233,23 @@ impl PgWorker {
     /// shows first.
     pub fn claim_latency(&self) -> pjp_core::LatencySummary {
         self.shared.claim_latency.summary()
+    }
+
+    /// How long the server itself spent on its claim statements that took
+    /// jobs, from the statement reaching it to its last row (p50, p99, max).
+    /// Beside [`claim_latency`](Self::claim_latency) it tells where slow
+    /// claims wait: both high, the database is overloaded; only the
+    /// worker's, the wait is at the pooler, in the network or in this
+    /// process.
+    ///
+    /// ```no_run
+    /// # async fn show(worker: &pjp_postgres::PgWorker) {
+    /// let (total, server) = (worker.claim_latency(), worker.claim_server_latency());
+    /// println!("claim p99 {:?}, of which in the server {:?}", total.p99, server.p99);
+    /// # }
+    /// ```
+    pub fn claim_server_latency(&self) -> pjp_core::LatencySummary {
+        self.shared.claim_server_latency.summary()
     }
 
     /// The worker id (the lease owner in the table).

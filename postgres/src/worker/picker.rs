@@ -33,6 +33,8 @@ type ClaimedRow = (
     String,
     i64,
     i16,
+    // Server time on the statement, µs.
+    i64,
 );
 
 /// Claims jobs from one queue name ([`PgWorker::picker`](crate::PgWorker::picker)).
@@ -209,6 +211,13 @@ impl PgPicker {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(server) = rows.iter().map(|r| r.11).max() {
+            shared
+                .claim_server_latency
+                .record(std::time::Duration::from_micros(
+                    u64::try_from(server).unwrap_or_default(),
+                ));
+        }
         // Registered before anything else can fail, so the heartbeat covers
         // them from the start.
         shared.leases.hold(rows.iter().map(|r| (r.0, r.1)));
@@ -226,7 +235,7 @@ impl PgPicker {
             (rank(&r.8), std::cmp::Reverse(r.2), batch, depth, r.0)
         });
         let fetched = futures_util::future::join_all(rows.into_iter().map(|row| async move {
-            let (id, token, _, attempts, lost_leases, payload, key, crc, kind, batch, _) = row;
+            let (id, token, _, attempts, lost_leases, payload, key, crc, kind, batch, _, _) = row;
             let job = PgJob {
                 id,
                 token,

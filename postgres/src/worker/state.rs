@@ -285,6 +285,7 @@ pub(crate) struct WorkerShared {
     /// [`WorkerConfig::adaptive_claims`](crate::WorkerConfig::adaptive_claims).
     pub(crate) claim_gate: Option<ClaimGate>,
     pub(crate) claim_latency: ClaimLatency,
+    pub(crate) claim_server_latency: ClaimLatency,
     /// The listener and the maintenance task: aborted when the worker and
     /// every picker and saver made from it are gone. Held as handles only,
     /// so this module needs neither task's type.
