@@ -85,9 +85,10 @@ impl Executor for SlowProof {
     }
 }
 
-/// The second worker's proof of the same job: it tells the test it started,
-/// then works in slices, checking for cancellation between them, for as long
-/// as a proof takes (a minute here: it should be cancelled long before).
+/// A proof that is expected to be cancelled (the second worker's proof of
+/// the same job, or a late one): it tells the test it started, then works in
+/// slices, checking for cancellation between them, for as long as a proof
+/// takes (a minute here: it should be cancelled long before).
 struct LongProof {
     runs: Arc<AtomicU32>,
     started: Mutex<mpsc::Sender<()>>,
@@ -308,31 +309,6 @@ async fn outlived_lease(link_back: Link) {
     assert_eq!(db.scalar(&of_job("late_token")).await, 1);
 }
 
-/// A proof that runs until it is cancelled (a minute at most): it tells the
-/// test it started, and counts the cancellation it saw.
-struct UntilCancelled {
-    started: Mutex<mpsc::Sender<()>>,
-    cancelled: Arc<AtomicU32>,
-}
-
-impl Executor for UntilCancelled {
-    type Input = bytes::Bytes;
-    type Output = Vec<u8>;
-    type Error = String;
-
-    fn execute(&self, _input: bytes::Bytes, job: &JobContext) -> Result<Vec<u8>, String> {
-        let _ = self.started.lock().unwrap().send(());
-        for _ in 0..6_000 {
-            if job.is_cancelled() {
-                self.cancelled.fetch_add(1, Ordering::SeqCst);
-                return Err("cancelled".to_owned());
-            }
-            std::thread::sleep(Duration::from_millis(10)); // a slice of the proof
-        }
-        Ok(b"too late".to_vec())
-    }
-}
-
 /// A worker's lease is lost to another claim while its proof runs: its
 /// heartbeat lets the proof go on (it may still finish first), and once the
 /// other claim completes the job, the next heartbeat cancels it: nothing it
@@ -356,7 +332,8 @@ async fn a_late_execution_stops_once_another_claim_completes_the_job() {
     let cancelled = Arc::new(AtomicU32::new(0));
     let runner = JobRunner::builder(
         slow.picker(QUEUE).unwrap().exit_when_empty(true),
-        UntilCancelled {
+        LongProof {
+            runs: Arc::new(AtomicU32::new(0)),
             started: Mutex::new(started),
             cancelled: Arc::clone(&cancelled),
         },

@@ -120,3 +120,47 @@ async fn an_outage_longer_than_the_lease_costs_the_live_workers_nothing() {
     })
     .await;
 }
+
+/// A save that fails because the database is out of reach leaves the job
+/// this worker's: its heartbeat keeps extending the lease once the database
+/// is back, and the runner's retry of the save lands, on time, not late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_that_fails_in_an_outage_keeps_its_lease() {
+    let db = TestDb::new().await;
+    db.queue.enqueue(NewJob::new("q", vec![1])).await.unwrap();
+    let (link, queue) = through_proxy(&db).await;
+    let worker = queue
+        .worker(fast("holder").rescue_interval(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let job = match worker.picker("q").unwrap().pick_many(1).await.unwrap() {
+        Picked::Some(mut jobs) => jobs.remove(0).meta,
+        _ => panic!("nothing claimed"),
+    };
+    let saver: PgSaver<Vec<u8>, String> = worker.saver();
+    outage(&link, true);
+    let failed = saver.save(&Ok(vec![1]), &job).await.unwrap_err();
+    assert_eq!(failed.class(), pjp_core::ErrorClass::Transient, "{failed}");
+    outage(&link, false);
+    eventually_async("the heartbeat still extends the lease", || async {
+        worker.heartbeat_now().await.is_ok_and(|n| n == 1)
+    })
+    .await;
+    let mut saved = saver.save(&Ok(vec![1]), &job).await;
+    for _ in 0..4 {
+        match &saved {
+            Err(e) if e.class() == pjp_core::ErrorClass::Transient => {
+                saved = saver.save(&Ok(vec![1]), &job).await;
+            }
+            _ => break,
+        }
+    }
+    saved.unwrap();
+    assert_eq!(worker.stats().succeeded, 1);
+    assert_eq!(worker.stats().late_accepted, 0);
+    assert_eq!(
+        worker.heartbeat_now().await.unwrap(),
+        0,
+        "let go once saved"
+    );
+}

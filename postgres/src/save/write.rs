@@ -195,7 +195,8 @@ async fn settle(
 
 /// Counts a completion's final outcomes and lets go of the leases it ended:
 /// every job written or fenced; a job whose statement failed is still this
-/// claim's (the runner retries its save).
+/// claim's (the runner retries its save, and the heartbeat keeps extending
+/// the lease meanwhile).
 pub(crate) fn account(
     shared: &WorkerShared,
     batch: &[Finish],
@@ -205,11 +206,11 @@ pub(crate) fn account(
     for (finish, outcome) in batch.iter().zip(outcomes) {
         let job = finish.job;
         let done = match outcome {
-            Err(QueueError::Database(_)) => continue,
-            Err(_) => {
+            Err(QueueError::Fenced { .. }) => {
                 shared.drop_lease(job.id, job.token);
                 continue;
             }
+            Err(_) => continue,
             Ok(done) => done,
         };
         shared.drop_lease(job.id, job.token);
