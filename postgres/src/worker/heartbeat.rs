@@ -240,7 +240,6 @@ impl Heartbeat {
             .bind(&self.config.id)
             .bind(rescuer_ttl(&self.config).as_secs_f64())
             .bind(&late)
-            .bind(&late_tokens)
             .fetch_one(&self.pool)
             .await;
         Counters::add(&self.counters.heartbeats, 1);
