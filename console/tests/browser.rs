@@ -126,6 +126,18 @@ async fn shoot(client: &Client, name: &str) {
     std::fs::write(shots_dir().join(format!("{name}.png")), png).expect("write the screenshot");
 }
 
+/// The element `css` once the page that has it is loaded (at most 10 s).
+async fn loaded(
+    client: &Client,
+    css: &str,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+}
+
 async fn text(client: &Client, css: &str) -> String {
     // Read in one script call: the overview replaces its tables while it
     // refreshes, so a found element can go stale before its text is read.
@@ -380,16 +392,15 @@ async fn drive(client: &Client, base: &str, pool: &sqlx::PgPool, s: &str) -> any
         .await?
         .click()
         .await?;
-    client
-        .find(Locator::Css("#token"))
-        .await?
-        .send_keys(TOKEN)
-        .await?;
+    // A click navigates: each next page is waited for (bounded), not
+    // assumed loaded when the click returns.
+    loaded(client, "#token").await?.send_keys(TOKEN).await?;
     client.find(Locator::Css("#login")).await?.click().await?;
-    client.find(Locator::Css("#requeue")).await?;
+    loaded(client, "#requeue").await?;
     assert_eq!(text(client, "#access").await, "admin");
     shoot(client, "job").await;
     client.find(Locator::Css("#requeue")).await?.click().await?;
+    loaded(client, "#notice").await?;
     let notice = text(client, "#notice").await;
     assert!(notice.starts_with("Requeued"), "{notice}");
     assert_eq!(
