@@ -269,6 +269,14 @@ impl Heartbeat {
         Ok(count)
     }
 
+    /// Cancels this worker's execution of job `id`, if it runs one; returns
+    /// whether it did.
+    fn cancel_execution(&self, id: i64) -> bool {
+        self.config
+            .cancels
+            .cancel(JobId::new(u64::try_from(id).unwrap_or_default()))
+    }
+
     /// Executions running late whose jobs finished (under another claim) or
     /// are gone: nothing they compute can be accepted now, so they are
     /// cancelled.
@@ -277,10 +285,7 @@ impl Heartbeat {
             if open.contains(&id) || !self.leases.drop_late(id, token) {
                 continue;
             }
-            let cancelled = self
-                .config
-                .cancels
-                .cancel(JobId::new(u64::try_from(id).unwrap_or_default()));
+            let cancelled = self.cancel_execution(id);
             tracing::info!(
                 job = id,
                 held_token = token,
@@ -347,10 +352,7 @@ impl Heartbeat {
                 continue;
             }
             self.leases.drop_lease(id, held);
-            let cancelled = self
-                .config
-                .cancels
-                .cancel(JobId::new(u64::try_from(id).unwrap_or_default()));
+            let cancelled = self.cancel_execution(id);
             tracing::warn!(
                 job = id,
                 held_token = held,
