@@ -362,6 +362,13 @@ impl PgQueue {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.database_error(e))?;
+        let revived_ids: Vec<i64> = revived.iter().map(|(id, ..)| *id).collect();
+        sqlx::query(&sql.revive_chunks)
+            .persistent(persistent)
+            .bind(&revived_ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.database_error(e))?;
         // Only queued jobs are claimable: wake their queues.
         let claimable: std::collections::BTreeSet<&String> = revived
             .iter()
@@ -372,7 +379,7 @@ impl PgQueue {
             self.notify(&mut tx, queue).await?;
         }
         tx.commit().await?;
-        Ok(revived.into_iter().map(|(id, ..)| id).collect())
+        Ok(revived_ids)
     }
 
     /// Cancels a queued or running job; returns whether it was either. A

@@ -106,6 +106,12 @@ pub(super) fn requeue(s: &str) -> String {
     )
 }
 
+/// The jobs `$1` an operator requeued are live again: their chunks
+/// are read by claims again (migration `hot_chunks`).
+pub(super) fn revive_chunks(s: &str) -> String {
+    format!("SELECT {s}.revive_chunks($1)")
+}
+
 /// An operator's cancel settles the job's parent as a failed
 /// child does (dead, or the tree cancelled).
 pub(super) fn cancel(s: &str) -> String {

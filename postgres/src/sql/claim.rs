@@ -87,29 +87,23 @@ pub(super) fn claim_except(s: &str) -> String {
     )
 }
 
+/// For a picker of any kind: work is a job of the queue queued or
+/// running (it may come back), read per hot chunk (migration
+/// `hot_chunks`), so the check costs the same whatever the history.
 pub(super) fn has_work(s: &str) -> String {
-    format!(
-        "SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE queue = $1 AND status = 'queued')
-             OR EXISTS (SELECT 1 FROM {s}.jobs WHERE queue = $1 AND status = 'running')"
-    )
+    format!("SELECT {s}.has_live_work($1, NULL, false, false)")
 }
 
 /// For a picker of some kinds: work is one of its kinds queued,
 /// running, or waiting for children (it will be claimable).
 pub(super) fn has_work_kinds(s: &str) -> String {
-    format!(
-        "SELECT EXISTS (SELECT 1 FROM {s}.jobs
-                        WHERE queue = $1 AND kind = ANY($2)
-                          AND status IN ('queued', 'running', 'waiting'))"
-    )
+    format!("SELECT {s}.has_live_work($1, $2, false, true)")
 }
 
+/// For a picker of every kind but some: any other kind queued,
+/// running or waiting.
 pub(super) fn has_work_except(s: &str) -> String {
-    format!(
-        "SELECT EXISTS (SELECT 1 FROM {s}.jobs
-                        WHERE queue = $1 AND kind <> ALL($2)
-                          AND status IN ('queued', 'running', 'waiting'))"
-    )
+    format!("SELECT {s}.has_live_work($1, $2, true, true)")
 }
 
 #[cfg(test)]

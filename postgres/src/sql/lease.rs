@@ -39,14 +39,12 @@ pub(super) fn rescue(s: &str) -> String {
     let settle_siblings = cancel_siblings(s, "settle");
     format!(
         "WITH expired AS MATERIALIZED (
-             SELECT id FROM {s}.jobs
-             WHERE status = 'running'
-               -- $2: how long the rescuer could not see the
-               -- database; leases that expired meanwhile are left
-               -- to their holders for one more lease time.
-               AND lease_expires_at < now() - make_interval(secs => $2)
-             ORDER BY id LIMIT $1
-             FOR UPDATE SKIP LOCKED),
+             -- Read per hot chunk, locked. $2: how long the rescuer
+             -- could not see the database; leases that expired
+             -- meanwhile are left to their holders for one more
+             -- lease time.
+             SELECT e AS id
+             FROM {s}.expired_leases(now() - make_interval(secs => $2), ($1::bigint)::int) e),
          rescued AS (
              UPDATE {s}.jobs j SET
                  lost_leases = j.lost_leases + 1,
@@ -58,7 +56,7 @@ pub(super) fn rescue(s: &str) -> String {
                                  j.lost_leases + 1, j.lease_owner)
                      ELSE j.last_error END,
                  lease_owner = NULL, lease_expires_at = NULL, run_after = now()
-             FROM expired e WHERE j.id = e.id
+             WHERE j.id = ANY (ARRAY (SELECT id FROM expired))
              RETURNING j.id, j.status, j.parent_id, j.last_error),
          -- A child dead of lost leases settles its parent, as a dead
          -- child does on the completion path.

@@ -22,3 +22,10 @@ pub(super) fn analyze(s: &str) -> String {
 pub(super) fn vacuum(s: &str) -> String {
     format!("VACUUM (ANALYZE) {s}.jobs")
 }
+
+/// Closes the claims' open range of chunks and forgets the closed chunks
+/// whose jobs have all finished (migration `hot_chunks`); returns the number
+/// of chunks a claim reads. The rescuer runs it after every rescue.
+pub(super) fn hot_set(s: &str) -> String {
+    format!("SELECT {s}.maintain_hot_set()")
+}

@@ -68,6 +68,8 @@ pub(crate) struct Statements {
     pub(crate) identity: String,
     pub(crate) analyze: String,
     pub(crate) vacuum: String,
+    pub(crate) hot_set: String,
+    pub(crate) revive_chunks: String,
     pub(crate) console: admin::ConsoleStatements,
 }
 
@@ -111,6 +113,8 @@ impl Statements {
             identity: schema::identity(s),
             analyze: maintain::analyze(s),
             vacuum: maintain::vacuum(s),
+            hot_set: maintain::hot_set(s),
+            revive_chunks: admin::revive_chunks(s),
             console: admin::ConsoleStatements::new(s),
         }
     }

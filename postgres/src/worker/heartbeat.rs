@@ -404,6 +404,9 @@ impl Heartbeat {
                     }
                     total += rows.len() as u64;
                     if (rows.len() as i64) < RESCUE_BATCH {
+                        if rescuer {
+                            self.keep_hot_set().await;
+                        }
                         return Ok(total);
                     }
                 }
@@ -413,6 +416,21 @@ impl Heartbeat {
                     tracing::warn!(%error, "rescue of expired leases failed; retrying next interval");
                     return Err(QueueError::Database(error));
                 }
+            }
+        }
+    }
+
+    /// The rescuer's second duty: keeps the set of chunks claims read
+    /// small (`PgQueue::maintain` does the same for a queue no worker
+    /// serves). A failure only leaves the set larger until the next rescue.
+    async fn keep_hot_set(&self) {
+        let hot: Result<i64, _> = sqlx::query_scalar(&self.queue.inner.sql.hot_set)
+            .fetch_one(&self.pool)
+            .await;
+        match hot {
+            Ok(chunks) => tracing::trace!(chunks, "hot chunks"),
+            Err(error) => {
+                tracing::warn!(%error, "keeping the claims' chunks failed; retrying next rescue")
             }
         }
     }

@@ -49,7 +49,8 @@ pub(crate) async fn run(queue: PgQueue, every: Duration) {
 }
 
 impl PgQueue {
-    /// Looks after the jobs table: refreshes its statistics once a tenth of
+    /// Looks after the jobs table: closes the claims' range of chunks
+    /// (as the rescuer does with every rescue), refreshes its statistics once a tenth of
     /// its rows (at least 1,000) changed since they were last gathered, and
     /// reclaims dead rows once they pass a fifth of the live ones (at least
     /// 10,000). A look that finds nothing to do costs one read of the
@@ -93,6 +94,12 @@ async fn churn(db: &Db, schema: &str) -> Result<(i64, i64, i64), sqlx::Error> {
 
 async fn maintain_once(queue: &PgQueue) -> Result<Maintained, QueueError> {
     let inner = &queue.inner;
+    // The claims' chunks first: the rescuer keeps them with every rescue,
+    // this keeps them for a queue no worker serves (one short statement).
+    sqlx::query_scalar::<_, i64>(&inner.sql.hot_set)
+        .persistent(inner.pool.persistent())
+        .fetch_one(&inner.pool)
+        .await?;
     // A look first: most looks find nothing to do, and cost neither a
     // transaction of their own nor the lock.
     let (changed, dead, live) = churn(&inner.pool, &inner.schema).await?;
