@@ -2,11 +2,14 @@
 //! `PJP_PACED_RATE` jobs/s (default 4,000) in batches every 25 ms for
 //! `PJP_PACED_SECS` seconds (default 60; the issue's figure is 600), while
 //! one worker runs 32 handlers of 1 ms through a `JobRunner`, with
-//! autovacuum off on the jobs table. Two variants in the same run:
+//! autovacuum off on the jobs table. Three variants in the same run:
 //!
 //! * `as shipped`: the queue as it is: claims whose plan holds without
-//!   statistics (the `claimable_*` functions), and the worker's own
-//!   maintenance (`PgQueue::maintain`, every 10 s here);
+//!   statistics (the `claimable_*` functions) and read only the hot chunks,
+//!   and the worker's own maintenance (`PgQueue::maintain`, every 10 s
+//!   here);
+//! * `no vacuum`: the same without the worker's maintenance: nothing
+//!   vacuums or analyzes the table (the rescuer still keeps the hot set);
 //! * `baseline`: the same queue with the claim functions' planner settings
 //!   reset and no maintenance: what the claim did before, with only the
 //!   statistics autovacuum would have kept (none, here).
@@ -17,7 +20,8 @@
 //! largest backlog (enqueued minus completed) and the dead tuples at the end.
 //!
 //! Run: `cargo bench -p pjp-benches --bench pg_paced`
-//! (`PJP_BENCH_DATABASE_URL`, default `postgres://root@127.0.0.1:5432/test`).
+//! (`PJP_BENCH_DATABASE_URL`, default `postgres://root@127.0.0.1:5432/test`;
+//! `PJP_PACED_VARIANTS="as shipped,no vacuum"` runs only those).
 //! `cargo test --benches` runs each variant for 2 s at 400 jobs/s.
 
 #[path = "common/pg.rs"]
@@ -60,7 +64,15 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
         .unwrap_or_default()
 }
 
-async fn run(shipped: bool, rate: u64, secs: u64) -> Option<Outcome> {
+/// What a variant changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    AsShipped,
+    NoVacuum,
+    Baseline,
+}
+
+async fn run(variant: Variant, rate: u64, secs: u64) -> Option<Outcome> {
     let schema = pg::schema("paced");
     let (schema, queue) = pg::migrated_queue(schema, "pg_paced", 12).await?;
     let s = schema.name().to_owned();
@@ -77,7 +89,7 @@ async fn run(shipped: bool, rate: u64, secs: u64) -> Option<Outcome> {
         "ALTER TABLE {s}.jobs SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
     ))
     .await;
-    if !shipped {
+    if variant == Variant::Baseline {
         for function in CLAIM_FUNCTIONS {
             exec(format!(
                 "ALTER FUNCTION {s}.{function} RESET enable_bitmapscan;
@@ -86,7 +98,7 @@ async fn run(shipped: bool, rate: u64, secs: u64) -> Option<Outcome> {
             .await;
         }
     }
-    let maintenance = if shipped {
+    let maintenance = if variant == Variant::AsShipped {
         Duration::from_secs(10)
     } else {
         Duration::ZERO
@@ -206,8 +218,22 @@ fn main() {
         "max backlog",
         "dead tuples"
     );
-    for (name, shipped) in [("as shipped", true), ("baseline", false)] {
-        let Some(o) = rt.block_on(run(shipped, rate, secs)) else {
+    // `PJP_PACED_VARIANTS="no vacuum,baseline"` runs only those.
+    let chosen = std::env::var("PJP_PACED_VARIANTS").unwrap_or_default();
+    let chosen: Vec<&str> = chosen
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    for (name, variant) in [
+        ("as shipped", Variant::AsShipped),
+        ("no vacuum", Variant::NoVacuum),
+        ("baseline", Variant::Baseline),
+    ] {
+        if !chosen.is_empty() && !chosen.contains(&name) {
+            continue;
+        }
+        let Some(o) = rt.block_on(run(variant, rate, secs)) else {
             return;
         };
         println!(
