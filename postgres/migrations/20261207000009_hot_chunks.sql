@@ -90,12 +90,13 @@ AS $$
                            (SELECT last_value FROM jobs_id_seq) >> 16)
 $$;
 
--- Closes the open range up to the last whole chunk handed out before the
--- previous call (once the transactions that could still insert below it
--- have ended), listing the closed chunks that hold a live job, and forgets
--- listed chunks whose jobs have all finished. Returns the number of hot
--- chunks. One caller at a time (the row lock); cheap enough to run every
--- second: it reads the live-jobs index over the chunks it judges.
+-- Closes the open range up to the last whole chunk handed out (once the
+-- transactions that could still insert below it have ended: at the next
+-- call, or at once when none was in progress), listing the closed chunks
+-- that hold a live job, and forgets listed chunks whose jobs have all
+-- finished. Returns the number of hot chunks. One caller at a time (the
+-- row lock); cheap enough to run every second: it reads the live-jobs
+-- index over the chunks it judges.
 CREATE FUNCTION maintain_hot_set() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT
 AS $$
@@ -105,38 +106,41 @@ DECLARE
     handed_out bigint;
 BEGIN
     SELECT * INTO r FROM hot_range FOR UPDATE;
-    IF r.closing_below IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM pg_snapshot_xip(r.closing_snapshot) x
-        WHERE pg_xact_status(x) = 'in progress')
-    THEN
-        bound := (r.closing_below >> 16) << 16;
-        IF bound > r.open_from THEN
-            INSERT INTO hot_chunks (chunk)
-            SELECT DISTINCT id >> 16 FROM jobs
-            WHERE id >= r.open_from AND id < bound
-              AND status IN ('waiting', 'queued', 'running')
-            ON CONFLICT DO NOTHING;
-            r.open_from := bound;
+    -- Twice at most: a range recorded by the first pass closes in the
+    -- second when no transaction was in progress (a quiet queue needs no
+    -- second call).
+    FOR pass IN 1..2 LOOP
+        IF r.closing_below IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_snapshot_xip(r.closing_snapshot) x
+            WHERE pg_xact_status(x) = 'in progress')
+        THEN
+            bound := (r.closing_below >> 16) << 16;
+            IF bound > r.open_from THEN
+                INSERT INTO hot_chunks (chunk)
+                SELECT DISTINCT id >> 16 FROM jobs
+                WHERE id >= r.open_from AND id < bound
+                  AND status IN ('waiting', 'queued', 'running')
+                ON CONFLICT DO NOTHING;
+                r.open_from := bound;
+            END IF;
+            r.closing_below := NULL;
         END IF;
-        r.closing_below := NULL;
-    END IF;
+        EXIT WHEN r.closing_below IS NOT NULL OR pass = 2;
+        -- The sequence first, then the snapshot: a transaction holding an
+        -- id below `handed_out` took its transaction id before that id
+        -- (`next_job_id`), so it is in this snapshot or already ended.
+        SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+        INTO handed_out FROM jobs_id_seq;
+        EXIT WHEN (handed_out >> 16) << 16 <= r.open_from;
+        r.closing_below := handed_out;
+        r.closing_snapshot := pg_current_snapshot();
+    END LOOP;
     -- Under the row lock, so an operator's requeue (which takes it too)
     -- is either seen here or lists its chunk after this.
     DELETE FROM hot_chunks h WHERE NOT EXISTS (
         SELECT 1 FROM jobs
         WHERE id >= h.chunk << 16 AND id < (h.chunk + 1) << 16
           AND status IN ('waiting', 'queued', 'running'));
-    IF r.closing_below IS NULL THEN
-        -- The sequence first, then the snapshot: a transaction holding an
-        -- id below `handed_out` took its transaction id before that id
-        -- (`next_job_id`), so it is in this snapshot or already ended.
-        SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
-        INTO handed_out FROM jobs_id_seq;
-        IF (handed_out >> 16) << 16 > r.open_from THEN
-            r.closing_below := handed_out;
-            r.closing_snapshot := pg_current_snapshot();
-        END IF;
-    END IF;
     UPDATE hot_range SET open_from = r.open_from, closing_below = r.closing_below,
         closing_snapshot = r.closing_snapshot;
     RETURN (SELECT count(*) FROM hot_chunk_list());

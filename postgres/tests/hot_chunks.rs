@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{TestDb, fast};
+use common::{TestDb, claim_payloads, fast};
 use pjp_core::{ClaimOrder, JobPicker, Picked};
-use pjp_postgres::{NewJob, PgPicker};
+use pjp_postgres::NewJob;
 use pjp_testkit::wait::Wait;
 use sqlx::Connection;
 
@@ -59,16 +59,6 @@ async fn enqueue(db: &TestDb, names: &[&str]) -> Vec<i64> {
         .collect()
 }
 
-async fn claim(picker: &PgPicker, n: usize) -> Vec<String> {
-    match picker.pick_many(n).await.expect("pick") {
-        Picked::Some(jobs) => jobs
-            .into_iter()
-            .map(|j| String::from_utf8(j.input.to_vec()).unwrap())
-            .collect(),
-        Picked::Empty | Picked::Exhausted => Vec::new(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_chunks_leave_the_claims_and_a_job_left_behind_keeps_its_chunk() {
     let db = TestDb::new().await;
@@ -95,7 +85,7 @@ async fn finished_chunks_leave_the_claims_and_a_job_left_behind_keeps_its_chunk(
         .unwrap()
         .order(ClaimOrder::Fifo)
         .exit_when_empty(true);
-    assert_eq!(claim(&picker, 10).await, ["left-behind", "new-1"]);
+    assert_eq!(claim_payloads(&picker, 10).await, ["left-behind", "new-1"]);
 
     db.exec(&format!(
         "UPDATE {t} SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL"
@@ -128,7 +118,7 @@ async fn a_requeued_job_of_a_forgotten_chunk_is_claimed_again() {
     assert_eq!(hot(&db).await, [0, 2], "the requeue lists its chunk again");
     let worker = db.queue.worker(fast("w")).await.unwrap();
     let picker = worker.picker(QUEUE).unwrap();
-    assert_eq!(claim(&picker, 10).await, ["poison", "fresh"]);
+    assert_eq!(claim_payloads(&picker, 10).await, ["poison", "fresh"]);
 }
 
 /// An insert still uncommitted when the maintenance looks holds its chunk
@@ -161,11 +151,12 @@ async fn a_chunk_stays_open_while_an_insert_into_it_is_uncommitted() {
     assert_eq!(hot(&db).await, [0, 2], "the committed job keeps chunk 0");
     let worker = db.queue.worker(fast("w")).await.unwrap();
     let picker = worker.picker(QUEUE).unwrap();
-    assert_eq!(claim(&picker, 10).await, ["slow", "fast"]);
+    assert_eq!(claim_payloads(&picker, 10).await, ["slow", "fast"]);
 }
 
 /// Expired leases in a closed chunk are still rescued, and the rescuer
-/// keeps the hot set with every rescue (no maintenance call here).
+/// keeps the hot set with every rescue (no maintenance call here; the
+/// worker's start brings the set up to date once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rescuer_keeps_the_hot_set_and_rescues_leases_in_closed_chunks() {
     let db = TestDb::new().await;
@@ -180,7 +171,7 @@ async fn the_rescuer_keeps_the_hot_set_and_rescues_leases_in_closed_chunks() {
     jump_to_chunk(&db, 4).await;
     enqueue(&db, &["later"]).await;
     let worker = db.queue.worker(fast("w")).await.unwrap();
-    Wait::new("the rescuer to close chunks 0 to 3")
+    Wait::new("chunks 0 to 3 to close")
         .until_async(|| async { hot(&db).await == [0, 4] })
         .await;
     db.exec(&format!(
@@ -189,20 +180,34 @@ async fn the_rescuer_keeps_the_hot_set_and_rescues_leases_in_closed_chunks() {
     ))
     .await;
     let picker = worker.picker(QUEUE).unwrap();
-    // The rescuer returns the lease to the queue (a bounded wait).
-    let mut claimed = claim(&picker, 10).await;
-    claimed.extend(
-        Wait::new("the rescuer to return the stranded job")
-            .until_some(|| async {
-                let more = claim(&picker, 10).await;
-                (!more.is_empty()).then_some(more)
-            })
-            .await,
-    );
+    // The rescuer returns the lease to the queue (a bounded wait; the
+    // first claim may already find it).
+    let claimed = std::sync::Mutex::new(Vec::new());
+    Wait::new("the rescuer to return the stranded job")
+        .until_async(|| async {
+            let more = claim_payloads(&picker, 10).await;
+            let mut claimed = claimed.lock().unwrap();
+            claimed.extend(more);
+            claimed.len() >= 2
+        })
+        .await;
+    let mut claimed = claimed.into_inner().unwrap();
     assert!(
         worker.is_rescuer(),
         "the rescue ran, so this worker holds the role"
     );
     claimed.sort();
     assert_eq!(claimed, ["later", "stranded"]);
+
+    // Only the rescuer looks after the set while this worker runs (its
+    // maintenance interval is far longer than the wait).
+    db.exec(&format!(
+        "UPDATE {t} SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+    ))
+    .await;
+    jump_to_chunk(&db, 6).await;
+    enqueue(&db, &["last"]).await;
+    Wait::new("the rescuer to forget chunks 0 and 4")
+        .until_async(|| async { hot(&db).await == [6] })
+        .await;
 }

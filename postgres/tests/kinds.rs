@@ -4,24 +4,13 @@
 
 mod common;
 
-use common::{TestDb, fast};
+use common::{TestDb, claim_payloads, fast};
 use pjp_core::{JobPicker, Picked};
 use pjp_postgres::autoscale::{self, ScalePolicy};
 use pjp_postgres::{NewJob, PgPicker};
 use std::time::Duration;
 
 const QUEUE: &str = "proofs";
-
-/// Claims up to `n`; returns each claimed job's payload as text.
-async fn claim(picker: &PgPicker, n: usize) -> Vec<String> {
-    match picker.pick_many(n).await.expect("pick") {
-        Picked::Some(jobs) => jobs
-            .into_iter()
-            .map(|j| String::from_utf8(j.input.to_vec()).unwrap())
-            .collect(),
-        Picked::Empty | Picked::Exhausted => Vec::new(),
-    }
-}
 
 fn job(name: &str, kind: &str, class: &str) -> NewJob {
     NewJob::new(QUEUE, name.as_bytes().to_vec())
@@ -44,7 +33,7 @@ async fn a_cpu_only_worker_never_claims_a_gpu_job() {
     let worker = db.queue.worker(fast("cpu-box")).await.unwrap();
     // Any kind, CPU only; and the same through a kind list.
     let any_kind = worker.picker(QUEUE).unwrap().classes(["cpu"]);
-    let mut claimed = claim(&any_kind, 10).await;
+    let mut claimed = claim_payloads(&any_kind, 10).await;
     claimed.sort();
     assert_eq!(claimed, ["cpu-1", "cpu-2"]);
     let by_kind = worker
@@ -53,12 +42,12 @@ async fn a_cpu_only_worker_never_claims_a_gpu_job() {
         .kinds(["basic", "leaf"])
         .classes(["cpu"]);
     assert!(
-        claim(&by_kind, 10).await.is_empty(),
+        claim_payloads(&by_kind, 10).await.is_empty(),
         "only GPU jobs are left"
     );
     let gpu = db.queue.worker(fast("gpu-box")).await.unwrap();
     let gpu = gpu.picker(QUEUE).unwrap().classes(["gpu-80g", "gpu-24g"]);
-    let mut claimed = claim(&gpu, 10).await;
+    let mut claimed = claim_payloads(&gpu, 10).await;
     claimed.sort();
     assert_eq!(claimed, ["gpu-1", "gpu-2"]);
 }
@@ -78,17 +67,17 @@ async fn heavy_first_falls_back_to_light_and_other_kinds_are_left_alone() {
     let picker = worker.picker(QUEUE).unwrap().kinds(["heavy", "light"]);
     // Every heavy job (priority first within the kind), then the oldest light one.
     assert_eq!(
-        claim(&picker, 4).await,
+        claim_payloads(&picker, 4).await,
         ["heavy-urgent", "heavy-0", "heavy-1", "light-0"]
     );
-    assert_eq!(claim(&picker, 1).await, ["light-1"]);
-    assert_eq!(claim(&picker, 5).await, ["light-2"]);
+    assert_eq!(claim_payloads(&picker, 1).await, ["light-1"]);
+    assert_eq!(claim_payloads(&picker, 5).await, ["light-2"]);
     assert!(
-        claim(&picker, 5).await.is_empty(),
+        claim_payloads(&picker, 5).await.is_empty(),
         "the scheduler job is not this worker's"
     );
     let scheduler = worker.picker(QUEUE).unwrap().kinds(["scheduler"]);
-    assert_eq!(claim(&scheduler, 5).await, ["other-0"]);
+    assert_eq!(claim_payloads(&scheduler, 5).await, ["other-0"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,9 +101,9 @@ async fn every_kind_but_the_excluded_ones_and_only_they_count_for_exit() {
         .exit_when_empty(true);
     // CPU only first: the leaf job, never the CPU aggregation.
     let cpu = provers.clone().classes(["cpu"]);
-    assert_eq!(claim(&cpu, 10).await, ["leaf-0"]);
+    assert_eq!(claim_payloads(&cpu, 10).await, ["leaf-0"]);
     // Then every class, in priority-then-age order, still no aggregation.
-    assert_eq!(claim(&provers, 10).await, ["plain-0", "basic-gpu"]);
+    assert_eq!(claim_payloads(&provers, 10).await, ["plain-0", "basic-gpu"]);
     // The provers' three jobs are still running: work, so `Empty`.
     assert!(matches!(
         provers.pick_many(10).await.unwrap(),
@@ -128,7 +117,7 @@ async fn every_kind_but_the_excluded_ones_and_only_they_count_for_exit() {
     ))
     .await;
     let aggregations = worker.picker(QUEUE).unwrap().kinds(["aggregate"]);
-    assert_eq!(claim(&aggregations, 1).await, ["agg-0"]);
+    assert_eq!(claim_payloads(&aggregations, 1).await, ["agg-0"]);
     assert!(matches!(
         provers.pick_many(10).await.unwrap(),
         Picked::Exhausted
@@ -181,7 +170,7 @@ async fn concurrent_kind_claims_hand_each_job_out_once() {
     );
     let mut seen = std::collections::HashSet::new();
     for _ in 0..100 {
-        let (x, y) = tokio::join!(claim(&pa, 16), claim(&pb, 16));
+        let (x, y) = tokio::join!(claim_payloads(&pa, 16), claim_payloads(&pb, 16));
         if x.is_empty() && y.is_empty() {
             break;
         }
@@ -290,7 +279,7 @@ async fn proof_first_takes_the_oldest_batch_and_the_round_nearest_the_root_first
     let one_by_one = |picker: PgPicker| async move {
         let mut order = Vec::new();
         loop {
-            let got = claim(&picker, 1).await;
+            let got = claim_payloads(&picker, 1).await;
             if got.is_empty() {
                 return order;
             }
@@ -336,7 +325,7 @@ async fn proof_first_takes_the_oldest_batch_and_the_round_nearest_the_root_first
         .await
         .unwrap();
     assert_eq!(
-        claim(&worker.picker("batch").unwrap(), 2).await,
+        claim_payloads(&worker.picker("batch").unwrap(), 2).await,
         ["root", "late"]
     );
 }

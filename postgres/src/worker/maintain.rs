@@ -49,11 +49,12 @@ pub(crate) async fn run(queue: PgQueue, every: Duration) {
 }
 
 impl PgQueue {
-    /// Looks after the jobs table: closes the claims' range of chunks
-    /// (as the rescuer does with every rescue), refreshes its statistics once a tenth of
-    /// its rows (at least 1,000) changed since they were last gathered, and
-    /// reclaims dead rows once they pass a fifth of the live ones (at least
-    /// 10,000). A look that finds nothing to do costs one read of the
+    /// Looks after the jobs table: keeps the set of chunks claims read (as
+    /// the rescuer does with every rescue; see the crate's README, "the hot
+    /// set"), refreshes the statistics once a tenth of its rows (at least
+    /// 1,000) changed since they were last gathered, and reclaims dead rows
+    /// once they pass a fifth of the live ones (at least 10,000). A look that
+    /// finds nothing else to do costs that one statement and one read of the
     /// statistics view; the work itself is done by one caller of a schema
     /// at a time (another gets [`Maintained::Busy`] at once). Every worker does this every
     /// [`maintenance_interval`](crate::WorkerConfig::maintenance_interval);
@@ -66,6 +67,18 @@ impl PgQueue {
     /// `VACUUM`.
     pub async fn maintain(&self) -> Result<Maintained, QueueError> {
         maintain_once(self).await
+    }
+}
+
+impl PgQueue {
+    /// Keeps the set of chunks claims read (see the crate's README, "the hot
+    /// set"); returns how many chunks a claim reads now. One statement.
+    pub(crate) async fn keep_hot_set(&self) -> Result<i64, QueueError> {
+        let inner = &self.inner;
+        Ok(sqlx::query_scalar(&inner.sql.hot_set)
+            .persistent(inner.pool.persistent())
+            .fetch_one(&inner.pool)
+            .await?)
     }
 }
 
@@ -96,10 +109,7 @@ async fn maintain_once(queue: &PgQueue) -> Result<Maintained, QueueError> {
     let inner = &queue.inner;
     // The claims' chunks first: the rescuer keeps them with every rescue,
     // this keeps them for a queue no worker serves (one short statement).
-    sqlx::query_scalar::<_, i64>(&inner.sql.hot_set)
-        .persistent(inner.pool.persistent())
-        .fetch_one(&inner.pool)
-        .await?;
+    queue.keep_hot_set().await?;
     // A look first: most looks find nothing to do, and cost neither a
     // transaction of their own nor the lock.
     let (changed, dead, live) = churn(&inner.pool, &inner.schema).await?;

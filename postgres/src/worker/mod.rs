@@ -140,6 +140,10 @@ impl PgQueue {
     /// and holds no lease.
     pub async fn worker(&self, config: WorkerConfig) -> Result<PgWorker, QueueError> {
         self.check_schema().await?;
+        // The rescuer keeps the hot set, but the role may still be held by
+        // a worker that just stopped: a starting worker brings it up to date
+        // so its first claims do not read chunks long finished.
+        self.keep_hot_set().await?;
         PgWorker::start(self.clone(), config).await
     }
 }

@@ -6,7 +6,8 @@ pub mod durable;
 
 use std::time::Duration;
 
-use pjp_postgres::{PgQueue, PgQueueBuilder, WorkerConfig};
+use pjp_core::{JobPicker, Picked};
+use pjp_postgres::{PgPicker, PgQueue, PgQueueBuilder, WorkerConfig};
 use pjp_testkit::postgres::TestSchema;
 
 /// `url` with its database replaced by `database`.
@@ -122,4 +123,15 @@ pub fn fast(id: &str) -> WorkerConfig {
         .rescue_interval(Duration::from_millis(50))
         .poll_interval(Duration::from_millis(100))
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
+}
+
+/// Claims up to `n`; returns each claimed job's payload as text.
+pub async fn claim_payloads(picker: &PgPicker, n: usize) -> Vec<String> {
+    match picker.pick_many(n).await.expect("pick") {
+        Picked::Some(jobs) => jobs
+            .into_iter()
+            .map(|j| String::from_utf8(j.input.to_vec()).expect("a text payload"))
+            .collect(),
+        Picked::Empty | Picked::Exhausted => Vec::new(),
+    }
 }
