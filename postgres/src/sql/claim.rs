@@ -116,7 +116,8 @@ mod tests {
 
     /// Once the statistics know the table is large (here 40,000 rows,
     /// analyzed), every claim still reads the partial index for its rows and
-    /// the primary key for their update: no plan reads the whole table.
+    /// the primary key for their update: no plan reads the whole table; and
+    /// the writes of running jobs find them by primary key.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_claim_updates_its_rows_by_key_in_a_large_analyzed_table() {
         let schema = TestSchema::prefixed("t_claim_plan");
@@ -161,6 +162,41 @@ mod tests {
             };
             let plan = query.fetch_all(queue.pool()).await.expect(name).join("\n");
             assert!(!plan.contains("Seq Scan"), "{name}:\n{plan}");
+            assert!(plan.contains("jobs_pkey"), "{name}:\n{plan}");
+        }
+
+        // The writes that lock a batch of running jobs (a heartbeat, a
+        // completion) find them by primary key too. The statistics saw no
+        // running job, so the planner would otherwise read the whole
+        // `jobs_lease_expiry` index, dead entries and all, and hash it.
+        let ids = vec![1_i64, 2, 3];
+        let tokens = vec![1_i64; 3];
+        let (explain_heartbeat, explain_complete) = (
+            format!("EXPLAIN {}", sql.heartbeat),
+            format!("EXPLAIN {}", sql.complete),
+        );
+        let heartbeat = sqlx::query_scalar::<_, String>(&explain_heartbeat)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(3.0_f64)
+            .bind("w")
+            .bind(6.0_f64)
+            .bind(Vec::<i64>::new());
+        let complete = sqlx::query_scalar::<_, String>(&explain_complete)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(vec![0_i16; 3])
+            .bind(vec![Vec::<u8>::new(); 3])
+            .bind(vec![None::<String>; 3])
+            .bind(vec![None::<i64>; 3])
+            .bind(vec![None::<String>; 3])
+            .bind(1.0_f64)
+            .bind(300.0_f64)
+            .bind(false)
+            .bind(Vec::<String>::new());
+        for (name, query) in [("heartbeat", heartbeat), ("complete", complete)] {
+            let plan = query.fetch_all(queue.pool()).await.expect(name).join("\n");
+            assert!(!plan.contains("jobs_lease_expiry"), "{name}:\n{plan}");
             assert!(plan.contains("jobs_pkey"), "{name}:\n{plan}");
         }
     }

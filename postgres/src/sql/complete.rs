@@ -40,7 +40,11 @@ pub(crate) enum Completion {
 /// `$10` says whether by default, `$11` lists the queues that do the
 /// opposite. Two late successes of one job queue up on its row lock; the
 /// second re-reads the row, finds it `succeeded`, and is fenced: exactly one
-/// is accepted.
+/// is accepted. The status is compared as text so that no partial index
+/// on it (`jobs_lease_expiry`, `jobs_live`) can serve the join: with
+/// statistics that saw few running jobs, the planner would read all of
+/// `jobs_lease_expiry` and hash it, walking every dead entry the table's
+/// churn left there, instead of looking the batch up by primary key.
 fn locked_or_late(s: &str) -> String {
     format!(
         "input AS (
@@ -50,8 +54,8 @@ fn locked_or_late(s: &str) -> String {
          locked AS MATERIALIZED (
              SELECT j.id, (j.token <> i.token OR j.status <> 'running') AS late
              FROM {s}.jobs j JOIN input i ON j.id = i.id
-             WHERE (j.token = i.token AND j.status = 'running')
-                OR (i.kind = 0 AND i.token <= j.token AND j.status IN ('queued', 'running')
+             WHERE (j.token = i.token AND j.status::text = 'running')
+                OR (i.kind = 0 AND i.token <= j.token AND j.status::text IN ('queued', 'running')
                     AND $10::boolean <> (j.queue = ANY($11::text[])))
              ORDER BY j.id
              FOR UPDATE OF j)"

@@ -3,13 +3,15 @@
 
 /// The `input` and `locked` CTEs of a fenced batch write: the rows of `input`
 /// (a query returning at least `id, token`) whose (id, token) still match a
-/// running job, locked in id order.
+/// running job, locked in id order. Looked up by primary key: the status
+/// is compared as text, so no partial index on it can serve the join (see
+/// `complete::locked_or_late`).
 pub(super) fn locked(s: &str, input: &str) -> String {
     format!(
         "input AS ({input}),
          locked AS MATERIALIZED (
              SELECT j.id FROM {s}.jobs j JOIN input i ON j.id = i.id AND j.token = i.token
-             WHERE j.status = 'running'
+             WHERE j.status::text = 'running'
              ORDER BY j.id
              FOR UPDATE OF j)"
     )
