@@ -363,12 +363,14 @@ impl PgQueue {
             .await
             .map_err(|e| self.database_error(e))?;
         let revived_ids: Vec<i64> = revived.iter().map(|(id, ..)| *id).collect();
-        sqlx::query(&sql.revive_chunks)
-            .persistent(persistent)
-            .bind(&revived_ids)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.database_error(e))?;
+        if !revived_ids.is_empty() {
+            sqlx::query(&sql.revive_chunks)
+                .persistent(persistent)
+                .bind(&revived_ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.database_error(e))?;
+        }
         // Only queued jobs are claimable: wake their queues.
         let claimable: std::collections::BTreeSet<&String> = revived
             .iter()

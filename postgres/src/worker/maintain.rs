@@ -37,7 +37,10 @@ pub(crate) async fn run(queue: PgQueue, every: Duration) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match queue.maintain().await {
+        // The rescuer keeps the hot set every rescue: a worker's periodic
+        // maintenance leaves it out (a thousand workers would queue on its
+        // row lock for nothing).
+        match maintain_once(&queue, false).await {
             Ok(Maintained::Analyzed) => tracing::debug!("jobs table analyzed"),
             Ok(Maintained::Vacuumed) => tracing::info!("jobs table vacuumed"),
             Ok(Maintained::Busy | Maintained::Nothing) => {}
@@ -56,9 +59,11 @@ impl PgQueue {
     /// once they pass a fifth of the live ones (at least 10,000). A look that
     /// finds nothing else to do costs that one statement and one read of the
     /// statistics view; the work itself is done by one caller of a schema
-    /// at a time (another gets [`Maintained::Busy`] at once). Every worker does this every
-    /// [`maintenance_interval`](crate::WorkerConfig::maintenance_interval);
-    /// call it yourself to maintain a queue no worker serves.
+    /// at a time (another gets [`Maintained::Busy`] at once). Every worker
+    /// does all but the hot set every
+    /// [`maintenance_interval`](crate::WorkerConfig::maintenance_interval)
+    /// (its rescuer keeps that); call it yourself to maintain a queue no
+    /// worker serves.
     ///
     /// # Cancellation safety
     ///
@@ -66,7 +71,7 @@ impl PgQueue {
     /// lock (ending a running `ANALYZE`) and closes the connection running a
     /// `VACUUM`.
     pub async fn maintain(&self) -> Result<Maintained, QueueError> {
-        maintain_once(self).await
+        maintain_once(self, true).await
     }
 }
 
@@ -105,11 +110,13 @@ async fn churn(db: &Db, schema: &str) -> Result<(i64, i64, i64), sqlx::Error> {
         .unwrap_or_default())
 }
 
-async fn maintain_once(queue: &PgQueue) -> Result<Maintained, QueueError> {
+/// One round of maintenance; `hot_set`: keep the hot set too (for a queue
+/// no worker's rescuer keeps it for).
+async fn maintain_once(queue: &PgQueue, hot_set: bool) -> Result<Maintained, QueueError> {
     let inner = &queue.inner;
-    // The claims' chunks first: the rescuer keeps them with every rescue,
-    // this keeps them for a queue no worker serves (one short statement).
-    queue.keep_hot_set().await?;
+    if hot_set {
+        queue.keep_hot_set().await?;
+    }
     // A look first: most looks find nothing to do, and cost neither a
     // transaction of their own nor the lock.
     let (changed, dead, live) = churn(&inner.pool, &inner.schema).await?;
