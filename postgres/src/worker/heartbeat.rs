@@ -54,6 +54,10 @@ pub(crate) struct Heartbeat {
     /// Whether this worker held the rescuer role at its latest heartbeat or
     /// rescue.
     pub(crate) rescuer: AtomicBool,
+    /// Who holds the rescuer role when this worker does: its id and a
+    /// random tag, so that workers given the same id (a fleet started from
+    /// one configuration) do not all rescue as one.
+    pub(crate) role_owner: String,
 }
 
 /// When this worker could last reach the database, and whether it was cut
@@ -166,11 +170,12 @@ pub(crate) async fn spawn(
                 let heartbeat = Arc::new(Heartbeat {
                     queue: parts.queue,
                     pool,
-                    config: parts.config,
                     leases: parts.leases,
                     counters: parts.counters,
                     contact: Contact::default(),
                     rescuer: AtomicBool::new(false),
+                    role_owner: format!("{}#{:016x}", parts.config.id, fastrand::u64(..)),
+                    config: parts.config,
                 });
                 if started.send(Arc::clone(&heartbeat)).is_err() {
                     return;
@@ -237,7 +242,7 @@ impl Heartbeat {
             .bind(&ids)
             .bind(&tokens)
             .bind(self.config.lease_ttl.as_secs_f64())
-            .bind(&self.config.id)
+            .bind(&self.role_owner)
             .bind(rescuer_ttl(&self.config).as_secs_f64())
             .bind(&late)
             .fetch_one(&self.pool)
@@ -375,7 +380,7 @@ impl Heartbeat {
                 sqlx::query_as(&self.queue.inner.sql.rescue)
                     .bind(RESCUE_BATCH)
                     .bind(blind.as_secs_f64())
-                    .bind(&self.config.id)
+                    .bind(&self.role_owner)
                     .bind(rescuer_ttl(&self.config).as_secs_f64())
                     .fetch_all(&self.pool)
                     .await;
