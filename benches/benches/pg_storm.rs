@@ -45,8 +45,14 @@ use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::pooler::PgBouncer;
 use timed::Timed;
 
-/// Jobs per claim.
-const BATCH: usize = 8;
+/// Jobs per claim (`PJP_STORM_BATCH`, default 8).
+fn batch() -> usize {
+    std::env::var("PJP_STORM_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&b| b > 0)
+        .unwrap_or(8)
+}
 
 /// A worker process's part: connect, say `ready`, wait for `go`, claim and
 /// complete until told `stop` (or stdin closes), then print each claim's
@@ -69,7 +75,8 @@ async fn child(
         .max_connections(u32::try_from(pickers)? + 4)
         .connect()
         .await?;
-    let mut config = WorkerConfig::new("storm").poll_interval(Duration::from_millis(200));
+    let mut config = WorkerConfig::new(format!("storm-{}", std::process::id()))
+        .poll_interval(Duration::from_millis(200));
     if let Some(target) = target {
         config = config.adaptive_claims(target);
     }
@@ -80,8 +87,8 @@ async fn child(
     let runner = JobRunner::builder_async(picker, handler, worker.saver::<Bytes, String>())
         .workers(8)
         .pickers(pickers)
-        .pick_batch(BATCH)
-        .prefetch(pickers * BATCH)
+        .pick_batch(batch())
+        .prefetch(pickers * batch())
         .savers(2)
         .save_batch(64)
         .build()?;
@@ -314,7 +321,8 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     println!(
-        "pg_storm: {jobs} jobs, claims of {BATCH}, no-op executor; storm: {processes} processes × {pickers} pickers through PgBouncer (transaction mode, {pool} server connections)"
+        "pg_storm: {jobs} jobs, claims of {}, no-op executor; storm: {processes} processes × {pickers} pickers through PgBouncer (transaction mode, {pool} server connections)",
+        batch()
     );
     println!(
         "{:<34} {:>10} {:>8} {:>12} {:>12} {:>12} {:>16} {:>13}",

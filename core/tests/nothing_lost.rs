@@ -309,6 +309,30 @@ fn bad_configs_are_rejected() {
     assert!(build(&|b| b.sink_gone_after(0)).is_err());
 }
 
+#[test]
+fn the_save_queue_holds_a_batch_per_saver_unless_set() {
+    let queue = Queue::new();
+    let save_queue =
+        |f: &dyn Fn(pjp_core::RunnerBuilder<_, _, _>) -> pjp_core::RunnerBuilder<_, _, _>| {
+            f(JobRunner::builder(
+                queue.picker(),
+                Doubler::default(),
+                queue.saver(),
+            ))
+            .build()
+            .map(|runner| runner.config().save_queue())
+        };
+    assert_eq!(save_queue(&|b| b), Ok(2), "one job per save, two savers");
+    // A batch takes only what is queued: the queue makes room for a full
+    // batch per saver.
+    assert_eq!(save_queue(&|b| b.save_batch(64)), Ok(128));
+    assert_eq!(save_queue(&|b| b.savers(1).save_batch(64)), Ok(64));
+    assert_eq!(save_queue(&|b| b.save_batch(1 << 20)), Ok(4_096), "capped");
+    // Chosen, it stays, before or after the batch.
+    assert_eq!(save_queue(&|b| b.save_queue(5).save_batch(64)), Ok(5));
+    assert_eq!(save_queue(&|b| b.save_batch(64).save_queue(5)), Ok(5));
+}
+
 /// Saves in batches through `save_many`; the first save of every 7th job
 /// fails, alone in its batch.
 struct BatchSaver {

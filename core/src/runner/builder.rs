@@ -7,6 +7,10 @@ use super::{ConfigError, JobRunner, RunnerConfig};
 use crate::observe::{Observer, RunObserver};
 use crate::{BackoffPolicy, RetryPolicy};
 
+/// The most a save queue sized from the savers' batches holds (its
+/// channel is allocated up front).
+const MAX_DERIVED_SAVE_QUEUE: usize = 4_096;
+
 /// Builds a [`JobRunner`]. Start from [`JobRunner::builder`] or
 /// [`JobRunner::builder_async`].
 ///
@@ -19,6 +23,9 @@ pub struct RunnerBuilder<P, X, S> {
     execution: X,
     saver: S,
     config: RunnerConfig,
+    /// Whether `save_queue` was chosen; if not, it follows the savers'
+    /// batches (see [`save_queue`](Self::save_queue)).
+    save_queue_set: bool,
     observer: Option<Observer>,
 }
 
@@ -29,6 +36,7 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
             execution,
             saver,
             config: RunnerConfig::default(),
+            save_queue_set: false,
             observer: None,
         }
     }
@@ -65,9 +73,13 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
         self
     }
 
-    /// Capacity of the queue from workers to savers. Default 2.
+    /// Capacity of the queue from workers to savers. Default: room for a
+    /// full batch per saver (`savers × save_batch`, at least 2), since a
+    /// batch takes only what is queued: a queue smaller than the batch caps
+    /// the batch. (Sized that way up to 4,096.)
     pub fn save_queue(mut self, capacity: usize) -> Self {
         self.config.save_queue = capacity;
+        self.save_queue_set = true;
         self
     }
 
@@ -187,14 +199,22 @@ impl<P, X, S> RunnerBuilder<P, X, S> {
         self
     }
 
-    /// Replaces the whole configuration.
+    /// Replaces the whole configuration (its `save_queue` included).
     pub fn config(mut self, config: RunnerConfig) -> Self {
         self.config = config;
+        self.save_queue_set = true;
         self
     }
 
     /// Checks the configuration and builds the runner.
-    pub fn build(self) -> Result<JobRunner<P, X, S>, ConfigError> {
+    pub fn build(mut self) -> Result<JobRunner<P, X, S>, ConfigError> {
+        if !self.save_queue_set {
+            self.config.save_queue = self
+                .config
+                .savers
+                .saturating_mul(self.config.save_batch)
+                .clamp(RunnerConfig::default().save_queue, MAX_DERIVED_SAVE_QUEUE);
+        }
         self.config.validate()?;
         Ok(JobRunner::from_parts(
             self.picker,
