@@ -13,7 +13,8 @@
 //!   `WorkerConfig::adaptive_claims(PJP_STORM_TARGET_MS)` (default 20 ms):
 //!   each process narrows its claims in flight when they slow down.
 //!
-//! Both claim batches of 8 and run a no-op executor. Per variant: jobs
+//! Both claim batches of `PJP_STORM_BATCH` jobs (default 8) and run a
+//! no-op executor. Per variant: jobs
 //! completed per second from "go" to an empty queue, and the claim's
 //! latency as each picker saw it, from asking to holding its jobs (p50,
 //! p99, max; a wait at the adaptive gate counts; claims that found nothing

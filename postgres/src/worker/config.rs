@@ -97,7 +97,10 @@ impl WorkerConfig {
     /// widens while claims are fast (up to 256); a claim slower than the
     /// target narrows it (by half the first time, then by a tenth). Pickers
     /// outside the window wait in the process, as idle pickers wait for a
-    /// notification.
+    /// notification. A fleet of many processes may need fewer claims in
+    /// flight than it has processes, so the window goes below one (down to
+    /// a sixteenth): the worker then paces its claims, starting each one
+    /// `latency × (1/window − 1)` after the last answered.
     /// [`PgWorker::claim_window`](crate::PgWorker::claim_window) shows the
     /// window.
     ///

@@ -16,6 +16,13 @@
 //! pickers of an empty queue wait for a notification, and they enter in the
 //! order they came (a fair semaphore): a picker that waited longest goes
 //! next, so no picker loses the race for a place again and again.
+//!
+//! A fleet of many processes needs fewer claims in flight than it has
+//! processes, so the limit goes below one (down to [`MIN_LIMIT`]): the
+//! worker then has one claim in flight a `limit` share of the time, each
+//! claim starting `took × (1/limit − 1)` after the previous one answered
+//! (jittered, so that processes do not fall into step), and a fast claim
+//! grows the limit by [`PACED_STEP`] of itself.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -25,6 +32,12 @@ use tokio::time::Instant;
 
 /// The multiplicative decrease of the limit after a slow claim.
 const DECREASE: f64 = 0.9;
+
+/// The smallest limit: one claim in flight a sixteenth of the time.
+pub(crate) const MIN_LIMIT: f64 = 1.0 / 16.0;
+
+/// Below one, a fast claim grows the limit by this share of itself.
+const PACED_STEP: f64 = 0.125;
 
 /// An adaptive limit on a worker's claim statements in flight.
 #[derive(Debug)]
@@ -39,8 +52,11 @@ pub(crate) struct ClaimGate {
 
 #[derive(Debug)]
 struct Window {
-    /// The current limit: at least 1, at most `max`.
+    /// The current limit: at least [`MIN_LIMIT`], at most `max`; below one,
+    /// claims are paced.
     limit: f64,
+    /// Paced: when the next claim may start.
+    not_before: Option<Instant>,
     in_flight: usize,
     /// Permits that exist, free or held.
     issued: usize,
@@ -64,6 +80,7 @@ impl ClaimGate {
             max,
             state: Mutex::new(Window {
                 limit: 1.0,
+                not_before: None,
                 in_flight: 0,
                 issued: 1,
                 debt: 0,
@@ -78,9 +95,10 @@ impl ClaimGate {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The claims let through at once now.
-    pub(crate) fn limit(&self) -> usize {
-        self.window().limit as usize
+    /// The claims let through at once now, on average: below one, the
+    /// share of the time one claim is in flight.
+    pub(crate) fn limit(&self) -> f64 {
+        self.window().limit
     }
 
     /// Waits until a claim may start, behind the claims that came first.
@@ -90,6 +108,12 @@ impl ClaimGate {
         // The semaphore is never closed; were it, claims would go ungated
         // rather than fail.
         let permit = self.places.acquire().await.ok();
+        // Paced: the one place opens a while after the last claim answered
+        // (the place is held meanwhile, so the others stay in line).
+        let not_before = self.window().not_before;
+        if let Some(at) = not_before.filter(|&at| at > Instant::now()) {
+            tokio::time::sleep_until(at).await;
+        }
         self.window().in_flight += 1;
         Pass {
             gate: self,
@@ -108,20 +132,22 @@ impl ClaimGate {
             Some(took) if took > self.target => {
                 let now = Instant::now();
                 if window.slow_start {
-                    window.limit = (window.limit / 2.0).max(1.0);
+                    window.limit = (window.limit / 2.0).max(MIN_LIMIT);
                     window.slow_start = false;
                     window.cut_at = Some(now);
                 } else if window
                     .cut_at
                     .is_none_or(|at| now.duration_since(at) >= self.target)
                 {
-                    window.limit = (window.limit * DECREASE).max(1.0);
+                    window.limit = (window.limit * DECREASE).max(MIN_LIMIT);
                     window.cut_at = Some(now);
                 }
             }
             Some(_) if busy => {
                 let step = if window.slow_start {
                     1.0
+                } else if window.limit < 1.0 {
+                    window.limit * PACED_STEP
                 } else {
                     1.0 / window.limit
                 };
@@ -130,6 +156,16 @@ impl ClaimGate {
             // Failed or cancelled: says nothing about the load.
             Some(_) | None => {}
         }
+        window.not_before = match took {
+            Some(took) if window.limit < 1.0 => {
+                // Jittered by ±25 %: processes paced alike would otherwise
+                // claim in step.
+                let pause =
+                    took.mul_f64((1.0 / window.limit - 1.0) * (0.75 + fastrand::f64() / 2.0));
+                Some(Instant::now() + pause)
+            }
+            _ => None,
+        };
         self.resize(&mut window);
         // Owed: forgotten. Otherwise dropped here: the next waiter in line
         // enters.
@@ -145,7 +181,8 @@ impl ClaimGate {
     /// Makes the permits match the limit: adds them when it grew, forgets
     /// free ones when it shrank and owes the rest until they come back.
     fn resize(&self, window: &mut Window) {
-        let wanted = window.limit as usize;
+        // Paced below one: one place.
+        let wanted = (window.limit as usize).max(1);
         let effective = window.issued - window.debt;
         if wanted > effective {
             let forgiven = window.debt.min(wanted - effective);
@@ -195,20 +232,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_claims_narrow_the_gate_and_fast_ones_widen_it() {
         let gate = ClaimGate::new(Duration::from_millis(20), 8);
-        assert_eq!(gate.limit(), 1, "it starts at one");
+        let limit = || gate.limit() as usize;
+        assert_eq!(limit(), 1, "it starts at one");
         // Slow start: each round of fast claims that fills the window widens
         // it by one per claim answered while at least half of it was in
         // use (half again per round), up to the maximum.
         let round = || async {
             let mut passes = Vec::new();
-            for _ in 0..gate.limit() {
+            for _ in 0..limit() {
                 passes.push(gate.enter().await);
             }
             passes.into_iter().for_each(Pass::answered);
         };
         for wanted in [2, 3, 5, 7, 8, 8] {
             round().await;
-            assert_eq!(gate.limit(), wanted);
+            assert_eq!(limit(), wanted);
         }
         // The first slow claim halves it and ends the slow start; a second
         // inside the same target interval (the same burst) does not cut.
@@ -216,34 +254,65 @@ mod tests {
         tokio::time::advance(Duration::from_millis(50)).await;
         a.answered();
         b.answered();
-        assert_eq!(gate.limit(), 4, "8 / 2, once");
+        assert_eq!(limit(), 4, "8 / 2, once");
         let (a, b) = (gate.enter().await, gate.enter().await);
         tokio::time::advance(Duration::from_millis(50)).await;
         a.answered();
         b.answered();
-        assert_eq!(gate.limit(), 3, "4 × 0.9");
-        // Slow bursts a target interval apart keep cutting, down to one.
+        assert_eq!(limit(), 3, "4 × 0.9");
+        // Slow bursts a target interval apart keep cutting, below one (the
+        // claims are then paced), down to the floor.
         for _ in 0..40 {
             tokio::time::advance(Duration::from_millis(30)).await;
             let pass = gate.enter().await;
             tokio::time::advance(Duration::from_millis(30)).await;
             pass.answered();
         }
-        assert_eq!(gate.limit(), 1);
-        // One fast claim at a time uses less than half a window of two:
-        // it opens no wider than that.
+        assert_eq!(gate.limit(), MIN_LIMIT);
+        // Fast claims grow it by an eighth each back to one; past one, one
+        // fast claim at a time uses less than half a window of two: it
+        // opens no wider than that.
         for _ in 0..50 {
             gate.enter().await.answered();
         }
-        assert_eq!(gate.limit(), 2);
+        assert_eq!(limit(), 2);
         // Past the slow start, rounds of fast claims that fill the window
         // open it by about one per round, up to the maximum.
         round().await;
-        assert_eq!(gate.limit(), 2, "2.5 + 1/2.5: a fraction per round");
+        assert_eq!(limit(), 2, "2.5 + 1/2.5: a fraction per round");
         for _ in 0..20 {
             round().await;
         }
-        assert_eq!(gate.limit(), 8);
+        assert_eq!(limit(), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn below_one_a_claim_starts_a_while_after_the_last_answered() {
+        let gate = ClaimGate::new(Duration::from_millis(20), 4);
+        // The first slow claim halves the window of one: one claim in flight
+        // half the time.
+        let pass = gate.enter().await;
+        tokio::time::advance(Duration::from_millis(40)).await;
+        pass.answered();
+        assert_eq!(gate.limit(), 0.5);
+        // The next starts `took × (1/0.5 − 1)` = 40 ms (±25 %) after it.
+        let mut next = std::pin::pin!(gate.enter());
+        assert!(futures_util::poll!(next.as_mut()).is_pending());
+        tokio::time::advance(Duration::from_millis(29)).await;
+        assert!(
+            futures_util::poll!(next.as_mut()).is_pending(),
+            "29 ms: too soon"
+        );
+        tokio::time::advance(Duration::from_millis(21)).await;
+        let pass = match futures_util::poll!(next.as_mut()) {
+            std::task::Poll::Ready(pass) => pass,
+            std::task::Poll::Pending => panic!("50 ms: let in"),
+        };
+        // A fast claim grows the window by an eighth of itself, and the one
+        // after it starts as soon as it answered (its own time was nil).
+        pass.answered();
+        assert_eq!(gate.limit(), 0.5625);
+        assert!(futures_util::poll!(std::pin::pin!(gate.enter())).is_ready());
     }
 
     #[tokio::test(start_paused = true)]
@@ -259,7 +328,7 @@ mod tests {
         // moving the limit.
         drop(first);
         let second = second.await;
-        assert_eq!(gate.limit(), 1);
+        assert_eq!(gate.limit(), 1.0);
         second.answered();
     }
 
@@ -289,10 +358,11 @@ mod tests {
         // Slow start to 4: 1 → 2 → 3 → 4.
         for _ in 0..3 {
             let passes: Vec<_> =
-                futures_util::future::join_all((0..gate.limit()).map(|_| gate.enter())).await;
+                futures_util::future::join_all((0..gate.limit() as usize).map(|_| gate.enter()))
+                    .await;
             passes.into_iter().for_each(Pass::answered);
         }
-        assert_eq!(gate.limit(), 4);
+        assert_eq!(gate.limit(), 4.0);
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(gate.enter().await);
@@ -300,7 +370,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(50)).await;
         // The first slow answer halves the limit to 2 with 3 still in flight.
         held.remove(0).answered();
-        assert_eq!(gate.limit(), 2);
+        assert_eq!(gate.limit(), 2.0);
         let mut waiting = std::pin::pin!(gate.enter());
         assert!(
             futures_util::poll!(waiting.as_mut()).is_pending(),

@@ -224,9 +224,11 @@ impl PgWorker {
         self.wake_up
     }
 
-    /// How many claim statements may be in flight now, with
-    /// [`WorkerConfig::adaptive_claims`] (`None` without: no limit).
-    pub fn claim_window(&self) -> Option<usize> {
+    /// How many claim statements may be in flight now, on average, with
+    /// [`WorkerConfig::adaptive_claims`] (`None` without: no limit). Below
+    /// one, the worker's claims are paced: one is in flight that share of
+    /// the time.
+    pub fn claim_window(&self) -> Option<f64> {
         self.shared.claim_gate.as_ref().map(ClaimGate::limit)
     }
 
