@@ -274,7 +274,7 @@ async fn step_runs_one_job() -> anyhow::Result<()> {
 }
 
 #[test]
-fn bad_configs_are_rejected() {
+fn configs_are_checked_and_the_save_queue_follows_the_batches() {
     let queue = Queue::new();
     let build =
         |f: &dyn Fn(pjp_core::RunnerBuilder<_, _, _>) -> pjp_core::RunnerBuilder<_, _, _>| {
@@ -284,47 +284,41 @@ fn bad_configs_are_rejected() {
                 queue.saver(),
             ))
             .build()
-            .map(|_| ())
+            .map(|runner| runner.config().clone())
             .map_err(|e| e.to_string())
         };
+    let error =
+        |f: &dyn Fn(pjp_core::RunnerBuilder<_, _, _>) -> pjp_core::RunnerBuilder<_, _, _>| {
+            build(f).err()
+        };
     assert_eq!(
-        build(&|b| b.workers(0)),
-        Err("runner config: `workers` must be at least 1".into())
+        error(&|b| b.workers(0)),
+        Some("runner config: `workers` must be at least 1".into())
     );
     assert!(
-        build(&|b| b.prefetch(2).pick_batch(3))
-            .unwrap_err()
+        error(&|b| b.prefetch(2).pick_batch(3))
+            .unwrap()
             .contains("exceeds `prefetch`")
     );
     assert!(build(&|b| b.stage("")).is_err());
     assert!(build(&|b| b.job_timeout(Duration::ZERO)).is_err());
     assert!(build(&|b| b.savers(0)).is_err());
-    assert_eq!(build(&|b| b.workers(3).prefetch(8).pick_batch(8)), Ok(()));
+    assert!(build(&|b| b.workers(3).prefetch(8).pick_batch(8)).is_ok());
     // Values tokio's semaphore cannot hold are errors, not panics.
     assert_eq!(
-        build(&|b| b.prefetch(usize::MAX).pick_batch(1)),
-        Err("runner config: `prefetch` is too large".into())
+        error(&|b| b.prefetch(usize::MAX).pick_batch(1)),
+        Some("runner config: `prefetch` is too large".into())
     );
     assert!(build(&|b| b.save_batch(0)).is_err());
     assert!(build(&|b| b.sink_gone_after(0)).is_err());
-}
 
-#[test]
-fn the_save_queue_holds_a_batch_per_saver_unless_set() {
-    let queue = Queue::new();
+    // A save batch takes only what is queued: unless set, the queue makes
+    // room for a full batch per saver.
     let save_queue =
         |f: &dyn Fn(pjp_core::RunnerBuilder<_, _, _>) -> pjp_core::RunnerBuilder<_, _, _>| {
-            f(JobRunner::builder(
-                queue.picker(),
-                Doubler::default(),
-                queue.saver(),
-            ))
-            .build()
-            .map(|runner| runner.config().save_queue())
+            build(f).map(|config| config.save_queue())
         };
     assert_eq!(save_queue(&|b| b), Ok(2), "one job per save, two savers");
-    // A batch takes only what is queued: the queue makes room for a full
-    // batch per saver.
     assert_eq!(save_queue(&|b| b.save_batch(64)), Ok(128));
     assert_eq!(save_queue(&|b| b.savers(1).save_batch(64)), Ok(64));
     assert_eq!(save_queue(&|b| b.save_batch(1 << 20)), Ok(4_096), "capped");
