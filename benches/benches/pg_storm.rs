@@ -6,7 +6,8 @@
 //!
 //! * `storm`: `PJP_STORM_PROCESSES` processes (default 10) ×
 //!   `PJP_STORM_PICKERS` pickers (default 100) = 1,000 pickers through a
-//!   pooler of `PJP_STORM_POOL` server connections (default 16);
+//!   pooler of `PJP_STORM_POOL` server connections (default 8: four per
+//!   core of this machine's server; more make every statement slower);
 //! * `single`: the baseline, one process of 4 pickers straight to the
 //!   server (the figure a single worker reaches);
 //! * `storm, adaptive claims`: the storm with
@@ -316,7 +317,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         (4_000, 4, 25)
     };
-    let pool = u32::try_from(env("PJP_STORM_POOL", 16)).unwrap_or(16);
+    let pool = u32::try_from(env("PJP_STORM_POOL", 8)).unwrap_or(8);
     let Some(bouncer) = PgBouncer::start_with_pool_size(pool) else {
         eprintln!("SKIPPED pg_storm: no pgbouncer");
         return Ok(());

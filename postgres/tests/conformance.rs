@@ -14,9 +14,14 @@ use pjp_postgres::{NewJob, PgJob, PgPicker, PgQueue, PgWorker};
 use pjp_runtime_tokio::TokioRuntime;
 use pjp_testkit::conformance::{self, PickerOptions};
 
-/// A fresh schema holding `jobs` jobs, and a picker on it. The schema lives
-/// as long as the test (kept in `dbs`).
-async fn fresh(dbs: &Mutex<Vec<(TestDb, PgWorker)>>, jobs: u64) -> PgPicker {
+/// A fresh schema holding `jobs` jobs, and a picker on it (with adaptive
+/// claims aiming at `target`, if any). The schema lives as long as the test
+/// (kept in `dbs`).
+async fn fresh(
+    dbs: &Mutex<Vec<(TestDb, PgWorker)>>,
+    jobs: u64,
+    target: Option<Duration>,
+) -> PgPicker {
     let db = TestDb::new().await;
     db.queue
         .enqueue_many(
@@ -26,7 +31,11 @@ async fn fresh(dbs: &Mutex<Vec<(TestDb, PgWorker)>>, jobs: u64) -> PgPicker {
         )
         .await
         .unwrap();
-    let worker = db.queue.worker(fast("conformance")).await.unwrap();
+    let mut config = fast("conformance");
+    if let Some(target) = target {
+        config = config.adaptive_claims(target);
+    }
+    let worker = db.queue.worker(config).await.unwrap();
     let picker = worker.picker("c").unwrap();
     dbs.lock().unwrap().push((db, worker));
     picker
@@ -34,6 +43,17 @@ async fn fresh(dbs: &Mutex<Vec<(TestDb, PgWorker)>>, jobs: u64) -> PgPicker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_picker_passes_the_conformance_suite() {
+    picker_suite(None).await;
+}
+
+/// With a target no claim meets, picks queue at the adaptive gate and are
+/// served by one another's claims: the promises hold all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_picker_with_adaptive_claims_passes_the_conformance_suite() {
+    picker_suite(Some(Duration::from_micros(1))).await;
+}
+
+async fn picker_suite(target: Option<Duration>) {
     let dbs = Mutex::new(Vec::new());
     // A pick dropped half-way may have committed its claim on the server: the
     // lease then expires (1 s here) and the job is rescued, so the suite
@@ -42,7 +62,7 @@ async fn the_picker_passes_the_conformance_suite() {
         .jobs(16)
         .settle(Duration::from_millis(2_000));
     let report = conformance::check_picker_with(&TokioRuntime::current(), options, async |n| {
-        fresh(&dbs, n).await
+        fresh(&dbs, n, target).await
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));

@@ -295,18 +295,31 @@ async fn eight_pickers_over_10k_jobs_never_share_a_job() {
 /// Four pickers of `worker` claim (32 at a time) and save until the queue
 /// is empty; the ids they did, each checked to be done once.
 async fn drain_with_four_pickers(worker: &pjp_postgres::PgWorker) -> HashSet<i64> {
-    let tasks: Vec<_> = (0..4)
+    drain_with(worker, 4, 32).await.0
+}
+
+/// `pickers` pickers of `worker` claim (`batch` at a time) and save until
+/// the queue is empty; the ids they did, each checked to be done once, and
+/// how many picks got jobs.
+async fn drain_with(
+    worker: &pjp_postgres::PgWorker,
+    pickers: usize,
+    batch: usize,
+) -> (HashSet<i64>, usize) {
+    let tasks: Vec<_> = (0..pickers)
         .map(|_| {
             let picker = worker.picker("c").unwrap().exit_when_empty(true);
             let saver: Saver = worker.saver();
             tokio::spawn(async move {
                 let mut done = Vec::new();
+                let mut picks = 0;
                 loop {
-                    let jobs = match picker.pick_many(32).await.unwrap() {
+                    let jobs = match picker.pick_many(batch).await.unwrap() {
                         Picked::Some(jobs) => jobs,
                         Picked::Empty => continue,
-                        Picked::Exhausted => return done,
+                        Picked::Exhausted => return (done, picks),
                     };
+                    picks += 1;
                     let results: Vec<JobResult<Vec<u8>, String>> =
                         jobs.iter().map(|j| Ok(j.input.to_vec())).collect();
                     let batch: Vec<_> = results.iter().zip(jobs.iter().map(|j| &j.meta)).collect();
@@ -319,12 +332,15 @@ async fn drain_with_four_pickers(worker: &pjp_postgres::PgWorker) -> HashSet<i64
         })
         .collect();
     let mut ids = HashSet::new();
+    let mut picks = 0;
     for task in tasks {
-        for id in task.await.unwrap() {
+        let (done, made) = task.await.unwrap();
+        picks += made;
+        for id in done {
             assert!(ids.insert(id), "job {id} done twice");
         }
     }
-    ids
+    (ids, picks)
 }
 
 /// Adaptive claims: the window starts at one claim in flight. With a target
@@ -385,6 +401,32 @@ async fn adaptive_claims_open_the_window_only_while_claims_are_fast() {
     // Without adaptive claims there is no window.
     let plain = db.queue.worker(fast("plain")).await.unwrap();
     assert_eq!(plain.claim_window(), None);
+}
+
+/// Pickers waiting at the adaptive gate are served by the claim of the one
+/// let in: a claim takes their batches too (up to 32 jobs), so there are
+/// far fewer claim statements than picks, and each job is still done once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pickers_waiting_at_the_gate_share_one_claim() {
+    let db = TestDb::new().await;
+    let jobs: Vec<NewJob> = (0..1_600u32)
+        .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
+        .collect();
+    db.queue.enqueue_many(jobs).await.unwrap();
+    // No claim meets 1 µs: the window stays narrow and the pickers queue.
+    let worker = db
+        .queue
+        .worker(fast("shared").adaptive_claims(Duration::from_micros(1)))
+        .await
+        .unwrap();
+    let (ids, picks) = drain_with(&worker, 16, 4).await;
+    assert_eq!(ids.len(), 1_600);
+    let statements = worker.claim_latency().count;
+    assert!(picks >= 400, "1,600 jobs in picks of at most 4: {picks}");
+    assert!(
+        statements * 2 <= picks as u64,
+        "{statements} claim statements for {picks} picks"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 //! So each part reads on its own, and none reaches back into the worker
 //! that owns it.
 
+pub(crate) mod coalesce;
 pub(crate) mod config;
 pub(crate) mod gate;
 pub(crate) mod heartbeat;
@@ -204,6 +205,7 @@ impl PgWorker {
             shared: Arc::new(WorkerShared {
                 queue,
                 claim_gate,
+                claim_lines: Default::default(),
                 claim_latency: ClaimLatency::new(),
                 claim_server_latency: ClaimLatency::new(),
                 config,

@@ -9,6 +9,7 @@ use pjp_core::{
 };
 use tokio::sync::watch;
 
+use super::gate::Pass;
 use crate::enqueue::check_queue_name;
 use crate::error::QueueError;
 use crate::job::PgJob;
@@ -61,6 +62,10 @@ pub struct PgPicker {
     /// The resource classes it can run (`None`: every class).
     classes: Option<Vec<String>>,
     order: ClaimOrder,
+    /// What it claims (queue, kinds, classes, order): the pickers of one
+    /// worker making the same claim wait at its gate in one line, and the
+    /// one let in claims for the line too.
+    shape: String,
 }
 
 /// Which kinds a picker claims: every kind (the kind-agnostic claim), these
@@ -92,7 +97,18 @@ impl PgPicker {
             kinds: KindFilter::Every,
             classes: None,
             order: ClaimOrder::default(),
-        })
+            shape: String::new(),
+        }
+        .reshaped())
+    }
+
+    /// Names what it claims, after a change of it.
+    fn reshaped(mut self) -> Self {
+        self.shape = format!(
+            "{}\0{:?}\0{:?}\0{:?}",
+            self.queue, self.kinds, self.classes, self.order
+        );
+        self
     }
 
     /// Claims only jobs of these kinds, in this order of preference: a job of
@@ -111,7 +127,7 @@ impl PgPicker {
     /// ```
     pub fn kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
         self.kinds = KindFilter::only(kinds.into_iter().map(Into::into));
-        self
+        self.reshaped()
     }
 
     /// Claims jobs of every kind except these: a worker that proves
@@ -131,7 +147,7 @@ impl PgPicker {
     /// ```
     pub fn except_kinds<K: Into<String>>(mut self, kinds: impl IntoIterator<Item = K>) -> Self {
         self.kinds = KindFilter::except(kinds.into_iter().map(Into::into));
-        self
+        self.reshaped()
     }
 
     /// The order it claims in ([`ClaimOrder::ProofFirst`] by default). A
@@ -139,7 +155,7 @@ impl PgPicker {
     /// or [`classes`](Self::classes) always claims proof-first within them.
     pub fn order(mut self, order: ClaimOrder) -> Self {
         self.order = order;
-        self
+        self.reshaped()
     }
 
     /// Claims only jobs whose resource class is one of these (a CPU-only
@@ -148,7 +164,7 @@ impl PgPicker {
     pub fn classes<C: Into<String>>(mut self, classes: impl IntoIterator<Item = C>) -> Self {
         let classes: Vec<String> = classes.into_iter().map(Into::into).collect();
         self.classes = (!classes.is_empty()).then_some(classes);
-        self
+        self.reshaped()
     }
 
     /// Reports `Exhausted` (the run finishes once its jobs are saved) when no
@@ -166,8 +182,73 @@ impl PgPicker {
         &self.queue
     }
 
+    /// Claims up to `max` jobs. With adaptive claims, a picker that waits
+    /// at the gate may be served by the claim of one let in before it (see
+    /// [`coalesce`](super::coalesce)).
     async fn claim(&self, max: usize) -> Result<Vec<Job<Bytes, PgJob>>, QueueError> {
         let max = max.clamp(1, MAX_CLAIM_BATCH);
+        let Some(gate) = &self.shared.claim_gate else {
+            return self.claim_now(max, None).await;
+        };
+        let line = self.shared.claim_lines.line(&self.shape);
+        let pass = loop {
+            let (ticket, mut share) = line.wait(max);
+            tokio::select! {
+                // A claim that took this picker hands its share over at once.
+                biased;
+                served = &mut share => match served {
+                    Ok(jobs) => return Ok(jobs),
+                    // That claim failed: queue again.
+                    Err(_) => continue,
+                },
+                pass = gate.enter() => {
+                    if ticket.claim_self() {
+                        break pass;
+                    }
+                    // Taken while it waited: its share is on the way; the
+                    // place goes to the next in line.
+                    drop(pass);
+                    match share.await {
+                        Ok(jobs) => return Ok(jobs),
+                        Err(_) => continue,
+                    }
+                }
+            }
+        };
+        let served = line.serve(max);
+        let total = max + served.iter().map(|w| w.want).sum::<usize>();
+        let mut jobs = self
+            .claim_now(total.min(MAX_CLAIM_BATCH), Some(pass))
+            .await?;
+        // Its own batch first (the best jobs, in claim order), then each
+        // waiter's in the order they came; a waiter gone meanwhile gives its
+        // share back.
+        let mut rest = jobs.split_off(max.min(jobs.len())).into_iter();
+        let mut unwanted = Vec::new();
+        for waiter in served {
+            let share: Vec<_> = rest.by_ref().take(waiter.want).collect();
+            if let Err(share) = waiter.share.send(share) {
+                unwanted.extend(share.into_iter().map(|job| job.meta));
+            }
+        }
+        unwanted.extend(rest.map(|job| job.meta));
+        if !unwanted.is_empty() {
+            for outcome in self.release_many(unwanted, ReleaseReason::Abandon).await {
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "handing back jobs claimed for a picker that left; their leases expire instead");
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// One claim statement of up to `max` jobs, through the gate's `pass`
+    /// when there is one.
+    async fn claim_now(
+        &self,
+        max: usize,
+        pass: Option<Pass<'_>>,
+    ) -> Result<Vec<Job<Bytes, PgJob>>, QueueError> {
         let shared = &self.shared;
         let inner = &shared.queue.inner;
         // Prepared once per connection (one round trip per claim); the
@@ -179,10 +260,6 @@ impl PgPicker {
             (KindFilter::Every, Some(_)) => &inner.sql.claim_classes,
             (KindFilter::Only(_), _) => &inner.sql.claim_kinds,
             (KindFilter::Except(_), _) => &inner.sql.claim_except,
-        };
-        let pass = match &shared.claim_gate {
-            Some(gate) => Some(gate.enter().await),
-            None => None,
         };
         let sent = tokio::time::Instant::now();
         let mut rows: Vec<ClaimedRow> = once_more_if_gone(&inner.pool, || {
@@ -337,6 +414,9 @@ impl JobPicker for PgPicker {
 
     /// Claims up to `max` jobs in one statement; with none claimable, waits
     /// for a notification (at most the poll interval) and tries once more.
+    /// With [`WorkerConfig::adaptive_claims`](crate::WorkerConfig::adaptive_claims),
+    /// a pick waiting at the gate may be served by the statement of the
+    /// picker let in before it (see the crate's README, "adaptive claims").
     ///
     /// # Cancellation safety
     ///
@@ -344,7 +424,8 @@ impl JobPicker for PgPicker {
     /// committed, the jobs are leased to this worker and nobody executes
     /// them until their leases expire and a rescue hands them out again
     /// (a lost lease each, not an attempt). Dropping it while it waits for a
-    /// notification claims nothing. The runner never drops a pick in flight
+    /// notification claims nothing; dropped while it waits at the gate, it
+    /// holds nothing (a share claimed for it meanwhile is handed back). The runner never drops a pick in flight
     /// unless its own run future is dropped.
     async fn pick_many(&self, max: usize) -> Result<Picked<Vec<Job<Bytes, PgJob>>>, QueueError> {
         let mut wakeups = self.wakeups.clone();

@@ -11,12 +11,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
+use bytes::Bytes;
 use hdrhistogram::Histogram;
-use pjp_core::LatencySummary;
+use pjp_core::{Job, LatencySummary};
 
 use crate::config::WorkerConfig;
 use crate::gate::ClaimGate;
+use crate::job::PgJob;
 use crate::queue::PgQueue;
+use crate::worker::coalesce::Lines;
 
 /// How long the worker's claim statements took, from asking the pool for a
 /// connection to the answer (a wait at the [`ClaimGate`] not included), in
@@ -284,6 +287,9 @@ pub(crate) struct WorkerShared {
     /// Limits the claims in flight, with
     /// [`WorkerConfig::adaptive_claims`](crate::WorkerConfig::adaptive_claims).
     pub(crate) claim_gate: Option<ClaimGate>,
+    /// Pickers waiting at the gate, by claim: the one let in claims for
+    /// its line too.
+    pub(crate) claim_lines: Lines<Job<Bytes, PgJob>>,
     pub(crate) claim_latency: ClaimLatency,
     pub(crate) claim_server_latency: ClaimLatency,
     /// The listener and the maintenance task: aborted when the worker and
