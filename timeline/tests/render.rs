@@ -225,9 +225,14 @@ async fn a_recorded_run_renders_one_lane_per_task() -> anyhow::Result<()> {
     for label in timeline.lane_labels() {
         assert!(texts.iter().any(|t| t == label), "{label:?} missing");
     }
-    for label in ["node-1 picker 0", "node-1 worker 0", "node-1 saver 0"] {
+    for label in ["node-1 picker 0", "node-1 saver 0"] {
         assert!(texts.iter().any(|t| t == label), "{label:?} missing");
     }
+    // Which of the two workers ran the jobs is the scheduler's choice.
+    assert!(
+        texts.iter().any(|t| t.starts_with("node-1 worker ")),
+        "no worker lane"
+    );
     let executes = spans
         .iter()
         .filter(|s| s.activity == Activity::Execute)

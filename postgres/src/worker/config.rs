@@ -100,7 +100,10 @@ impl WorkerConfig {
     /// notification. A fleet of many processes may need fewer claims in
     /// flight than it has processes, so the window goes below one (down to
     /// a sixteenth): the worker then paces its claims, starting each one
-    /// `latency × (1/window − 1)` after the last answered.
+    /// `latency × (1/window − 1)` after the last answered. The picker let
+    /// in claims for the pickers of the same claim waiting behind it too
+    /// (up to 32 jobs in all, or its own batch when larger) and hands each
+    /// its share, so a storm makes fewer, fuller claims.
     /// [`PgWorker::claim_window`](crate::PgWorker::claim_window) shows the
     /// window.
     ///
