@@ -429,6 +429,89 @@ async fn pickers_waiting_at_the_gate_share_one_claim() {
     );
 }
 
+/// A picker served by another's claim that has gone by the time its share
+/// arrives: the share is handed back at once, burning nothing, and not
+/// left leased to a live worker. The claims are held at a table lock so
+/// that the order is fixed: X claims first; B and C queue at the gate; B
+/// is let in, takes C's batch into its claim, and C goes away while that
+/// claim waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_whose_picker_went_away_is_handed_back_at_once() {
+    let db = TestDb::new().await;
+    let jobs: Vec<NewJob> = (0..40u32)
+        .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
+        .collect();
+    db.queue.enqueue_many(jobs).await.unwrap();
+    let worker = db
+        .queue
+        .worker(
+            fast("gone")
+                .lease_ttl(Duration::from_secs(60))
+                .adaptive_claims(Duration::from_micros(1)),
+        )
+        .await
+        .unwrap();
+    let picker = worker.picker("c").unwrap();
+    let table = db.table();
+    let lock = || async {
+        let mut tx = db.queue.pool().begin().await.unwrap();
+        sqlx::query(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx
+    };
+    // A claim of this schema waiting for the lock.
+    let claim_waits = || async {
+        db.scalar(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%{}.claimable%'",
+            db.schema()
+        ))
+        .await
+            == 1
+    };
+    let pick = |picker: pjp_postgres::PgPicker| {
+        Box::pin(async move { picker.pick_many(4).await.unwrap() })
+    };
+
+    let held = lock().await;
+    let x = tokio::spawn(pick(picker.clone()));
+    Wait::new("X's claim to wait for the lock")
+        .until_async(claim_waits)
+        .await;
+    // B, then C, queue at the gate behind X (one poll each puts them in line).
+    let mut b = pick(picker.clone());
+    let mut c = pick(picker.clone());
+    assert!(futures_util::poll!(b.as_mut()).is_pending());
+    assert!(futures_util::poll!(c.as_mut()).is_pending());
+    held.commit().await.unwrap();
+    assert!(matches!(x.await.unwrap(), Picked::Some(ref jobs) if jobs.len() == 4));
+
+    let held = lock().await;
+    let b = tokio::spawn(b);
+    Wait::new("B's claim, for B and C, to wait for the lock")
+        .until_async(claim_waits)
+        .await;
+    drop(c);
+    held.commit().await.unwrap();
+    assert!(matches!(b.await.unwrap(), Picked::Some(ref jobs) if jobs.len() == 4));
+
+    // X's 4 and B's 4 are held; C's 4 are back in the queue as they were.
+    let count = |status: &'static str| {
+        let sql = format!(
+            "SELECT count(*) FROM {table} WHERE status = '{status}' AND lost_leases = 0 AND attempts = 0"
+        );
+        let db = &db;
+        async move { db.scalar(&sql).await }
+    };
+    assert_eq!(count("running").await, 8);
+    assert_eq!(count("queued").await, 32);
+    assert!(matches!(
+        picker.pick_many(40).await.unwrap(),
+        Picked::Some(ref jobs) if jobs.len() == 32
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_rescued_without_burning_an_attempt_and_the_stale_save_is_fenced() {
     let db = TestDb::new().await;
