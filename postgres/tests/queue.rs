@@ -233,10 +233,7 @@ async fn claims_follow_priority_then_age_and_are_leases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_pickers_over_10k_jobs_never_share_a_job() {
     let db = TestDb::new().await;
-    let jobs: Vec<NewJob> = (0..10_000u32)
-        .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
-        .collect();
-    db.queue.enqueue_many(jobs).await.unwrap();
+    db.enqueue_numbered("c", 10_000).await;
     let worker = db.queue.worker(fast("w")).await.unwrap();
     let held = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
     let tasks: Vec<_> = (0..8)
@@ -352,12 +349,7 @@ async fn drain_with(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_claims_open_the_window_only_while_claims_are_fast() {
     let db = TestDb::new().await;
-    let enqueue = || async {
-        let jobs: Vec<NewJob> = (0..4_000u32)
-            .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
-            .collect();
-        db.queue.enqueue_many(jobs).await.unwrap();
-    };
+    let enqueue = || db.enqueue_numbered("c", 4_000);
     enqueue().await;
     let slow = db
         .queue
@@ -409,10 +401,7 @@ async fn adaptive_claims_open_the_window_only_while_claims_are_fast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pickers_waiting_at_the_gate_share_one_claim() {
     let db = TestDb::new().await;
-    let jobs: Vec<NewJob> = (0..1_600u32)
-        .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
-        .collect();
-    db.queue.enqueue_many(jobs).await.unwrap();
+    db.enqueue_numbered("c", 1_600).await;
     // No claim meets 1 µs: the window stays narrow and the pickers queue.
     let worker = db
         .queue
@@ -438,10 +427,7 @@ async fn pickers_waiting_at_the_gate_share_one_claim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_whose_picker_went_away_is_handed_back_at_once() {
     let db = TestDb::new().await;
-    let jobs: Vec<NewJob> = (0..40u32)
-        .map(|i| NewJob::new("c", i.to_le_bytes().to_vec()))
-        .collect();
-    db.queue.enqueue_many(jobs).await.unwrap();
+    db.enqueue_numbered("c", 40).await;
     let worker = db
         .queue
         .worker(

@@ -429,10 +429,7 @@ impl Heartbeat {
     /// small (`PgQueue::maintain` does the same for a queue no worker
     /// serves). A failure only leaves the set larger until the next rescue.
     async fn keep_hot_set(&self) {
-        let hot: Result<i64, _> = sqlx::query_scalar(&self.queue.inner.sql.hot_set)
-            .fetch_one(&self.pool)
-            .await;
-        match hot {
+        match self.queue.keep_hot_set_on(&self.pool).await {
             Ok(chunks) => tracing::trace!(chunks, "hot chunks"),
             Err(error) => {
                 tracing::warn!(%error, "keeping the claims' chunks failed; retrying next rescue")

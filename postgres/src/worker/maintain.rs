@@ -79,10 +79,14 @@ impl PgQueue {
     /// Keeps the set of chunks claims read (see the crate's README, "the hot
     /// set"); returns how many chunks a claim reads now. One statement.
     pub(crate) async fn keep_hot_set(&self) -> Result<i64, QueueError> {
-        let inner = &self.inner;
-        Ok(sqlx::query_scalar(&inner.sql.hot_set)
-            .persistent(inner.pool.persistent())
-            .fetch_one(&inner.pool)
+        self.keep_hot_set_on(&self.inner.pool).await
+    }
+
+    /// The same on `db` (the rescuer's heartbeat runs it on its own
+    /// connection).
+    pub(crate) async fn keep_hot_set_on(&self, db: &Db) -> Result<i64, QueueError> {
+        Ok(sqlx::query_scalar(&self.inner.sql.hot_set)
+            .fetch_one(db)
             .await?)
     }
 }

@@ -7,7 +7,7 @@ pub mod durable;
 use std::time::Duration;
 
 use pjp_core::{JobPicker, Picked};
-use pjp_postgres::{PgPicker, PgQueue, PgQueueBuilder, WorkerConfig};
+use pjp_postgres::{NewJob, PgPicker, PgQueue, PgQueueBuilder, WorkerConfig};
 use pjp_testkit::postgres::TestSchema;
 
 /// `url` with its database replaced by `database`.
@@ -110,6 +110,15 @@ impl TestDb {
 
     pub fn table(&self) -> String {
         format!("{}.jobs", self.schema.name())
+    }
+
+    /// Enqueues `n` jobs on `queue`, each carrying its number (4 bytes,
+    /// little-endian).
+    pub async fn enqueue_numbered(&self, queue: &str, n: u32) {
+        let jobs = (0..n)
+            .map(|i| NewJob::new(queue, i.to_le_bytes().to_vec()))
+            .collect();
+        self.queue.enqueue_many(jobs).await.unwrap();
     }
 }
 
